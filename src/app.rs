@@ -1,0 +1,94 @@
+//! What each command line does: load the config for the right user, set up logging, and run
+//! the chosen action. Returns the process exit code; `main` only prints errors.
+
+use std::path::PathBuf;
+
+use log::warn;
+
+use crate::agent::CaptureStatus;
+use crate::cli::{Action, Cli};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::paths::{Env, Paths};
+use crate::report::Sink;
+use crate::{logging, run, selftest};
+
+pub fn main_with(cli: Cli) -> Result<u8> {
+    let action = cli.action().map_err(Error::Usage)?;
+    match action {
+        Action::Generate(_) => return Err(Error::NotImplemented("--generate")),
+        Action::Setup => return Err(Error::NotImplemented("--setup")),
+        Action::InstallService => return Err(Error::NotImplemented("--install-service")),
+        Action::Update => return Err(Error::NotImplemented("--update")),
+        Action::Analyze { .. } => return analyze_unavailable(),
+        Action::Run | Action::Test => {}
+    }
+    let env = Env::from_process();
+    let paths = Paths::resolve(&env, cli.limited);
+    let mut settings = Settings::load(cli.config.as_deref(), &paths)?;
+    if cli.limited {
+        settings.limited = true;
+    }
+    let level = logging::adjust(settings.log_level, cli.verbosity_delta());
+    let log_file = if action == Action::Test { None } else { settings.log_file.clone() };
+    logging::init(level, log_file.as_deref());
+    if !settings.unknown_keys.is_empty() {
+        warn!(
+            "{}: ignoring unknown config keys: {}",
+            settings.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            settings.unknown_keys.join(", ")
+        );
+    }
+    let capture = capture_status(&settings);
+    if let Some(reason) = &capture.reason {
+        log::info!("packet capture off: {reason}");
+    }
+    match action {
+        Action::Test => self_test(&settings, capture),
+        _ => {
+            run::run(settings, run::RunOptions { capture, insight: None, extra_sinks: Vec::new() })?;
+            Ok(0)
+        }
+    }
+}
+
+fn analyze_unavailable() -> Result<u8> {
+    Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
+}
+
+/// Why capture is on or off for this run (§1).
+pub fn capture_status(settings: &Settings) -> CaptureStatus {
+    let limited = |reason: &str| CaptureStatus { mode: "limited".into(), reason: Some(reason.into()) };
+    if settings.limited {
+        return limited("limited mode (--limited or \"limited\": true in the config)");
+    }
+    limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
+}
+
+fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(p) = &settings.events_file {
+        sinks.push(Box::new(crate::report::eventlog::EventLog::open(p)?));
+    }
+    if sinks.is_empty() {
+        return Err(Error::Runtime("no sink is configured (events_file is \"\" and no API key)".into()));
+    }
+    let events = selftest::synthetic_incident(settings, capture);
+    let results = selftest::deliver(&events, &mut sinks);
+    let mut ok = true;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("{name}: OK"),
+            Err(e) => {
+                ok = false;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+    }
+    Ok(if ok { 0 } else { crate::error::EXIT_FAILURE })
+}
+
+/// The config path this invocation would use (for messages).
+pub fn config_path(cli: &Cli) -> PathBuf {
+    cli.config.clone().unwrap_or_else(|| Paths::resolve(&Env::from_process(), cli.limited).config)
+}

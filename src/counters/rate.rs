@@ -1,0 +1,106 @@
+//! Rates as pure functions of two readings. Counters are untrusted: every difference is a
+//! `checked_sub`, and a reset or a zero interval is a gap, never a spike.
+
+use std::time::{Duration, Instant};
+
+use super::netdev::IfaceCounters;
+use super::snmp::ProtoCounters;
+
+/// One read of the monitored interface, stamped with the monotonic clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub at: Instant,
+    pub iface: IfaceCounters,
+    pub proto: Option<ProtoCounters>,
+}
+
+/// Receive (and transmit) rates over one interval. BPS means bits per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub pps: f64,
+    pub bits_per_s: f64,
+    pub tx_pps: f64,
+    pub tx_bits_per_s: f64,
+    /// Per-protocol packets received during the interval (host-wide), when readable.
+    pub proto: Option<ProtoCounters>,
+    pub interval: Duration,
+}
+
+/// Why two readings gave no rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// A counter went backwards: driver reset, interface re-created, wrap.
+    CounterWentBack,
+    /// The clock did not advance (or went backwards).
+    NoTimeElapsed,
+}
+
+pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
+    let interval = cur.at.checked_duration_since(prev.at).filter(|d| !d.is_zero()).ok_or(Gap::NoTimeElapsed)?;
+    let d = |a: u64, b: u64| a.checked_sub(b).ok_or(Gap::CounterWentBack);
+    let rx_packets = d(cur.iface.rx_packets, prev.iface.rx_packets)?;
+    let rx_bytes = d(cur.iface.rx_bytes, prev.iface.rx_bytes)?;
+    let tx_packets = d(cur.iface.tx_packets, prev.iface.tx_packets)?;
+    let tx_bytes = d(cur.iface.tx_bytes, prev.iface.tx_bytes)?;
+    let secs = interval.as_secs_f64();
+    // A protocol counter reset only costs the mix, not the sample.
+    let proto = match (&cur.proto, &prev.proto) {
+        (Some(c), Some(p)) => c.delta(p),
+        _ => None,
+    };
+    Ok(Rates {
+        pps: rx_packets as f64 / secs,
+        bits_per_s: rx_bytes as f64 * 8.0 / secs,
+        tx_pps: tx_packets as f64 / secs,
+        tx_bits_per_s: tx_bytes as f64 * 8.0 / secs,
+        proto,
+        interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(at: Instant, rx_packets: u64, rx_bytes: u64) -> Reading {
+        Reading {
+            at,
+            iface: IfaceCounters { name: "eth0".into(), rx_bytes, rx_packets, tx_bytes: 0, tx_packets: 0 },
+            proto: None,
+        }
+    }
+
+    #[test]
+    fn rate_uses_the_measured_interval() {
+        let t0 = Instant::now();
+        let a = reading(t0, 1000, 1_000_000);
+        let b = reading(t0 + Duration::from_millis(250), 3500, 1_250_000);
+        let r = rates(&a, &b).unwrap();
+        assert_eq!(r.pps, 10_000.0);
+        assert_eq!(r.bits_per_s, 8_000_000.0);
+    }
+
+    #[test]
+    fn counter_reset_is_a_gap_not_a_spike() {
+        let t0 = Instant::now();
+        let a = reading(t0, u64::MAX - 5, 1_000_000);
+        let b = reading(t0 + Duration::from_millis(200), 10, 1_000);
+        assert_eq!(rates(&a, &b), Err(Gap::CounterWentBack));
+    }
+
+    #[test]
+    fn zero_interval_is_a_gap() {
+        let t0 = Instant::now();
+        assert_eq!(rates(&reading(t0, 1, 1), &reading(t0, 2, 2)), Err(Gap::NoTimeElapsed));
+    }
+
+    #[test]
+    fn wide_counters_past_2_pow_32_do_not_overflow() {
+        let t0 = Instant::now();
+        let a = reading(t0, 39_517_462_281, 48_190_433_652_921);
+        let b = reading(t0 + Duration::from_secs(1), 39_517_562_281, 48_190_533_652_921);
+        let r = rates(&a, &b).unwrap();
+        assert_eq!(r.pps, 100_000.0);
+        assert_eq!(r.bits_per_s, 800_000_000.0);
+    }
+}

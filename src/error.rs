@@ -1,0 +1,79 @@
+//! The crate's one error type and its mapping to process exit codes.
+//!
+//! Every fallible library call returns [`Error`]; `main` prints it with `{:#}`-style context and
+//! exits with [`Error::exit_code`]. Per-tick failures (a bad counter read, a failed send) are not
+//! errors of this kind: they are logged once and counted where they happen.
+
+use std::path::PathBuf;
+
+/// Exit code for a usage error (bad flags), as clap uses.
+pub const EXIT_USAGE: u8 = 2;
+/// EX_CONFIG from sysexits.h: a config file that cannot be read or is invalid.
+pub const EXIT_CONFIG: u8 = 78;
+/// A runtime failure (`--test` failed, update failed, ...).
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file is not valid JSON.
+    #[error("{}: invalid JSON at line {line}, column {column}: {msg}", path.display())]
+    ConfigSyntax { path: PathBuf, line: usize, column: usize, msg: String },
+    /// A key has a wrong type or an out-of-range value.
+    #[error("{}: key `{key}`{}: {msg}", path.display(), location(*line, *column))]
+    ConfigValue { path: PathBuf, key: String, line: usize, column: usize, msg: String },
+    /// The config file could not be read.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    ConfigRead { path: PathBuf, source: std::io::Error },
+    /// Permission denied on a path; `hint` says how to fix it.
+    #[error("{}: permission denied ({hint})", path.display())]
+    PermissionDenied { path: PathBuf, hint: String },
+    /// Any other I/O failure, with the path it concerned.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A flag this build cannot honour because a Cargo feature is missing.
+    #[error("this build has no {what} (feature {feature}); rebuild with `--features {feature}`")]
+    NotBuilt { what: &'static str, feature: &'static str },
+    /// A flag that parses but whose behaviour is not built yet.
+    #[error("{0} is not built yet in this version of ftagent")]
+    NotImplemented(&'static str),
+    /// A wrong combination of flags.
+    #[error("{0}")]
+    Usage(String),
+    /// A runtime failure with a message for the operator.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+fn location(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
+    }
+}
+
+impl Error {
+    /// Wrap an I/O error with the path it happened on; permission errors get their own variant.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::PermissionDenied {
+                path,
+                hint: "run as a user that may write there, or point `state_dir`/`--config` elsewhere".into(),
+            }
+        } else {
+            Error::Io { path, source }
+        }
+    }
+
+    /// The process exit code this error maps to (§2).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::ConfigSyntax { .. } | Error::ConfigValue { .. } | Error::ConfigRead { .. } => EXIT_CONFIG,
+            Error::Usage(_) => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,176 @@
+//! The agent's event vocabulary (§6.1): what the local event log records and every sink
+//! receives. Plain data with serde; no I/O.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T22:27:20.123Z`.
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// One event as written to the event log: `ts`, `event`, `agent_version`, then the fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub ts: String,
+    #[serde(flatten)]
+    pub body: EventBody,
+    pub agent_version: String,
+}
+
+impl Event {
+    pub fn new(wall: SystemTime, body: EventBody) -> Self {
+        Event { ts: rfc3339_ms(wall), body, agent_version: AGENT_VERSION.to_string() }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match &self.body {
+            EventBody::AgentStart { .. } => "agent_start",
+            EventBody::IncidentOpen(_) => "incident_open",
+            EventBody::IncidentUpdate(_) => "incident_update",
+            EventBody::IncidentResolve(_) => "incident_resolve",
+            EventBody::AgentStop {} => "agent_stop",
+        }
+    }
+
+    /// The incident this event belongs to, if any.
+    pub fn incident_id(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::IncidentOpen(o) => Some(&o.incident_id),
+            EventBody::IncidentUpdate(u) => Some(&u.incident_id),
+            EventBody::IncidentResolve(r) => Some(&r.incident_id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventBody {
+    AgentStart {
+        interface: String,
+        mode: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capture_reason: Option<String>,
+        baseline_restored: bool,
+    },
+    IncidentOpen(IncidentOpen),
+    IncidentUpdate(IncidentUpdate),
+    IncidentResolve(IncidentResolve),
+    AgentStop {},
+}
+
+/// How an incident was classified and the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub attack_family: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_subtype: Option<String>,
+    /// `counters` (limited mode) or `packets` (capture builds).
+    pub classified_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    /// Capture-build evidence (§7.2): `top_src_ips`, `protocol_breakdown`, `ioc_hits`, ...
+    #[serde(flatten)]
+    pub evidence: Map<String, Value>,
+}
+
+impl Classification {
+    pub fn unknown() -> Self {
+        Classification {
+            attack_family: "unknown".into(),
+            attack_subtype: None,
+            classified_by: "counters".into(),
+            confidence: None,
+            evidence: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentOpen {
+    pub incident_id: String,
+    pub interface: String,
+    pub pps: f64,
+    pub bps: f64,
+    pub threshold_pps: f64,
+    pub threshold_bps: f64,
+    pub baseline_pps: f64,
+    pub severity: String,
+    /// `pps` or `bps`.
+    pub trigger: String,
+    pub test: bool,
+    /// Onset time (first sample over threshold), RFC 3339.
+    pub started_at: String,
+    #[serde(flatten)]
+    pub class: Classification,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentUpdate {
+    pub incident_id: String,
+    pub pps: f64,
+    pub bps: f64,
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    pub duration_s: f64,
+    pub severity: String,
+    pub test: bool,
+    #[serde(flatten)]
+    pub class: Classification,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentResolve {
+    pub incident_id: String,
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    pub duration_s: f64,
+    pub severity: String,
+    /// `traffic_normal` or `agent_stopped`.
+    pub reason: String,
+    pub test: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap_file: Option<String>,
+    #[serde(flatten)]
+    pub class: Classification,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn event_line_has_required_fields_and_round_trips() {
+        let wall = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
+        let e = Event::new(
+            wall,
+            EventBody::IncidentResolve(IncidentResolve {
+                incident_id: "id".into(),
+                peak_pps: 1.0,
+                peak_bps: 2.0,
+                duration_s: 3.0,
+                severity: "high".into(),
+                reason: "traffic_normal".into(),
+                test: false,
+                pcap_file: None,
+                class: Classification::unknown(),
+            }),
+        );
+        let v: Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["ts"], "2026-01-01T00:00:00.123Z");
+        assert_eq!(v["event"], "incident_resolve");
+        assert_eq!(v["agent_version"], AGENT_VERSION);
+        assert_eq!(v["attack_family"], "unknown");
+        assert_eq!(v["classified_by"], "counters");
+        assert!(v.get("pcap_file").is_none());
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.incident_id(), Some("id"));
+    }
+}

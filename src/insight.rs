@@ -1,0 +1,24 @@
+//! The seam between the counter-driven agent and packet capture (capture builds). The default
+//! build has no implementation; the agent then classifies from counters.
+//!
+//! Implementations must answer from state they already hold: every method is called on the
+//! sampling thread and must not wait on disk, network or a child process.
+
+use std::time::SystemTime;
+
+use crate::event::Classification;
+
+pub trait PacketInsight: Send {
+    /// `capture-scapy` or `capture-tcpdump`, for `agent_start`.
+    fn mode(&self) -> &'static str;
+    /// An incident opened: start keeping its packets.
+    fn incident_opened(&mut self, incident_id: &str, wall: SystemTime);
+    /// The current classification with evidence; None while nothing useful was seen.
+    fn classify(&mut self) -> Option<Classification>;
+    /// The incident resolved: the evidence file it will be written to (writing happens elsewhere).
+    fn incident_resolved(&mut self, incident_id: &str, wall: SystemTime) -> Option<String>;
+    /// Packets the kernel or the capture dropped so far.
+    fn dropped_packets(&self) -> u64;
+    /// Capture is running now.
+    fn active(&self) -> bool;
+}

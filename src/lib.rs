@@ -1,0 +1,32 @@
+//! ftagent: a DDoS-detection agent for Linux servers.
+//!
+//! Crate map (data flows top to bottom):
+//! - [`cli`]: flags (§2), no I/O. [`app`]: what each invocation does.
+//! - [`paths`], [`config`]: where files live (§3.1) and the validated settings (§3.2).
+//! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
+//! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
+//! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
+//! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
+//! - [`report`]: sinks behind a bounded channel (event log, baseline file).
+//! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
+//! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
+
+pub mod agent;
+pub mod app;
+pub mod baseline;
+pub mod cli;
+pub mod config;
+pub mod counters;
+pub mod detect;
+pub mod error;
+pub mod event;
+pub mod fsutil;
+pub mod insight;
+pub mod logging;
+pub mod mix;
+pub mod paths;
+pub mod report;
+pub mod run;
+pub mod selftest;
+
+pub use error::{Error, Result};

@@ -1,0 +1,258 @@
+//! Shared test helpers: the real binary, a temp home with a config, network namespaces joined by
+//! a veth pair, and event-log readers. No mocks of our own code.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ftagent"))
+}
+
+/// A throw-away home: config file, state dir, event log.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Home { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    pub fn events_file(&self) -> PathBuf {
+        self.state().join("events.jsonl")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.json")
+    }
+
+    /// Write a config whose state dir is inside this home; `extra` keys are merged in.
+    pub fn write_config(&self, extra: Value) -> PathBuf {
+        let mut cfg = serde_json::json!({
+            "state_dir": self.state(),
+            "log_file": "",
+            "auto_update": false,
+        });
+        if let (Value::Object(base), Value::Object(more)) = (&mut cfg, extra) {
+            base.extend(more);
+        }
+        std::fs::write(self.config_path(), serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        self.config_path()
+    }
+
+    /// A command for the binary with HOME and XDG dirs pointing into this home.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
+            .env("XDG_STATE_HOME", self.path().join(".local/state"))
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("LOGS_DIRECTORY")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Like [`Home::command`], but as an ordinary user: when the tests run as root, the home is
+    /// handed to `nobody` and the binary started through `setpriv`.
+    pub fn unprivileged(&self) -> Command {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return self.command();
+        }
+        chown_tree(self.path(), NOBODY);
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]).arg(bin());
+        c.env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
+            .env("XDG_STATE_HOME", self.path().join(".local/state"))
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("LOGS_DIRECTORY")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        read_events(&self.events_file())
+    }
+}
+
+pub const NOBODY: u32 = 65534;
+
+/// chown -R, so an unprivileged child can write into a test's temp tree.
+pub fn chown_tree(path: &Path, uid: u32) {
+    let _ = std::os::unix::fs::chown(path, Some(uid), Some(uid));
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.flatten() {
+            chown_tree(&e.path(), uid);
+        }
+    }
+}
+
+pub fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Poll the event log until an event named `name` appears, or give up after `limit`.
+pub fn wait_for_event(path: &Path, name: &str, limit: Duration) -> Option<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(e) = read_events(path).into_iter().find(|e| e["event"] == name) {
+            return Some(e);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parse an event's `ts` (RFC 3339) into a SystemTime.
+pub fn event_time(e: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(e["ts"].as_str().expect("ts")).expect("rfc3339")
+}
+
+/// Send SIGTERM and wait (bounded) for exit.
+pub fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn")
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+static PAIR: AtomicU32 = AtomicU32::new(0);
+
+/// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
+/// `b` (10.77.N.2, where the traffic comes from). Removed on drop.
+pub struct NetnsPair {
+    pub ns_a: String,
+    pub ns_b: String,
+    pub veth_a: String,
+    pub veth_b: String,
+    pub addr_a: String,
+    pub addr_b: String,
+}
+
+impl NetnsPair {
+    /// None (with the reason printed) where namespaces cannot be made: not root, no `ip`.
+    pub fn create() -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: network namespaces need root (CI runs as root)");
+            return None;
+        }
+        if !have("ip") {
+            eprintln!("SKIPPED: the `ip` tool (iproute2) is not installed");
+            return None;
+        }
+        let n = PAIR.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}{}", std::process::id() % 100_000, n);
+        let p = NetnsPair {
+            ns_a: format!("fta-{id}-a"),
+            ns_b: format!("fta-{id}-b"),
+            veth_a: format!("fta{id}a"),
+            veth_b: format!("fta{id}b"),
+            addr_a: format!("10.77.{}.1", n % 250),
+            addr_b: format!("10.77.{}.2", n % 250),
+        };
+        let ok = sh(&["ip", "netns", "add", &p.ns_a])
+            && sh(&["ip", "netns", "add", &p.ns_b])
+            && sh(&[
+                "ip", "link", "add", &p.veth_a, "netns", &p.ns_a, "type", "veth", "peer", "name", &p.veth_b, "netns",
+                &p.ns_b,
+            ])
+            && sh(&["ip", "-n", &p.ns_a, "addr", "add", &format!("{}/24", p.addr_a), "dev", &p.veth_a])
+            && sh(&["ip", "-n", &p.ns_b, "addr", "add", &format!("{}/24", p.addr_b), "dev", &p.veth_b])
+            && sh(&["ip", "-n", &p.ns_a, "link", "set", &p.veth_a, "up"])
+            && sh(&["ip", "-n", &p.ns_b, "link", "set", &p.veth_b, "up"])
+            && sh(&["ip", "-n", &p.ns_a, "link", "set", "lo", "up"])
+            && sh(&["ip", "-n", &p.ns_b, "link", "set", "lo", "up"]);
+        if !ok {
+            eprintln!("SKIPPED: network namespaces are unavailable here (ip netns add failed)");
+            return None;
+        }
+        Some(p)
+    }
+
+    /// A command run inside namespace `ns`.
+    pub fn exec(ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+
+    /// A UDP flood from `b` to `a` for `secs` seconds (hping3, bounded by `timeout`).
+    pub fn udp_flood(&self, secs: u32, port: u16) -> Child {
+        Command::new("timeout")
+            .args([&format!("{secs}"), "ip", "netns", "exec", &self.ns_b, "hping3", "--udp", "--flood", "-q", "-p"])
+            .arg(port.to_string())
+            .arg(&self.addr_a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hping3")
+    }
+
+    /// A SYN flood from `b` to `a` for `secs` seconds.
+    pub fn syn_flood(&self, secs: u32, port: u16) -> Child {
+        Command::new("timeout")
+            .args([&format!("{secs}"), "ip", "netns", "exec", &self.ns_b, "hping3", "-S", "--flood", "-q", "-p"])
+            .arg(port.to_string())
+            .arg(&self.addr_a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hping3")
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        sh(&["ip", "netns", "del", &self.ns_a]);
+        sh(&["ip", "netns", "del", &self.ns_b]);
+    }
+}
