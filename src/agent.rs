@@ -103,6 +103,11 @@ impl Agent {
         self.test = test;
     }
 
+    /// An incident is being confirmed: the run loop samples again sooner.
+    pub fn confirming(&self) -> bool {
+        self.detector.confirming()
+    }
+
     pub fn baseline_restored(&self) -> bool {
         self.restored
     }

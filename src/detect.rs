@@ -142,6 +142,11 @@ impl Detector {
         self.open.as_ref()
     }
 
+    /// Samples are over threshold but the incident is not open yet.
+    pub fn confirming(&self) -> bool {
+        self.open.is_none() && self.over > 0
+    }
+
     pub fn in_grace(&self, now: Instant) -> bool {
         self.grace_until.is_some_and(|g| now < g)
     }

@@ -85,6 +85,19 @@ fn confirm_ticks_must_be_consecutive() {
 }
 
 #[test]
+fn confirming_is_reported_until_open_or_reset() {
+    let mut s = Sim::past_grace();
+    assert!(!s.d.confirming());
+    s.tick(2000.0, 0.0);
+    assert!(s.d.confirming());
+    s.tick(10.0, 0.0);
+    assert!(!s.d.confirming());
+    s.tick(2000.0, 0.0);
+    assert!(s.opened(2000.0, 0.0));
+    assert!(!s.d.confirming(), "open is not confirming");
+}
+
+#[test]
 fn ten_times_threshold_opens_at_once() {
     let mut s = Sim::past_grace();
     assert!(s.opened(10_000.0, 0.0));

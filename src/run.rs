@@ -115,12 +115,16 @@ fn sample_loop(agent: &mut Agent, mut outbox: Outbox, interval: Duration, stop: 
     loop {
         let msgs = agent.tick(Instant::now(), SystemTime::now());
         outbox.send_all(msgs);
-        next += interval;
         let now = Instant::now();
-        if next < now {
+        next = if agent.confirming() {
+            // Over threshold: confirm with a quick second look instead of a whole interval.
+            now + confirm_interval(interval)
+        } else if next + interval < now {
             // Fell behind (suspend, overload): skip missed ticks rather than burst.
-            next = now + interval;
-        }
+            now + interval
+        } else {
+            next + interval
+        };
         match stop.recv_timeout(next - now) {
             Err(RecvTimeoutError::Timeout) => continue,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
@@ -128,6 +132,11 @@ fn sample_loop(agent: &mut Agent, mut outbox: Outbox, interval: Duration, stop: 
     }
     outbox.send_all(agent.stop(Instant::now(), SystemTime::now()));
     outbox.flush_blocking();
+}
+
+/// The sampling delay while an incident is confirming: a quarter interval, at least 50 ms.
+pub fn confirm_interval(interval: Duration) -> Duration {
+    (interval / 4).max(Duration::from_millis(50)).min(interval)
 }
 
 struct CloseOnDrop(signal_hook::iterator::Handle);
@@ -148,4 +157,16 @@ fn join_with_deadline(handle: std::thread::JoinHandle<()>, limit: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = handle.join();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_interval_is_a_quarter_with_a_floor() {
+        assert_eq!(confirm_interval(Duration::from_millis(200)), Duration::from_millis(50));
+        assert_eq!(confirm_interval(Duration::from_millis(1000)), Duration::from_millis(250));
+        assert_eq!(confirm_interval(Duration::from_millis(100)), Duration::from_millis(50));
+    }
 }
