@@ -110,3 +110,7 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "../../tests/it/apiserver.rs"]
+pub(crate) mod testserver;
