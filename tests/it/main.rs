@@ -3,5 +3,9 @@
 
 mod util;
 
+mod apiserver;
 mod cli;
+mod fakeproc;
 mod limited;
+mod reporting;
+mod selftest_sinks;
