@@ -8,4 +8,5 @@ mod cli;
 mod fakeproc;
 mod limited;
 mod reporting;
+mod reporting_netns;
 mod selftest_sinks;
