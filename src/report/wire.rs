@@ -1,6 +1,6 @@
-//! Builds the delivery sinks a run or `--test` needs from the settings: the API (spool + sender
-//! + config polling), the webhook (its own spool + sender) and the Prometheus textfile; applies
-//! the cached `GET /agent/config` answer before the agent starts. No delivery logic here.
+//! Builds the delivery sinks a run or `--test` needs from the settings: the API (spool, sender
+//! and config polling), the webhook (its own spool and sender) and the Prometheus textfile;
+//! applies the cached `GET /agent/config` answer before the agent starts. No delivery logic here.
 
 use std::sync::{mpsc, Arc};
 use std::time::Instant;

@@ -91,7 +91,11 @@ fn outage_with_kill_and_restarts_delivers_each_incident_event_once_in_order() {
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
     let st = util::terminate(&mut a2, Duration::from_secs(8));
-    assert!(st.is_some_and(|s| s.success()) && t.elapsed() < Duration::from_secs(5), "SIGTERM exit in {:?}", t.elapsed());
+    assert!(
+        st.is_some_and(|s| s.success()) && t.elapsed() < Duration::from_secs(5),
+        "SIGTERM exit in {:?}",
+        t.elapsed()
+    );
 
     let mut a3 = start_agent(&home, &cfg);
     assert_eq!(wait_events(&home, "agent_start", 3, Duration::from_secs(10)).len(), 3);
@@ -141,7 +145,11 @@ fn outage_with_kill_and_restarts_delivers_each_incident_event_once_in_order() {
         let gap = ts.windows(2).map(|w| w[1].duration_since(w[0]).unwrap_or_default()).max().unwrap();
         assert!(gap < Duration::from_secs(3), "{path}: largest gap {gap:?}");
     }
-    let spool_left = std::fs::read_dir(home.state().join("spool")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json") && e.file_name() != "incidents.json").count();
+    let spool_left = std::fs::read_dir(home.state().join("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json") && e.file_name() != "incidents.json")
+        .count();
     assert!(spool_left <= 3, "spool drained: {spool_left} left");
 }
 
@@ -209,8 +217,17 @@ fn webhook_gets_open_and_resolve_with_text_and_textfile_passes_promtool() {
     if !util::have("promtool") {
         panic!("promtool is needed (apt-get install prometheus)");
     }
-    let out = std::process::Command::new("sh").arg("-c").arg(format!("promtool check metrics < {}", prom.display())).output().unwrap();
-    assert!(out.status.success(), "promtool: {}{}\n{text}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", prom.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

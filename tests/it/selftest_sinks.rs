@@ -86,7 +86,8 @@ fn make_pki(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, std::path::PathBuf) {
         -addext keyUsage=critical,keyCertSign,cRLSign");
     sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr \
         -subj '/CN=localhost'");
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .unwrap();
     sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf");
     (std::fs::read(d.join("srv.pem")).unwrap(), std::fs::read(d.join("srv.key")).unwrap(), d.join("ca.pem"))
 }
