@@ -155,3 +155,60 @@ pub fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{IncidentOpen, IncidentResolve};
+    use std::time::UNIX_EPOCH;
+
+    fn class() -> Classification {
+        Classification { attack_subtype: Some("dns_amplification".into()), ..Classification::unknown() }
+    }
+
+    #[test]
+    fn webhook_text_summarises_open_and_resolve() {
+        let open = Event::new(
+            UNIX_EPOCH,
+            EventBody::IncidentOpen(IncidentOpen {
+                incident_id: "inc-1".into(),
+                interface: "eth0".into(),
+                pps: 123456.0,
+                bps: 9.5e8,
+                threshold_pps: 5000.0,
+                threshold_bps: 5e7,
+                baseline_pps: 100.0,
+                severity: "critical".into(),
+                trigger: "pps".into(),
+                test: false,
+                started_at: String::new(),
+                class: class(),
+            }),
+        );
+        let v = webhook_body(&open, "web-1").unwrap();
+        assert_eq!(v["event"], "incident_open");
+        assert_eq!(
+            v["text"],
+            "DDoS incident opened on web-1 (eth0): unknown (dns_amplification) at 123456 pps / 950.0 Mbit/s, \
+             threshold 5000 pps, severity critical [inc-1]"
+        );
+        let resolve = Event::new(
+            UNIX_EPOCH,
+            EventBody::IncidentResolve(IncidentResolve {
+                incident_id: "inc-1".into(),
+                peak_pps: 2e5,
+                peak_bps: 1e9,
+                duration_s: 42.4,
+                severity: "critical".into(),
+                reason: "agent_stopped".into(),
+                test: true,
+                pcap_file: None,
+                class: class(),
+            }),
+        );
+        let text = webhook_body(&resolve, "web-1").unwrap()["text"].as_str().unwrap().to_string();
+        assert!(text.starts_with("[TEST] DDoS incident resolved on web-1"), "{text}");
+        assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
+        assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
+    }
+}

@@ -82,12 +82,37 @@ pub struct Spool {
     max_bytes: u64,
     index: Mutex<Index>,
     cond: Condvar,
+    /// Held open with an exclusive flock: one sender per spool, even across processes.
+    _lock: std::fs::File,
+}
+
+/// Take the spool's lock, or say clearly that another agent owns it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    // SAFETY: flock on a file descriptor we own; non-blocking.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Runtime(format!(
+            "{}: another ftagent is already running with this state dir (spool locked)",
+            dir.display()
+        )));
+    }
+    Ok(f)
 }
 
 impl Spool {
     /// Open (creating 0700) and index what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self> {
         fsutil::ensure_private_dir(dir)?;
+        let lock = lock_dir(dir)?;
         let mut index = Index::default();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -108,7 +133,7 @@ impl Spool {
         if !index.entries.is_empty() {
             info!("{}: {} spooled item(s) from an earlier run will be sent", dir.display(), index.entries.len());
         }
-        Ok(Spool { dir: dir.to_path_buf(), max_bytes, index: Mutex::new(index), cond: Condvar::new() })
+        Ok(Spool { dir: dir.to_path_buf(), max_bytes, index: Mutex::new(index), cond: Condvar::new(), _lock: lock })
     }
 
     pub fn dir(&self) -> &Path {
@@ -275,6 +300,7 @@ mod tests {
         push(&s, Kind::Heartbeat, 2);
         push(&s, Kind::Resolve, 3);
         s.remove(a);
+        assert!(Spool::open(dir.path(), 1 << 20).err().unwrap().to_string().contains("already running"));
         drop(s);
         let s = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(s.len(), 2);
@@ -331,6 +357,7 @@ mod tests {
         assert_eq!(note["status"], 422);
         s.record_ack("inc-a", OpenAck::Uuid("srv-1".into())).unwrap();
         s.record_ack("inc-b", OpenAck::Rejected).unwrap();
+        drop(s);
         let s = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(s.ack("inc-a"), Some(OpenAck::Uuid("srv-1".into())));
         assert_eq!(s.ack("inc-b"), Some(OpenAck::Rejected));
