@@ -122,6 +122,12 @@ impl Agent {
         self.settings.detect = cfg;
     }
 
+    /// Apply capture options from the API config (`pcap_enabled`, `ioc_patterns`).
+    pub fn set_capture_options(&mut self, pcap_enabled: bool, ioc_patterns: Vec<crate::config::IocPattern>) {
+        self.settings.pcap_enabled = pcap_enabled;
+        self.settings.ioc_patterns = ioc_patterns;
+    }
+
     pub fn interface(&self) -> String {
         self.sampler.interface().unwrap_or("none").to_string()
     }

@@ -46,7 +46,9 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     match action {
         Action::Test => self_test(&settings, capture),
         _ => {
-            run::run(settings, run::RunOptions { capture, insight: None, extra_sinks: Vec::new() })?;
+            let wiring = crate::report::wire::for_run(&mut settings)?;
+            let opts = run::RunOptions { capture, insight: None, extra_sinks: wiring.sinks, control: wiring.control };
+            run::run(settings, opts)?;
             Ok(0)
         }
     }
@@ -70,6 +72,7 @@ fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {
     if let Some(p) = &settings.events_file {
         sinks.push(Box::new(crate::report::eventlog::EventLog::open(p)?));
     }
+    sinks.extend(crate::report::wire::for_test(settings)?);
     if sinks.is_empty() {
         return Err(Error::Runtime("no sink is configured (events_file is \"\" and no API key)".into()));
     }

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub insight: Option<Box<dyn PacketInsight>>,
     /// Extra sinks (API, webhook, Prometheus) built by the caller.
     pub extra_sinks: Vec<Box<dyn Sink>>,
+    /// Control messages for the sampling loop (API config), drained with `try_recv` each tick.
+    pub control: Option<mpsc::Receiver<crate::report::remote::Control>>,
 }
 
 pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
@@ -81,7 +83,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         .name("ftagent-sample".into())
         .spawn(move || {
             let _close = close_signals;
-            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx)
+            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control)
         })
         .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
 
@@ -98,7 +100,13 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
-fn sample_loop(agent: &mut Agent, mut outbox: Outbox, interval: Duration, stop: mpsc::Receiver<()>) {
+fn sample_loop(
+    agent: &mut Agent,
+    mut outbox: Outbox,
+    interval: Duration,
+    stop: mpsc::Receiver<()>,
+    control: Option<mpsc::Receiver<crate::report::remote::Control>>,
+) {
     let start = agent.start(SystemTime::now());
     if let crate::report::Outgoing::Event(e) = &start {
         if let crate::event::EventBody::AgentStart { interface, mode, .. } = &e.body {
@@ -113,6 +121,11 @@ fn sample_loop(agent: &mut Agent, mut outbox: Outbox, interval: Duration, stop: 
     outbox.send_all(vec![start]);
     let mut next = Instant::now();
     loop {
+        if let Some(rx) = &control {
+            while let Ok(c) = rx.try_recv() {
+                c.apply(agent);
+            }
+        }
         let msgs = agent.tick(Instant::now(), SystemTime::now());
         outbox.send_all(msgs);
         let now = Instant::now();

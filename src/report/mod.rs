@@ -1,9 +1,21 @@
 //! Where the agent's output goes. The sampling thread hands [`Outgoing`] messages to one worker
 //! thread through a bounded channel; the worker passes each to every [`Sink`]. Sinks may block
-//! (disk, network); the sampling thread never does.
+//! (disk, network); the sampling thread never does. Network sinks only write to their durable
+//! spool here; their own sender threads talk to the network.
 
+pub mod api;
+pub mod apisink;
+pub mod bodies;
 pub mod eventlog;
 pub mod messages;
+mod pcap;
+pub mod remote;
+pub mod retry;
+pub mod sender;
+pub mod spool;
+pub mod textfile;
+pub mod webhook;
+pub mod wire;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -98,3 +110,7 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "../../tests/it/apiserver.rs"]
+pub(crate) mod testserver;

@@ -3,5 +3,10 @@
 
 mod util;
 
+mod apiserver;
 mod cli;
+mod fakeproc;
 mod limited;
+mod reporting;
+mod reporting_netns;
+mod selftest_sinks;

@@ -1,0 +1,214 @@
+//! Pure mapping from agent output to the API bodies of §6.2 and the webhook body of §6.4.
+//! No I/O; the spool stores what these return.
+
+use serde_json::{json, Map, Value};
+
+use super::spool::Kind;
+use super::Outgoing;
+use crate::event::{Classification, Event, EventBody};
+
+/// One spool entry to be: kind, agent incident id, idempotency key, body.
+pub type Entry = (Kind, Option<String>, String, Value);
+
+/// The API entries for one message (none for messages the API does not take). A resolve with
+/// a PCAP file also yields the upload.
+pub fn api_entries(msg: &Outgoing) -> Vec<Entry> {
+    let key = || uuid::Uuid::new_v4().to_string();
+    match msg {
+        Outgoing::Heartbeat(h) => vec![(Kind::Heartbeat, None, key(), to_value(h))],
+        Outgoing::Metrics(m) => vec![(Kind::Metrics, None, key(), to_value(m))],
+        Outgoing::Event(e) => event_entries(e, key),
+        Outgoing::SaveBaseline(_) => vec![],
+    }
+}
+
+fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
+    match &e.body {
+        EventBody::IncidentOpen(o) => {
+            let mut b = json!({
+                "client_incident_id": o.incident_id,
+                "peak_pps": o.pps,
+                "peak_bps": o.bps,
+                "started_at": o.started_at,
+                "baseline_pps": o.baseline_pps,
+                "duration": 0,
+                "severity": o.severity,
+                "trigger": o.trigger,
+                "threshold_pps": o.threshold_pps,
+                "threshold_bps": o.threshold_bps,
+                "interface": o.interface,
+            });
+            add_class(&mut b, &o.class, o.test);
+            // The open's idempotency key is the agent's incident id: a retried open is the same open.
+            vec![(Kind::Open, Some(o.incident_id.clone()), o.incident_id.clone(), b)]
+        }
+        EventBody::IncidentUpdate(u) => {
+            let mut b = json!({
+                "client_incident_id": u.incident_id,
+                "pps": u.pps,
+                "bps": u.bps,
+                "peak_pps": u.peak_pps,
+                "peak_bps": u.peak_bps,
+                "duration_seconds": u.duration_s,
+                "severity": u.severity,
+                "ts": e.ts,
+            });
+            add_class(&mut b, &u.class, u.test);
+            vec![(Kind::Update, Some(u.incident_id.clone()), key(), b)]
+        }
+        EventBody::IncidentResolve(r) => {
+            let mut b = json!({
+                "client_incident_id": r.incident_id,
+                "peak_pps": r.peak_pps,
+                "peak_bps": r.peak_bps,
+                "duration_seconds": r.duration_s,
+                "severity": r.severity,
+                "reason": r.reason,
+                "resolved_at": e.ts,
+            });
+            add_class(&mut b, &r.class, r.test);
+            let mut out = vec![(Kind::Resolve, Some(r.incident_id.clone()), key(), b)];
+            if let Some(file) = &r.pcap_file {
+                let upload = key();
+                out.push((Kind::Pcap, Some(r.incident_id.clone()), upload.clone(), json!({ "path": file })));
+            }
+            out
+        }
+        EventBody::AgentStart { .. } | EventBody::AgentStop {} => vec![],
+    }
+}
+
+/// Classification and evidence as the service reads them: `attack_family`, `attack_subtype`,
+/// `confidence`, and every evidence field (`top_src_ips`, `protocol_breakdown`, `ioc_hits`, ...).
+fn add_class(b: &mut Value, c: &Classification, test: bool) {
+    let Value::Object(m) = b else { return };
+    m.insert("attack_family".into(), c.attack_family.clone().into());
+    m.insert("attack_subtype".into(), c.attack_subtype.clone().map(Value::from).unwrap_or(Value::Null));
+    m.insert("classified_by".into(), c.classified_by.clone().into());
+    if let Some(conf) = c.confidence {
+        m.insert("confidence".into(), conf.into());
+    }
+    for (k, v) in &c.evidence {
+        m.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if test {
+        m.insert("test".into(), true.into());
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Object(Map::new()))
+}
+
+/// The webhook body for an incident open/resolve: the §6.1 object plus a one-line `text`.
+pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
+    let text = match &e.body {
+        EventBody::IncidentOpen(o) => format!(
+            "{}DDoS incident opened on {host} ({}): {} at {:.0} pps / {:.1} Mbit/s, threshold {:.0} pps, severity {}{} [{}]",
+            test_tag(o.test),
+            o.interface,
+            family(&o.class),
+            o.pps,
+            o.bps / 1e6,
+            o.threshold_pps,
+            o.severity,
+            o.class.confidence.map(|c| format!(", confidence {c}%")).unwrap_or_default(),
+            o.incident_id
+        ),
+        EventBody::IncidentResolve(r) => format!(
+            "{}DDoS incident resolved on {host}: {} peaked at {:.0} pps / {:.1} Mbit/s, lasted {:.0} s, severity {} ({}) [{}]",
+            test_tag(r.test),
+            family(&r.class),
+            r.peak_pps,
+            r.peak_bps / 1e6,
+            r.duration_s,
+            r.severity,
+            r.reason.replace('_', " "),
+            r.incident_id
+        ),
+        _ => return None,
+    };
+    let mut v = to_value(e);
+    v["text"] = text.into();
+    v["host"] = host.into();
+    Some(v)
+}
+
+fn test_tag(test: bool) -> &'static str {
+    if test {
+        "[TEST] "
+    } else {
+        ""
+    }
+}
+
+fn family(c: &Classification) -> String {
+    match &c.attack_subtype {
+        Some(s) => format!("{} ({s})", c.attack_family),
+        None => c.attack_family.clone(),
+    }
+}
+
+/// This machine's name, for webhook summaries.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{IncidentOpen, IncidentResolve};
+    use std::time::UNIX_EPOCH;
+
+    fn class() -> Classification {
+        Classification { attack_subtype: Some("dns_amplification".into()), ..Classification::unknown() }
+    }
+
+    #[test]
+    fn webhook_text_summarises_open_and_resolve() {
+        let open = Event::new(
+            UNIX_EPOCH,
+            EventBody::IncidentOpen(IncidentOpen {
+                incident_id: "inc-1".into(),
+                interface: "eth0".into(),
+                pps: 123456.0,
+                bps: 9.5e8,
+                threshold_pps: 5000.0,
+                threshold_bps: 5e7,
+                baseline_pps: 100.0,
+                severity: "critical".into(),
+                trigger: "pps".into(),
+                test: false,
+                started_at: String::new(),
+                class: class(),
+            }),
+        );
+        let v = webhook_body(&open, "web-1").unwrap();
+        assert_eq!(v["event"], "incident_open");
+        assert_eq!(
+            v["text"],
+            "DDoS incident opened on web-1 (eth0): unknown (dns_amplification) at 123456 pps / 950.0 Mbit/s, \
+             threshold 5000 pps, severity critical [inc-1]"
+        );
+        let resolve = Event::new(
+            UNIX_EPOCH,
+            EventBody::IncidentResolve(IncidentResolve {
+                incident_id: "inc-1".into(),
+                peak_pps: 2e5,
+                peak_bps: 1e9,
+                duration_s: 42.4,
+                severity: "critical".into(),
+                reason: "agent_stopped".into(),
+                test: true,
+                pcap_file: None,
+                class: class(),
+            }),
+        );
+        let text = webhook_body(&resolve, "web-1").unwrap()["text"].as_str().unwrap().to_string();
+        assert!(text.starts_with("[TEST] DDoS incident resolved on web-1"), "{text}");
+        assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
+        assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
+    }
+}
