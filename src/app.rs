@@ -20,7 +20,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         Action::Setup => return Err(Error::NotImplemented("--setup")),
         Action::InstallService => return Err(Error::NotImplemented("--install-service")),
         Action::Update => return Err(Error::NotImplemented("--update")),
-        Action::Analyze { .. } => return analyze_unavailable(),
+        Action::Analyze { file, json } => return analyze(&cli, &file, json),
         Action::Run | Action::Test => {}
     }
     let env = Env::from_process();
@@ -52,8 +52,16 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     }
 }
 
-fn analyze_unavailable() -> Result<u8> {
+#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
+fn analyze(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
     Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
+}
+
+/// `--analyze FILE [--json]`: the config is read only for its `ioc_patterns`.
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+    let settings = Settings::load(cli.config.as_deref(), &Paths::resolve(&Env::from_process(), cli.limited))?;
+    crate::capture::analyze::print(file, json, &settings.ioc_patterns)
 }
 
 /// Why capture is on or off for this run (§1).
