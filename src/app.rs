@@ -39,14 +39,15 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             settings.unknown_keys.join(", ")
         );
     }
-    let capture = capture_status(&settings);
+    let mut capture = capture_status(&settings);
+    let insight = if action == Action::Run { start_insight(&settings, &mut capture) } else { None };
     if let Some(reason) = &capture.reason {
         log::info!("packet capture off: {reason}");
     }
     match action {
         Action::Test => self_test(&settings, capture),
         _ => {
-            run::run(settings, run::RunOptions { capture, insight: None, extra_sinks: Vec::new() })?;
+            run::run(settings, run::RunOptions { capture, insight, extra_sinks: Vec::new() })?;
             Ok(0)
         }
     }
@@ -70,7 +71,33 @@ pub fn capture_status(settings: &Settings) -> CaptureStatus {
     if settings.limited {
         return limited("limited mode (--limited or \"limited\": true in the config)");
     }
+    #[cfg(feature = "capture-scapy")]
+    return match crate::capture::privilege::check() {
+        Ok(()) => CaptureStatus { mode: "capture-scapy".into(), reason: None },
+        Err(why) => limited(&why),
+    };
+    #[cfg(not(feature = "capture-scapy"))]
     limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
+}
+
+/// Start in-process capture when the status allows it; on failure the status says why.
+#[cfg(feature = "capture-scapy")]
+fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    if capture.reason.is_some() {
+        return None;
+    }
+    match crate::capture::live::start(settings) {
+        Ok(c) => Some(Box::new(c)),
+        Err(why) => {
+            *capture = CaptureStatus { mode: "limited".into(), reason: Some(why) };
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "capture-scapy"))]
+fn start_insight(_: &Settings, _: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    None
 }
 
 fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {

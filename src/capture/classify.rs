@@ -63,7 +63,7 @@ pub fn classify(t: &Tally, ioc: Option<&IocMatcher>) -> Verdict {
     vectors.sort_by(|a, b| b.share.total_cmp(&a.share));
     let frag_share = share(t.fragments, ip);
     let (family, subtype, decisive) = if frag_share >= 0.5 {
-        let sub = if t.ping_of_death * 2 >= t.icmp_fragments && t.icmp_fragments * 2 >= t.fragments {
+        let sub = if t.ping_of_death * 64 >= t.icmp_fragments && t.icmp_fragments * 2 >= t.fragments {
             Some("ping_of_death".to_string())
         } else if t.udp_fragments * 2 >= t.fragments {
             Some("udp_fragment_flood".to_string())
@@ -174,7 +174,8 @@ fn icmp_subtype(t: &Tally) -> Option<String> {
     if t.icmp == 0 {
         return None;
     }
-    if t.ping_of_death * 10 >= t.icmp {
+    // An oversized datagram is ~45 fragments of which only the last reaches past 64 KiB.
+    if t.ping_of_death * 64 >= t.icmp {
         Some("ping_of_death".into())
     } else if t.icmp_echo_requests * 2 >= t.icmp {
         Some("ping_flood".into())

@@ -41,3 +41,9 @@ pub mod tally;
 pub use engine::Engine;
 pub use ioc::IocMatcher;
 pub use parse::LinkType;
+pub mod evidence;
+pub mod privilege;
+pub mod ring;
+
+#[cfg(feature = "capture-scapy")]
+pub mod live;

@@ -281,6 +281,9 @@ fn ipv6<'a>(b: &'a [u8], pkt: &mut Packet<'a>) -> R<()> {
 fn transport<'a>(proto: u8, b: &'a [u8], pkt: &mut Packet<'a>) -> R<()> {
     match proto {
         6 => {
+            if b.len() < 20 {
+                return Err(Malformed::Truncated("tcp"));
+            }
             let off = usize::from(byte(b, 12, "tcp")? >> 4) * 4;
             if off < 20 {
                 return Err(Malformed::Invalid("tcp data offset"));

@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn space_saving_keeps_the_heavy_hitters_among_noise() {
-        let mut s = SpaceSaving::new(16);
+        let mut s = SpaceSaving::new(64);
         for i in 0..100_000u32 {
             s.add(u128::from(i)); // one packet from each of 100k sources
             if i % 10 == 0 {
@@ -315,6 +315,8 @@ mod tests {
         assert_eq!(top[0].0, 7_000_000);
         assert_eq!(top[1].0, 8_000_000);
         assert!(top[0].1 >= 10_000 && top[0].1 - top[0].2 <= 10_000, "{top:?}");
+        let sure = s.top_guaranteed(3);
+        assert_eq!(sure.len(), 2, "noise keys have no guaranteed count: {sure:?}");
         assert_eq!(s.total(), 100_000 + 10_000 + 5_000);
     }
 
