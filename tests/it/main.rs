@@ -3,5 +3,7 @@
 
 mod util;
 
+#[cfg(feature = "capture-scapy")]
+mod capture;
 mod cli;
 mod limited;
