@@ -20,7 +20,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         Action::Setup => return Err(Error::NotImplemented("--setup")),
         Action::InstallService => return Err(Error::NotImplemented("--install-service")),
         Action::Update => return Err(Error::NotImplemented("--update")),
-        Action::Analyze { .. } => return analyze_unavailable(),
+        Action::Analyze { file, json } => return analyze(&cli, &file, json),
         Action::Run | Action::Test => {}
     }
     let env = Env::from_process();
@@ -39,7 +39,8 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             settings.unknown_keys.join(", ")
         );
     }
-    let capture = capture_status(&settings);
+    let mut capture = capture_status(&settings);
+    let insight = if action == Action::Run { start_insight(&settings, &mut capture) } else { None };
     if let Some(reason) = &capture.reason {
         log::info!("packet capture off: {reason}");
     }
@@ -47,15 +48,23 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         Action::Test => self_test(&settings, capture),
         _ => {
             let wiring = crate::report::wire::for_run(&mut settings)?;
-            let opts = run::RunOptions { capture, insight: None, extra_sinks: wiring.sinks, control: wiring.control };
+            let opts = run::RunOptions { capture, insight, extra_sinks: wiring.sinks, control: wiring.control };
             run::run(settings, opts)?;
             Ok(0)
         }
     }
 }
 
-fn analyze_unavailable() -> Result<u8> {
+#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
+fn analyze(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
     Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
+}
+
+/// `--analyze FILE [--json]`: the config is read only for its `ioc_patterns`.
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+    let settings = Settings::load(cli.config.as_deref(), &Paths::resolve(&Env::from_process(), cli.limited))?;
+    crate::capture::analyze::print(file, json, &settings.ioc_patterns)
 }
 
 /// Why capture is on or off for this run (§1).
@@ -64,7 +73,33 @@ pub fn capture_status(settings: &Settings) -> CaptureStatus {
     if settings.limited {
         return limited("limited mode (--limited or \"limited\": true in the config)");
     }
+    #[cfg(feature = "capture-scapy")]
+    return match crate::capture::privilege::check() {
+        Ok(()) => CaptureStatus { mode: "capture-scapy".into(), reason: None },
+        Err(why) => limited(&why),
+    };
+    #[cfg(not(feature = "capture-scapy"))]
     limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
+}
+
+/// Start in-process capture when the status allows it; on failure the status says why.
+#[cfg(feature = "capture-scapy")]
+fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    if capture.reason.is_some() {
+        return None;
+    }
+    match crate::capture::live::start(settings) {
+        Ok(c) => Some(Box::new(c)),
+        Err(why) => {
+            *capture = CaptureStatus { mode: "limited".into(), reason: Some(why) };
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "capture-scapy"))]
+fn start_insight(_: &Settings, _: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    None
 }
 
 fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {

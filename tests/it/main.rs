@@ -4,6 +4,8 @@
 mod util;
 
 mod apiserver;
+#[cfg(feature = "capture-scapy")]
+mod capture;
 mod cli;
 mod fakeproc;
 mod limited;
