@@ -39,14 +39,15 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             settings.unknown_keys.join(", ")
         );
     }
-    let capture = capture_status(&settings);
+    let (capture, insight) =
+        if action == Action::Run { start_capture(&settings) } else { (capture_status(&settings), None) };
     if let Some(reason) = &capture.reason {
         log::info!("packet capture off: {reason}");
     }
     match action {
         Action::Test => self_test(&settings, capture),
         _ => {
-            run::run(settings, run::RunOptions { capture, insight: None, extra_sinks: Vec::new() })?;
+            run::run(settings, run::RunOptions { capture, insight, extra_sinks: Vec::new() })?;
             Ok(0)
         }
     }
@@ -63,6 +64,15 @@ pub fn capture_status(settings: &Settings) -> CaptureStatus {
         return limited("limited mode (--limited or \"limited\": true in the config)");
     }
     limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
+}
+
+/// Start packet capture for a run when this build and config ask for it; else why it is off.
+fn start_capture(settings: &Settings) -> (CaptureStatus, Option<Box<dyn crate::insight::PacketInsight>>) {
+    #[cfg(feature = "capture-tcpdump")]
+    if let Some(started) = crate::tcpdump::select(settings) {
+        return started;
+    }
+    (capture_status(settings), None)
 }
 
 fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {

@@ -10,6 +10,7 @@
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file).
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
+//! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 
 pub mod agent;
 pub mod app;
@@ -28,5 +29,7 @@ pub mod paths;
 pub mod report;
 pub mod run;
 pub mod selftest;
+#[cfg(feature = "capture-tcpdump")]
+pub mod tcpdump;
 
 pub use error::{Error, Result};
