@@ -20,7 +20,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         Action::Setup => return Err(Error::NotImplemented("--setup")),
         Action::InstallService => return Err(Error::NotImplemented("--install-service")),
         Action::Update => return Err(Error::NotImplemented("--update")),
-        Action::Analyze { .. } => return analyze_unavailable(),
+        Action::Analyze { file, json } => return analyze(&cli, &file, json),
         Action::Run | Action::Test => {}
     }
     let env = Env::from_process();
@@ -39,8 +39,8 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             settings.unknown_keys.join(", ")
         );
     }
-    let (capture, insight) =
-        if action == Action::Run { start_capture(&settings) } else { (capture_status(&settings), None) };
+    let mut capture = capture_status(&settings);
+    let insight = if action == Action::Run { start_insight(&settings, &mut capture) } else { None };
     if let Some(reason) = &capture.reason {
         log::info!("packet capture off: {reason}");
     }
@@ -53,8 +53,16 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     }
 }
 
-fn analyze_unavailable() -> Result<u8> {
+#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
+fn analyze(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
     Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
+}
+
+/// `--analyze FILE [--json]`: the config is read only for its `ioc_patterns`.
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+    let settings = Settings::load(cli.config.as_deref(), &Paths::resolve(&Env::from_process(), cli.limited))?;
+    crate::capture::analyze::print(file, json, &settings.ioc_patterns)
 }
 
 /// Why capture is on or off for this run (§1).
@@ -63,16 +71,49 @@ pub fn capture_status(settings: &Settings) -> CaptureStatus {
     if settings.limited {
         return limited("limited mode (--limited or \"limited\": true in the config)");
     }
+    #[cfg(feature = "capture-scapy")]
+    return match crate::capture::privilege::check() {
+        Ok(()) => CaptureStatus { mode: "capture-scapy".into(), reason: None },
+        Err(why) => limited(&why),
+    };
+    #[cfg(all(feature = "capture-tcpdump", not(feature = "capture-scapy")))]
+    return match crate::capture::privilege::check() {
+        Ok(()) => CaptureStatus { mode: "capture-tcpdump".into(), reason: None },
+        Err(why) => limited(&why),
+    };
+    #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
     limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
 }
 
-/// Start packet capture for a run when this build and config ask for it; else why it is off.
-fn start_capture(settings: &Settings) -> (CaptureStatus, Option<Box<dyn crate::insight::PacketInsight>>) {
+/// Start in-process capture when the status allows it; on failure the status says why.
+#[cfg(feature = "capture-scapy")]
+fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
     #[cfg(feature = "capture-tcpdump")]
-    if let Some(started) = crate::tcpdump::select(settings) {
-        return started;
+    if let Some((status, insight)) = crate::tcpdump::select(settings) {
+        *capture = status;
+        return insight;
     }
-    (capture_status(settings), None)
+    if capture.reason.is_some() {
+        return None;
+    }
+    match crate::capture::live::start(settings) {
+        Ok(c) => Some(Box::new(c)),
+        Err(why) => {
+            *capture = CaptureStatus { mode: "limited".into(), reason: Some(why) };
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "capture-scapy"))]
+fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    #[cfg(feature = "capture-tcpdump")]
+    if let Some((status, insight)) = crate::tcpdump::select(settings) {
+        *capture = status;
+        return insight;
+    }
+    let _ = (settings, capture);
+    None
 }
 
 fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {

@@ -9,12 +9,15 @@
 //! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file).
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
+//! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 
 pub mod agent;
 pub mod app;
 pub mod baseline;
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod counters;

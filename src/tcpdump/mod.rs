@@ -49,6 +49,9 @@ pub fn select(settings: &Settings) -> Option<(CaptureStatus, Option<Box<dyn Pack
     if !settings.pcap_enabled {
         return limited("\"pcap_enabled\": false in the config; counters only".into());
     }
+    if let Err(why) = crate::capture::privilege::check() {
+        return limited(why);
+    }
     if settings.pcap_mode != PcapMode::Tcpdump {
         info!("this build captures only through tcpdump; using it although \"pcap_mode\" is \"scapy\"");
     }
@@ -62,21 +65,10 @@ pub fn select(settings: &Settings) -> Option<(CaptureStatus, Option<Box<dyn Pack
     }
 }
 
-/// True when this process may capture: euid 0 or CAP_NET_RAW effective (§1).
-pub fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    root || caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_NET_RAW).unwrap_or(false)
-}
-
 /// Check privileges and tools, start the ring and probe it. `Err` is the reason capture stays
 /// off in this mode, for the caller's one fallback log line.
 pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
-    if !privileged() {
-        return Err("tcpdump capture needs root or CAP_NET_RAW (run the system service, or `setcap \
-                    cap_net_raw,cap_net_admin+ep $(command -v ftagent)`)"
-            .into());
-    }
+    crate::capture::privilege::check()?;
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
     let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), is_root)?;

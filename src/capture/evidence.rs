@@ -1,0 +1,196 @@
+//! Incident PCAP files (§7.5): `<pcap_dir>/<incident_id>_<UTC yyyymmddThhmmssZ>.pcap`, written
+//! by a writer thread so neither the capture thread nor the sampling thread waits on disk;
+//! directory 0700, files 0600; retention by age and by a disk cap, oldest first.
+//!
+//! The capture side only sends messages: control messages always go through, packets are
+//! dropped (and counted) when more than [`MAX_IN_FLIGHT`] wait for the disk.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::BufWriter;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use log::{info, warn};
+
+use super::pcapfile::PcapWriter;
+use super::ring::RingPacket;
+use crate::fsutil;
+
+/// Packets queued for the writer beyond which new ones are dropped.
+pub const MAX_IN_FLIGHT: usize = 8192;
+
+/// Where and how incident files are kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub dir: PathBuf,
+    pub max_age: Duration,
+    pub max_bytes: u64,
+}
+
+enum Msg {
+    Start { path: PathBuf, linktype: u32, snaplen: u32, ring: Vec<RingPacket> },
+    Packet(RingPacket),
+    Finish,
+}
+
+/// The capture side's handle to the writer thread.
+pub struct EvidenceWriter {
+    tx: Option<Sender<Msg>>,
+    in_flight: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+    /// Packets not written because the writer fell behind.
+    pub dropped: u64,
+}
+
+/// `<dir>/<incident_id>_<UTC yyyymmddThhmmssZ>.pcap`.
+pub fn incident_path(dir: &Path, incident_id: &str, wall: SystemTime) -> PathBuf {
+    let ts = humantime::format_rfc3339_seconds(wall).to_string(); // 2026-11-21T22:27:20Z
+    let compact: String = ts.chars().filter(|c| *c != '-' && *c != ':').collect();
+    dir.join(format!("{incident_id}_{compact}.pcap"))
+}
+
+impl EvidenceWriter {
+    /// Start the writer thread; applies retention once at start.
+    pub fn spawn(retention: Retention) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let thread = std::thread::Builder::new().name("ftagent-pcap".into()).spawn(move || {
+            apply_retention(&retention, SystemTime::now());
+            let mut file: Option<(PathBuf, PcapWriter<BufWriter<File>>)> = None;
+            for msg in rx {
+                match msg {
+                    Msg::Start { path, linktype, snaplen, ring } => {
+                        finish(file.take(), &retention);
+                        file = open(&retention.dir, &path, linktype, snaplen);
+                        if let Some((_, w)) = file.as_mut() {
+                            for p in &ring {
+                                let _ = w.write(p.ts_ns, p.wire_len, &p.data);
+                            }
+                        }
+                    }
+                    Msg::Packet(p) => {
+                        counter.fetch_sub(1, Ordering::Relaxed);
+                        if let Some((path, w)) = file.as_mut() {
+                            if let Err(e) = w.write(p.ts_ns, p.wire_len, &p.data) {
+                                warn!("{}: cannot write incident capture: {e}", path.display());
+                                file = None;
+                            }
+                        }
+                    }
+                    Msg::Finish => finish(file.take(), &retention),
+                }
+            }
+            finish(file.take(), &retention);
+        })?;
+        Ok(EvidenceWriter { tx: Some(tx), in_flight, thread: Some(thread), dropped: 0 })
+    }
+
+    /// Begin an incident file with the pre-attack ring.
+    pub fn start(&self, path: PathBuf, linktype: u32, snaplen: u32, ring: Vec<RingPacket>) {
+        self.send(Msg::Start { path, linktype, snaplen, ring });
+    }
+
+    /// Queue one incident packet unless the writer is too far behind.
+    pub fn packet(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
+        if self.in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            self.dropped += 1;
+            return;
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.send(Msg::Packet(RingPacket { ts_ns, wire_len, data: data.to_vec() }));
+    }
+
+    /// Close the current file (flushed, fsynced) and apply retention.
+    pub fn finish(&self) {
+        self.send(Msg::Finish);
+    }
+
+    fn send(&self, m: Msg) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(m);
+        }
+    }
+}
+
+impl Drop for EvidenceWriter {
+    fn drop(&mut self) {
+        self.tx = None; // the thread drains what is queued, closes the file and ends
+        if let Some(t) = self.thread.take() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn open(dir: &Path, path: &Path, linktype: u32, snaplen: u32) -> Option<(PathBuf, PcapWriter<BufWriter<File>>)> {
+    if let Err(e) = fsutil::ensure_private_dir(dir) {
+        warn!("cannot keep incident captures: {e}");
+        return None;
+    }
+    let f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match f.and_then(|f| PcapWriter::new(BufWriter::with_capacity(1 << 16, f), linktype, snaplen)) {
+        Ok(w) => Some((path.to_path_buf(), w)),
+        Err(e) => {
+            warn!("{}: cannot create incident capture: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn finish(file: Option<(PathBuf, PcapWriter<BufWriter<File>>)>, retention: &Retention) {
+    let Some((path, w)) = file else { return };
+    let done = w.into_inner().into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all());
+    match done {
+        Ok(()) => info!("incident capture written: {}", path.display()),
+        Err(e) => warn!("{}: cannot finish incident capture: {e}", path.display()),
+    }
+    apply_retention(retention, SystemTime::now());
+}
+
+/// Delete `.pcap` files older than `max_age`, then oldest first while the total exceeds
+/// `max_bytes`. Returns the files deleted.
+pub fn apply_retention(r: &Retention, now: SystemTime) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(&r.dir) else { return Vec::new() };
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            m.is_file().then(|| (m.modified().unwrap_or(now), m.len(), e.path()))
+        })
+        .collect();
+    files.sort();
+    let mut deleted = Vec::new();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    for (mtime, len, path) in files {
+        let old = now.duration_since(mtime).unwrap_or_default() > r.max_age;
+        if old || total > r.max_bytes {
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    total -= len;
+                    deleted.push(path);
+                }
+                Err(e) => warn!("{}: cannot delete old capture: {e}", path.display()),
+            }
+        }
+    }
+    if !deleted.is_empty() {
+        info!("capture retention: deleted {} file(s) from {}", deleted.len(), r.dir.display());
+    }
+    deleted
+}
+
+#[cfg(test)]
+#[path = "evidence_tests.rs"]
+mod tests;

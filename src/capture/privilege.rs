@@ -1,0 +1,39 @@
+//! May this process capture packets (§1)? Root, or CAP_NET_RAW in the effective set (checked
+//! with `caps`). When not, the reason and the fix, as one sentence for the log. Reads only the
+//! process's own credentials.
+
+use caps::{CapSet, Capability};
+
+/// The fix we print whenever capture is off for lack of privilege.
+pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)` \
+or run the system service (`sudo ftagent --install-service`)";
+
+/// Ok when capture may run; Err(why, with the fix) otherwise.
+pub fn check() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let net_raw = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_RAW).unwrap_or(false);
+    decide(euid, net_raw)
+}
+
+/// The decision as a pure function of the credentials.
+pub fn decide(euid: u32, net_raw_effective: bool) -> Result<(), String> {
+    if euid == 0 || net_raw_effective {
+        return Ok(());
+    }
+    Err(format!("not root and no CAP_NET_RAW (uid {euid}), counters only; {FIX}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_or_net_raw_may_capture_others_get_the_fix() {
+        assert!(decide(0, false).is_ok());
+        assert!(decide(1000, true).is_ok());
+        let why = decide(65534, false).unwrap_err();
+        assert!(why.contains("CAP_NET_RAW") && why.contains("setcap cap_net_raw,cap_net_admin+ep"), "{why}");
+        assert!(why.contains("uid 65534"));
+    }
+}
