@@ -201,7 +201,8 @@ mod tests {
 
     #[test]
     fn stderr_is_parsed_and_explains_the_exit() {
-        let (p, a) = sh("echo 'listening on eth0, link-type EN10MB' >&2; echo '7 packets dropped by kernel' >&2; \
+        let (p, a) =
+            sh("echo 'listening on eth0, link-type EN10MB' >&2; sleep 0.5; echo '7 packets dropped by kernel' >&2; \
                          echo 'tcpdump: eth9: No such device exists' >&2; exit 1");
         let mut c = Child::spawn(&p, &a, "test").unwrap();
         assert_eq!(c.wait_listening(Duration::from_secs(5)), Startup::Listening);

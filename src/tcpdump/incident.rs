@@ -30,11 +30,12 @@ pub struct Incident {
     pinned: Vec<PathBuf>,
     capture: Option<Child>,
     file: PathBuf,
+    opened: SystemTime,
 }
 
 impl Incident {
     /// Start the capture and pin the ring. None (logged) when nothing could be started.
-    pub fn open(setup: &Setup, id: &str, _wall: SystemTime, ring_files: &[PathBuf]) -> Option<Incident> {
+    pub fn open(setup: &Setup, id: &str, wall: SystemTime, ring_files: &[PathBuf]) -> Option<Incident> {
         let dir = setup.work_dir().join(id);
         if let Err(e) = crate::fsutil::ensure_private_dir(&dir) {
             warn!("incident {id}: no capture: {e}");
@@ -63,7 +64,7 @@ impl Incident {
             setup.max_packets,
             pinned.len()
         );
-        Some(Incident { id: id.to_string(), dir, pinned, capture, file })
+        Some(Incident { id: id.to_string(), dir, pinned, capture, file, opened: wall })
     }
 
     pub fn id(&self) -> &str {
@@ -100,6 +101,7 @@ impl Incident {
             dest: dest.to_path_buf(),
             mergecap: setup.tools.mergecap.clone(),
             work: self.dir.clone(),
+            opened_ns: self.opened.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
         };
         let id = self.id.clone();
         let spawned = std::thread::Builder::new().name("tcpdump-merge".into()).spawn(move || match job.run() {

@@ -1,15 +1,19 @@
 //! The evidence file of one incident in tcpdump mode: the pinned ring files and the incident
 //! capture merged in time order into `<pcap_dir>/<incident_id>_<UTC>.pcap`, by `mergecap` when
-//! installed. Written under a temporary name and renamed, mode 0600; the work files go after.
+//! installed, else by the engine's reader and writer. The newest ring file, which tcpdump kept
+//! writing after the open, is first cut where the incident capture begins, so no packet appears
+//! twice. Written under a temporary name and renamed, mode 0600; the work files go after.
 //!
 //! Runs on a merge thread, never on the sampling thread.
 
 use std::ffi::OsString;
-use std::fs;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::child;
+use crate::capture::pcapfile::{CaptureReader, FileError, PcapWriter};
 
 /// A pcap file with only its 24-byte header holds no packet.
 const PCAP_HEADER_LEN: u64 = 24;
@@ -25,14 +29,24 @@ pub struct Job {
     pub mergecap: Option<PathBuf>,
     /// The incident's work directory, removed when done.
     pub work: PathBuf,
+    /// When the incident opened (ns since the epoch): the cut when the capture holds nothing.
+    pub opened_ns: u64,
 }
 
 impl Job {
     /// Merge, then clean up. When the merge fails the incident capture alone becomes the
     /// evidence file, so an incident never ends without one if anything was captured.
     pub fn run(&self) -> Result<(), String> {
-        let inputs: Vec<PathBuf> =
-            self.ring.iter().chain([&self.capture]).filter(|p| has_packets(p)).cloned().collect();
+        let mut ring: Vec<PathBuf> = self.ring.iter().filter(|p| has_packets(p)).cloned().collect();
+        if let Some(newest) = ring.pop() {
+            let cut_ns = first_ts(&self.capture).unwrap_or(self.opened_ns);
+            let cut = self.work.join("ring_cut.pcap");
+            match cut_before(&newest, &cut, cut_ns) {
+                Ok(_) => ring.push(cut),
+                Err(e) => log::warn!("{}: ring file left out of the evidence: {e}", newest.display()),
+            }
+        }
+        let inputs: Vec<PathBuf> = ring.into_iter().chain([self.capture.clone()]).filter(|p| has_packets(p)).collect();
         let result = if inputs.is_empty() { Err("no packets were captured".to_string()) } else { self.merge(&inputs) };
         let result = match result {
             Err(e) if has_packets(&self.capture) => {
@@ -53,7 +67,7 @@ impl Job {
         let tmp = self.dest.with_file_name(format!(".{name}.partial"));
         let merged = match &self.mergecap {
             Some(m) => mergecap(m, inputs, &tmp),
-            None => Err("mergecap is not installed".to_string()),
+            None => merge_by_time(inputs, &tmp).map_err(|e| format!("built-in merge: {e}")),
         };
         match merged.and_then(|()| fs::rename(&tmp, &self.dest).map_err(|e| format!("{}: {e}", self.dest.display()))) {
             Ok(()) => Ok(()),
@@ -67,6 +81,66 @@ impl Job {
 
 fn has_packets(p: &Path) -> bool {
     fs::metadata(p).is_ok_and(|m| m.len() > PCAP_HEADER_LEN)
+}
+
+fn open(p: &Path) -> Result<CaptureReader<BufReader<File>>, FileError> {
+    CaptureReader::new(BufReader::new(File::open(p).map_err(FileError::Io)?))
+}
+
+/// Timestamp of the first packet of a capture file.
+fn first_ts(p: &Path) -> Option<u64> {
+    open(p).ok()?.next_frame().ok().flatten().map(|f| f.ts_ns)
+}
+
+/// Copy the packets of `src` older than `cut_ns` into `dst`; a record still being written at
+/// the end is left out. Returns the number copied.
+fn cut_before(src: &Path, dst: &Path, cut_ns: u64) -> Result<u64, FileError> {
+    let mut r = open(src)?;
+    let linktype = r.linktype().unwrap_or(1);
+    let mut w = PcapWriter::new(BufWriter::new(File::create(dst).map_err(FileError::Io)?), linktype, 0)
+        .map_err(FileError::Io)?;
+    let mut n = 0;
+    loop {
+        match r.next_frame() {
+            Ok(Some(f)) if f.ts_ns < cut_ns => {
+                w.write(f.ts_ns, f.orig_len, f.data).map_err(FileError::Io)?;
+                n += 1;
+            }
+            Ok(_) | Err(FileError::Truncated { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    w.into_inner().flush().map_err(FileError::Io)?;
+    Ok(n)
+}
+
+/// The time-ordered merge used when mergecap is absent: each input is time-ordered, so a k-way
+/// merge holding one packet per input suffices.
+fn merge_by_time(inputs: &[PathBuf], out: &Path) -> Result<(), FileError> {
+    let mut readers = inputs.iter().map(|p| open(p)).collect::<Result<Vec<_>, _>>()?;
+    let linktype = readers.first().and_then(|r| r.linktype()).unwrap_or(1);
+    let mut heads: Vec<Option<(u64, u32, Vec<u8>)>> = Vec::with_capacity(readers.len());
+    for r in readers.iter_mut() {
+        heads.push(next_owned(r)?);
+    }
+    let mut w = PcapWriter::new(BufWriter::new(File::create(out).map_err(FileError::Io)?), linktype, 0)
+        .map_err(FileError::Io)?;
+    while let Some(i) = (0..heads.len()).filter(|i| heads[*i].is_some()).min_by_key(|i| heads[*i].as_ref().map(|h| h.0))
+    {
+        if let Some((ts, len, data)) = heads[i].take() {
+            w.write(ts, len, &data).map_err(FileError::Io)?;
+        }
+        heads[i] = next_owned(&mut readers[i])?;
+    }
+    w.into_inner().flush().map_err(FileError::Io)
+}
+
+fn next_owned(r: &mut CaptureReader<BufReader<File>>) -> Result<Option<(u64, u32, Vec<u8>)>, FileError> {
+    match r.next_frame() {
+        Ok(Some(f)) => Ok(Some((f.ts_ns, f.orig_len, f.data.to_vec()))),
+        Ok(None) | Err(FileError::Truncated { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `mergecap -F pcap -w out inputs...`: chronological merge, classic pcap output.
@@ -116,6 +190,7 @@ mod tests {
             dest: dir.join("id_20261121T000000Z.pcap"),
             mergecap,
             work,
+            opened_ns: 0,
         }
     }
 
@@ -129,13 +204,32 @@ mod tests {
         let j = job(d.path(), Some(m));
         j.run().unwrap();
         let out = fs::read(&j.dest).unwrap();
-        // Header + 4 records of 16 + 60 bytes, timestamps 1, 2, 3, 4 s.
-        assert_eq!(out.len(), 24 + 4 * 76);
-        let secs: Vec<u32> =
-            (0..4).map(|i| u32::from_le_bytes(out[24 + i * 76..28 + i * 76].try_into().unwrap())).collect();
-        assert_eq!(secs, [1, 2, 3, 4]);
+        // Header + 3 records of 16 + 60 bytes: the ring packet at 3 s came after the incident
+        // capture began at 2 s, so it is in the capture already and cut from the ring.
+        assert_eq!(out.len(), 24 + 3 * 76);
+        assert_eq!(stamps(&j.dest), [1, 2, 4]);
         assert_eq!(fs::metadata(&j.dest).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!j.work.exists(), "work files removed");
+    }
+
+    fn stamps(p: &Path) -> Vec<u64> {
+        let mut r = open(p).unwrap();
+        let mut v = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            v.push(f.ts_ns / 1_000_000_000);
+        }
+        v
+    }
+
+    #[test]
+    fn without_mergecap_the_built_in_merge_orders_by_time_and_cuts_the_ring() {
+        let d = tempfile::tempdir().unwrap();
+        let j = job(d.path(), None);
+        // The newest non-empty ring file also holds a packet after the capture began (3 s > 2 s).
+        j.run().unwrap();
+        assert_eq!(stamps(&j.dest), [1, 2, 4]);
+        assert_eq!(fs::metadata(&j.dest).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!j.work.exists());
     }
 
     #[test]

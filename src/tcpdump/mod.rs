@@ -7,6 +7,7 @@
 //! install); [`TcpdumpCapture`] is the agent's [`PacketInsight`]: its methods only send
 //! commands to the supervisor thread and read shared state, never waiting on a child or disk.
 
+pub mod analysis;
 pub mod child;
 pub mod command;
 pub mod incident;
@@ -14,6 +15,7 @@ pub mod install;
 pub mod merge;
 pub mod ring;
 pub mod supervisor;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -87,11 +89,12 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
         crate::fsutil::ensure_private_dir(&d).map_err(|e| e.to_string())?;
     }
     clear_stale_work(&setup.work_dir());
+    let ioc = crate::capture::IocMatcher::new(&settings.ioc_patterns).map_err(|e| e.to_string())?.map(Arc::new);
     let ring = start_ring(&setup)?;
     let pcap_dir = setup.pcap_dir.clone();
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel();
-    let sup = Supervisor::new(setup, Arc::clone(&shared), ring);
+    let sup = Supervisor::new(setup, Arc::clone(&shared), ring, analysis::Analysis::new(ioc));
     let worker = std::thread::Builder::new()
         .name("ftagent-tcpdump".into())
         .spawn(move || sup.run(rx))

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
+use super::analysis::Analysis;
 use super::child::Child;
 use super::command::CaptureSpec;
 use super::incident::Incident;
@@ -20,8 +21,9 @@ use super::install::Tools;
 use super::ring::{self, RING_KEEP};
 use crate::event::Classification;
 
-/// How often the supervisor wakes up when nothing is asked of it.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the supervisor wakes up when nothing is asked of it: also how stale the ring's
+/// classification may be when an incident opens.
+const POLL: Duration = Duration::from_millis(100);
 /// Retention and disk cap are checked this often.
 const RETENTION_EVERY: Duration = Duration::from_secs(30);
 /// tcpdump is asked for its drop counters this often.
@@ -99,11 +101,12 @@ pub struct Supervisor {
     next_retention: Instant,
     next_stats: Instant,
     merges: Vec<std::thread::JoinHandle<()>>,
+    analysis: Analysis,
 }
 
 impl Supervisor {
     /// `ring` is the child already started (and probed) by the caller.
-    pub fn new(setup: Setup, shared: Arc<Shared>, ring: Child) -> Self {
+    pub fn new(setup: Setup, shared: Arc<Shared>, ring: Child, analysis: Analysis) -> Self {
         shared.active.store(true, Ordering::Relaxed);
         let now = Instant::now();
         Supervisor {
@@ -117,6 +120,7 @@ impl Supervisor {
             next_retention: now,
             next_stats: now + STATS_EVERY,
             merges: Vec::new(),
+            analysis,
         }
     }
 
@@ -151,9 +155,14 @@ impl Supervisor {
                 }
                 let ring_files = ring::ring_files(&self.setup.ring_dir());
                 self.incident = Incident::open(&self.setup, &id, wall, &ring_files);
+                if let Some(inc) = &self.incident {
+                    self.analysis.open(inc.capture_file());
+                }
             }
             Cmd::Resolve { id, file } => match self.incident.take() {
                 Some(inc) if inc.id() == id => {
+                    self.analysis.resolve(&ring::ring_files(&self.setup.ring_dir()));
+                    self.publish(None);
                     self.merges.retain(|h| !h.is_finished());
                     self.merges.extend(inc.resolve(&self.setup, &file));
                 }
@@ -171,6 +180,7 @@ impl Supervisor {
             inc.poll();
         }
         let files = ring::ring_files(&self.setup.ring_dir());
+        let read = self.analysis.poll_ring(&files) | self.analysis.poll_incident();
         ring::remove(ring::prune_ring(&files, RING_KEEP), "ring");
         if now >= self.next_retention {
             self.next_retention = now + RETENTION_EVERY;
@@ -184,6 +194,21 @@ impl Supervisor {
         }
         let current = self.ring.as_ref().map(Child::dropped).unwrap_or(0);
         self.shared.dropped.store(self.dropped_before + current, Ordering::Relaxed);
+        if read {
+            let c = self.analysis.classification();
+            self.publish(c);
+        }
+    }
+
+    /// Hand a classification to the sampling thread, with the kernel drops as evidence.
+    fn publish(&self, class: Option<Classification>) {
+        let class = class.map(|mut c| {
+            c.evidence.insert("dropped_packets".into(), self.shared.dropped.load(Ordering::Relaxed).into());
+            c
+        });
+        if let Ok(mut slot) = self.shared.classification.lock() {
+            *slot = class;
+        }
     }
 
     fn supervise_ring(&mut self, now: Instant) {
