@@ -29,8 +29,10 @@ impl CaptureSpec {
             a.push("-Z".into());
             a.push(u.into());
         }
-        // -U: write each packet as it arrives, so the agent can read the growing files.
-        a.extend(["-U", "-n", "-s"].map(OsString::from));
+        // -Q in: the traffic the host receives (the victim's own replies, e.g. RSTs to a SYN
+        // flood, would otherwise read as a second vector). -U: write each packet as it arrives,
+        // so the agent can read the growing files.
+        a.extend(["-Q", "in", "-U", "-n", "-s"].map(OsString::from));
         a.push(self.snaplen.to_string().into());
         a.push("-B".into());
         a.push(BUFFER_KIB.to_string().into());
@@ -114,6 +116,7 @@ mod tests {
         assert!(joined.contains("-Z ftagent"), "{joined}");
         assert!(joined.contains("-G 30"), "{joined}");
         assert!(joined.contains("-s 0"), "{joined}");
+        assert!(joined.contains("-Q in"), "{joined}");
         assert!(joined.contains("-w /var/lib/ftagent/pcaps/ring/ring_%Y%m%dT%H%M%S.pcap"), "{joined}");
         assert!(a.contains(&"-U".to_string()));
         assert!(!a.contains(&"-W".to_string()), "-W makes tcpdump exit after N files: {joined}");
