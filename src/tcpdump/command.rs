@@ -30,9 +30,10 @@ impl CaptureSpec {
             a.push(u.into());
         }
         // -Q in: the traffic the host receives (the victim's own replies, e.g. RSTs to a SYN
-        // flood, would otherwise read as a second vector). -U: write each packet as it arrives,
-        // so the agent can read the growing files.
-        a.extend(["-Q", "in", "-U", "-n", "-s"].map(OsString::from));
+        // flood, would otherwise read as a second vector). --immediate-mode and -U: each packet
+        // reaches the file as it arrives (not after libpcap's 1 s block timeout), so the ring
+        // already holds the onset when an incident opens.
+        a.extend(["-Q", "in", "--immediate-mode", "-U", "-n", "-s"].map(OsString::from));
         a.push(self.snaplen.to_string().into());
         a.push("-B".into());
         a.push(BUFFER_KIB.to_string().into());

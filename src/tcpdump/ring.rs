@@ -39,6 +39,28 @@ pub fn prune_ring(sorted: &[PathBuf], keep: usize) -> &[PathBuf] {
     &sorted[..sorted.len().saturating_sub(keep)]
 }
 
+/// When a ring file was started, from its name (`ring_YYYYmmddTHHMMSS.pcap`, UTC).
+pub fn ring_started(path: &Path) -> Option<SystemTime> {
+    let name = path.file_name()?.to_str()?;
+    if !is_ring_name(name) {
+        return None;
+    }
+    let d = &name[5..20];
+    let text = format!("{}-{}-{}T{}:{}:{}Z", &d[0..4], &d[4..6], &d[6..8], &d[9..11], &d[11..13], &d[13..15]);
+    humantime::parse_rfc3339(&text).ok()
+}
+
+/// How many ring files to keep now: [`RING_KEEP`], one fewer in the last second before the
+/// newest file is due to rotate, so tcpdump's next file never makes it `RING_KEEP + 1` on disk.
+pub fn ring_keep(sorted: &[PathBuf], rotate: Duration, now: SystemTime) -> usize {
+    let due = sorted.last().and_then(|p| ring_started(p)).map(|t| t + rotate.saturating_sub(Duration::from_secs(1)));
+    if due.is_some_and(|d| now >= d) {
+        RING_KEEP - 1
+    } else {
+        RING_KEEP
+    }
+}
+
 /// One capture file as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -133,6 +155,21 @@ mod tests {
             .collect();
         assert_eq!(gone, ["ring_20261121T222930.pcap"]);
         assert!(prune_ring(&files[..2], RING_KEEP).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_ring_file_goes_in_the_second_before_a_rotation() {
+        let files: Vec<PathBuf> =
+            ["ring_20261121T223000.pcap", "ring_20261121T223030.pcap", "ring_20261121T223100.pcap"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+        let newest = ring_started(&files[2]).unwrap();
+        assert_eq!(humantime::format_rfc3339_seconds(newest).to_string(), "2026-11-21T22:31:00Z");
+        let rotate = Duration::from_secs(30);
+        assert_eq!(ring_keep(&files, rotate, newest + Duration::from_secs(28)), RING_KEEP);
+        assert_eq!(ring_keep(&files, rotate, newest + Duration::from_millis(29_100)), RING_KEEP - 1);
+        assert_eq!(ring_keep(&[], rotate, newest), RING_KEEP);
     }
 
     fn fi(name: &str, age_s: u64, bytes: u64, in_use: bool, now: SystemTime) -> FileInfo {

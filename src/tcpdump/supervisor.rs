@@ -18,12 +18,12 @@ use super::child::Child;
 use super::command::CaptureSpec;
 use super::incident::Incident;
 use super::install::Tools;
-use super::ring::{self, RING_KEEP};
+use super::ring;
 use crate::event::Classification;
 
 /// How often the supervisor wakes up when nothing is asked of it: also how stale the ring's
 /// classification may be when an incident opens.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
 /// Retention and disk cap are checked this often.
 const RETENTION_EVERY: Duration = Duration::from_secs(30);
 /// tcpdump is asked for its drop counters this often.
@@ -181,7 +181,8 @@ impl Supervisor {
         }
         let files = ring::ring_files(&self.setup.ring_dir());
         let read = self.analysis.poll_ring(&files) | self.analysis.poll_incident();
-        ring::remove(ring::prune_ring(&files, RING_KEEP), "ring");
+        let rotate = Duration::from_secs(super::command::RING_ROTATE_S.into());
+        ring::remove(ring::prune_ring(&files, ring::ring_keep(&files, rotate, SystemTime::now())), "ring");
         if now >= self.next_retention {
             self.next_retention = now + RETENTION_EVERY;
             self.retention(files.last().map(PathBuf::as_path));

@@ -5,3 +5,5 @@ mod util;
 
 mod cli;
 mod limited;
+#[cfg(feature = "capture-tcpdump")]
+mod tcpdump;
