@@ -21,7 +21,7 @@ fn is_root() -> bool {
 fn tools_present() -> bool {
     for t in ["tcpdump", "mergecap", "capinfos", "hping3"] {
         if !util::have(t) {
-            eprintln!("SKIPPED: {t} is not installed (apt-get install tcpdump wireshark-common tshark hping3)");
+            eprintln!("SKIPPED: {t} is not installed (apt-get install tcpdump wireshark-common hping3)");
             return false;
         }
     }
