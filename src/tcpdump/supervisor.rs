@@ -50,6 +50,12 @@ pub struct Backoff {
     next: Duration,
 }
 
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Backoff {
     pub const FIRST: Duration = Duration::from_secs(1);
     pub const CAP: Duration = Duration::from_secs(60);
