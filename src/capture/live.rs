@@ -1,10 +1,12 @@
 //! In-process capture (`capture-scapy`, §7): libpcap on the monitored interface on its own
 //! thread, every packet through the [`Engine`], the pre-attack [`Ring`], incident files through
-//! the [`EvidenceWriter`]. [`LiveCapture`] is the agent's [`PacketInsight`]: its methods only
-//! lock shared state for microseconds and never wait on the capture, the disk or the network.
+//! the [`EvidenceWriter`]. The capture thread owns all packet state (no lock per packet); it
+//! publishes a classification every 100 ms and takes open/resolve commands over a channel.
+//! [`LiveCapture`] is the agent's [`PacketInsight`]: its methods copy the published value or send
+//! a command, and never wait on the capture, the disk or the network.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,14 +26,30 @@ use crate::insight::PacketInsight;
 pub const WINDOW_NS: u64 = 2_000_000_000;
 /// libpcap read timeout: also how often the thread checks for stop and reads drop counts.
 const READ_TIMEOUT_MS: i32 = 100;
+/// How often the capture thread publishes its classification for the sampling thread.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 struct Incident {
     engine: Engine,
     kept: u64,
-    path: Option<String>,
+    keep_file: bool,
 }
 
-struct Shared {
+/// Sent by the sampling thread; never blocks it.
+enum Cmd {
+    Open { path: Option<std::path::PathBuf>, snaplen: u32 },
+    Resolve,
+}
+
+/// What the capture thread publishes for the sampling thread (locked for a copy only).
+#[derive(Default)]
+struct Published {
+    class: Option<Classification>,
+    kernel_dropped: u64,
+}
+
+/// Owned by the capture thread alone: no lock on the per-packet path.
+struct State {
     link: LinkType,
     linktype: u32,
     window: Engine,
@@ -44,7 +62,7 @@ struct Shared {
     kernel_dropped: u64,
 }
 
-impl Shared {
+impl State {
     fn on_packet(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
         if ts_ns.saturating_sub(self.window_start_ns) >= WINDOW_NS {
             std::mem::swap(&mut self.window, &mut self.prev);
@@ -54,7 +72,7 @@ impl Shared {
         self.window.push(self.link, ts_ns, wire_len, data);
         if let Some(inc) = self.incident.as_mut() {
             inc.engine.push(self.link, ts_ns, wire_len, data);
-            if inc.path.is_some() && inc.kept < self.max_packets {
+            if inc.keep_file && inc.kept < self.max_packets {
                 inc.kept += 1;
                 if let Some(w) = self.writer.as_mut() {
                     w.packet(ts_ns, wire_len, data);
@@ -64,17 +82,54 @@ impl Shared {
             self.ring.push(ts_ns, wire_len, data);
         }
     }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Open { path, snaplen } => {
+                // The incident's statistics start with the current window: it holds the onset.
+                let engine = self.window.clone();
+                let keep_file = path.is_some();
+                if let (Some(p), Some(w)) = (path, self.writer.as_ref()) {
+                    w.start(p, self.linktype, snaplen, self.ring.snapshot());
+                }
+                self.incident = Some(Incident { engine, kept: 0, keep_file });
+            }
+            Cmd::Resolve => {
+                if let Some(inc) = self.incident.take() {
+                    if let (true, Some(w)) = (inc.keep_file, self.writer.as_ref()) {
+                        w.finish();
+                    }
+                }
+            }
+        }
+    }
+
+    fn classification(&self) -> Option<Classification> {
+        let min = super::classify::MIN_PACKETS;
+        let engine = match &self.incident {
+            Some(i) if i.engine.tally().ip_packets() >= min => &i.engine,
+            _ if self.window.tally().ip_packets() >= min => &self.window,
+            _ if self.prev.tally().ip_packets() >= min => &self.prev,
+            _ => return None,
+        };
+        let mut c = engine.classification();
+        let evidence_dropped = self.writer.as_ref().map(|w| w.dropped).unwrap_or(0);
+        c.evidence.insert("dropped_packets".into(), (self.kernel_dropped + evidence_dropped).into());
+        Some(c)
+    }
 }
 
 /// The running capture; stops its thread when dropped.
 pub struct LiveCapture {
-    shared: Arc<Mutex<Shared>>,
+    published: Arc<Mutex<Published>>,
+    commands: Option<mpsc::Sender<Cmd>>,
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     pcap_enabled: bool,
     pcap_dir: std::path::PathBuf,
     snaplen: u32,
+    incident_file: Option<String>,
 }
 
 /// The interface capture should watch: the configured one, or `auto` resolved as the counters do.
@@ -93,6 +148,10 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let cap = pcap::Capture::from_device(iface.as_str())
         .and_then(|c| c.snaplen(snaplen as i32).timeout(READ_TIMEOUT_MS).buffer_size(16 << 20).promisc(false).open())
         .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
+    // Received traffic only, as the counters (§5.1): our own replies are not the attack.
+    if let Err(e) = cap.direction(pcap::Direction::In) {
+        warn!("{iface}: cannot restrict capture to received packets ({e}); classifying both directions");
+    }
     let linktype = cap.get_datalink().0 as u32;
     let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
     let ioc = IocMatcher::new(&settings.ioc_patterns).map_err(|e| e.to_string())?.map(Arc::new);
@@ -106,7 +165,7 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     } else {
         None
     };
-    let shared = Arc::new(Mutex::new(Shared {
+    let state = State {
         link,
         linktype,
         window: Engine::new(ioc.clone()),
@@ -117,58 +176,94 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
         writer,
         max_packets: settings.pcap_max_packets,
         kernel_dropped: 0,
-    }));
+    };
+    let published = Arc::new(Mutex::new(Published::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(true));
-    let (s, st, run) = (shared.clone(), stop.clone(), running.clone());
+    let (tx, rx) = mpsc::channel();
+    let (p, st, run) = (published.clone(), stop.clone(), running.clone());
     let thread = std::thread::Builder::new()
         .name("ftagent-capture".into())
         .spawn(move || {
-            capture_loop(cap, &s, &st);
+            capture_loop(cap, state, &rx, &p, &st);
             run.store(false, Ordering::SeqCst);
         })
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     info!("packet capture on {iface} (libpcap, link type {linktype}, snaplen {snaplen})");
     Ok(LiveCapture {
-        shared,
+        published,
+        commands: Some(tx),
         stop,
         running,
         thread: Some(thread),
         pcap_enabled: settings.pcap_enabled,
         pcap_dir: settings.pcap_dir.clone(),
         snaplen,
+        incident_file: None,
     })
 }
 
-fn capture_loop(mut cap: pcap::Capture<pcap::Active>, shared: &Mutex<Shared>, stop: &AtomicBool) {
+fn capture_loop(
+    mut cap: pcap::Capture<pcap::Active>,
+    mut state: State,
+    commands: &mpsc::Receiver<Cmd>,
+    published: &Mutex<Published>,
+    stop: &AtomicBool,
+) {
     let mut next_stats = Instant::now();
+    let mut next_publish = Instant::now();
+    let mut since_check = 0u32;
     while !stop.load(Ordering::Relaxed) {
+        let mut idle = false;
         match cap.next_packet() {
             Ok(p) => {
                 let ts = p.header.ts;
                 let ts_ns = (ts.tv_sec.max(0) as u64) * 1_000_000_000 + (ts.tv_usec.max(0) as u64) * 1000;
-                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                s.on_packet(ts_ns, p.header.len, p.data);
+                state.on_packet(ts_ns, p.header.len, p.data);
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => idle = true,
             Err(e) => {
                 warn!("packet capture stopped: {e}");
                 return;
             }
         }
-        if Instant::now() >= next_stats {
-            next_stats = Instant::now() + Duration::from_secs(1);
+        since_check += 1;
+        // Commands and the clock are checked every 64 packets, and whenever the line is idle.
+        if !idle && since_check < 64 {
+            continue;
+        }
+        since_check = 0;
+        let mut changed = false;
+        while let Ok(cmd) = commands.try_recv() {
+            state.command(cmd);
+            changed = true;
+        }
+        let now = Instant::now();
+        if now >= next_stats {
+            next_stats = now + Duration::from_secs(1);
             if let Ok(st) = cap.stats() {
-                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                s.kernel_dropped = u64::from(st.dropped) + u64::from(st.if_dropped);
+                state.kernel_dropped = u64::from(st.dropped) + u64::from(st.if_dropped);
             }
+        }
+        if changed || now >= next_publish {
+            next_publish = now + PUBLISH_EVERY;
+            let class = state.classification();
+            let mut p = published.lock().unwrap_or_else(|e| e.into_inner());
+            p.class = class;
+            p.kernel_dropped = state.kernel_dropped;
         }
     }
 }
 
 impl LiveCapture {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, cmd: Cmd) {
+        if let Some(tx) = &self.commands {
+            let _ = tx.send(cmd);
+        }
     }
 }
 
@@ -178,45 +273,22 @@ impl PacketInsight for LiveCapture {
     }
 
     fn incident_opened(&mut self, incident_id: &str, wall: SystemTime) {
-        let (pcap_enabled, dir, snaplen) = (self.pcap_enabled, self.pcap_dir.clone(), self.snaplen);
-        let mut s = self.lock();
-        // The incident's statistics start with the current window: it holds the onset.
-        let engine = s.window.clone();
-        let path = pcap_enabled.then(|| incident_path(&dir, incident_id, wall));
-        if let (Some(p), Some(w)) = (&path, s.writer.as_ref()) {
-            w.start(p.clone(), s.linktype, snaplen, s.ring.snapshot());
-        }
-        s.incident = Some(Incident { engine, kept: 0, path: path.map(|p| p.display().to_string()) });
+        let path = self.pcap_enabled.then(|| incident_path(&self.pcap_dir, incident_id, wall));
+        self.incident_file = path.as_ref().map(|p| p.display().to_string());
+        self.send(Cmd::Open { path, snaplen: self.snaplen });
     }
 
     fn classify(&mut self) -> Option<Classification> {
-        let s = self.lock();
-        let min = super::classify::MIN_PACKETS;
-        let engine = match &s.incident {
-            Some(i) if i.engine.tally().ip_packets() >= min => &i.engine,
-            _ if s.window.tally().ip_packets() >= min => &s.window,
-            _ if s.prev.tally().ip_packets() >= min => &s.prev,
-            _ => return None,
-        };
-        let mut c = engine.classification();
-        let evidence_dropped = s.writer.as_ref().map(|w| w.dropped).unwrap_or(0);
-        c.evidence.insert("dropped_packets".into(), (s.kernel_dropped + evidence_dropped).into());
-        Some(c)
+        self.published().class.clone()
     }
 
     fn incident_resolved(&mut self, _incident_id: &str, _wall: SystemTime) -> Option<String> {
-        let mut s = self.lock();
-        let inc = s.incident.take()?;
-        if inc.path.is_some() {
-            if let Some(w) = s.writer.as_ref() {
-                w.finish();
-            }
-        }
-        inc.path
+        self.send(Cmd::Resolve);
+        self.incident_file.take()
     }
 
     fn dropped_packets(&self) -> u64 {
-        self.lock().kernel_dropped
+        self.published().kernel_dropped
     }
 
     fn active(&self) -> bool {
@@ -226,11 +298,11 @@ impl PacketInsight for LiveCapture {
 
 impl Drop for LiveCapture {
     fn drop(&mut self) {
+        self.commands = None;
         self.stop.store(true, Ordering::SeqCst);
+        // The thread owns the writer; ending it closes any open incident file.
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // Dropping the shared state (last Arc) closes the writer, which finishes open files.
-        self.lock().writer.take();
     }
 }

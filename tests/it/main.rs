@@ -3,6 +3,8 @@
 
 mod util;
 
+#[cfg(feature = "capture-scapy")]
+mod capture;
 mod cli;
 mod limited;
 #[cfg(feature = "capture-tcpdump")]
