@@ -78,13 +78,23 @@ pub fn capture_status(settings: &Settings) -> CaptureStatus {
         Ok(()) => CaptureStatus { mode: "capture-scapy".into(), reason: None },
         Err(why) => limited(&why),
     };
-    #[cfg(not(feature = "capture-scapy"))]
+    #[cfg(all(feature = "capture-tcpdump", not(feature = "capture-scapy")))]
+    return match crate::capture::privilege::check() {
+        Ok(()) => CaptureStatus { mode: "capture-tcpdump".into(), reason: None },
+        Err(why) => limited(&why),
+    };
+    #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
     limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
 }
 
 /// Start in-process capture when the status allows it; on failure the status says why.
 #[cfg(feature = "capture-scapy")]
 fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    #[cfg(feature = "capture-tcpdump")]
+    if let Some((status, insight)) = crate::tcpdump::select(settings) {
+        *capture = status;
+        return insight;
+    }
     if capture.reason.is_some() {
         return None;
     }
@@ -98,7 +108,13 @@ fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box
 }
 
 #[cfg(not(feature = "capture-scapy"))]
-fn start_insight(_: &Settings, _: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
+    #[cfg(feature = "capture-tcpdump")]
+    if let Some((status, insight)) = crate::tcpdump::select(settings) {
+        *capture = status;
+        return insight;
+    }
+    let _ = (settings, capture);
     None
 }
 

@@ -11,6 +11,7 @@
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
+//! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 
 pub mod agent;
 pub mod app;
@@ -31,5 +32,7 @@ pub mod paths;
 pub mod report;
 pub mod run;
 pub mod selftest;
+#[cfg(feature = "capture-tcpdump")]
+pub mod tcpdump;
 
 pub use error::{Error, Result};

@@ -12,3 +12,5 @@ mod limited;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
+#[cfg(feature = "capture-tcpdump")]
+mod tcpdump;

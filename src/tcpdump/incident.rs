@@ -1,0 +1,139 @@
+//! One incident in tcpdump mode: at open a dedicated capture (at most `pcap_max_packets`) into a
+//! private work directory, and the ring files of that moment pinned there by hard links so
+//! pruning cannot take the pre-attack context away; at resolve the capture is stopped and the
+//! merge into `<pcap_dir>/<incident_id>_<UTC>.pcap` runs on its own thread.
+//!
+//! Called only from the supervisor thread.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use log::{info, warn};
+
+use super::child::Child;
+use super::merge;
+use super::supervisor::Setup;
+
+/// `<incident_id>_<UTC yyyymmddThhmmssZ>.pcap` (§7.5), from the incident's open time.
+pub fn evidence_name(incident_id: &str, opened: SystemTime) -> String {
+    let stamp: String =
+        humantime::format_rfc3339_seconds(opened).to_string().chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{incident_id}_{stamp}.pcap")
+}
+
+pub struct Incident {
+    id: String,
+    dir: PathBuf,
+    /// Ring files as they were at open, oldest first (hard links inside `dir`).
+    pinned: Vec<PathBuf>,
+    capture: Option<Child>,
+    file: PathBuf,
+    opened: SystemTime,
+}
+
+impl Incident {
+    /// Start the capture and pin the ring. None (logged) when nothing could be started.
+    pub fn open(setup: &Setup, id: &str, wall: SystemTime, ring_files: &[PathBuf]) -> Option<Incident> {
+        let dir = setup.work_dir().join(id);
+        if let Err(e) = crate::fsutil::ensure_private_dir(&dir) {
+            warn!("incident {id}: no capture: {e}");
+            return None;
+        }
+        let file = dir.join("incident.pcap");
+        let args = setup.spec.incident_args(&file, setup.max_packets);
+        let capture = match Child::spawn(&setup.tools.tcpdump, &args, "incident") {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!("incident {id}: cannot start tcpdump: {e}; only ring files will be kept");
+                None
+            }
+        };
+        let mut pinned = Vec::new();
+        for f in ring_files {
+            let Some(name) = f.file_name() else { continue };
+            let link = dir.join(name);
+            match fs::hard_link(f, &link) {
+                Ok(()) => pinned.push(link),
+                Err(e) => warn!("incident {id}: cannot keep ring file {}: {e}", f.display()),
+            }
+        }
+        info!(
+            "incident {id}: capture started (up to {} packets), {} ring file(s) kept",
+            setup.max_packets,
+            pinned.len()
+        );
+        Some(Incident { id: id.to_string(), dir, pinned, capture, file, opened: wall })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The dedicated capture's file (growing while the incident lasts).
+    pub fn capture_file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The pinned ring files, oldest first.
+    pub fn pinned(&self) -> &[PathBuf] {
+        &self.pinned
+    }
+
+    /// Notice a capture that ended by itself (`-c` reached, or a failure) and say so once.
+    pub fn poll(&mut self) {
+        let Some(c) = self.capture.as_mut() else { return };
+        if let Some(reason) = c.exit_reason() {
+            info!("incident {}: capture finished ({reason})", self.id);
+            self.capture = None;
+        }
+    }
+
+    /// Stop the capture and merge ring + capture into `dest` on a new thread.
+    pub fn resolve(mut self, setup: &Setup, dest: &Path) -> Option<JoinHandle<()>> {
+        if let Some(mut c) = self.capture.take() {
+            c.stop(Duration::from_secs(2));
+        }
+        let job = merge::Job {
+            ring: std::mem::take(&mut self.pinned),
+            capture: self.file.clone(),
+            dest: dest.to_path_buf(),
+            mergecap: setup.tools.mergecap.clone(),
+            work: self.dir.clone(),
+            opened_ns: self.opened.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+        };
+        let id = self.id.clone();
+        let spawned = std::thread::Builder::new().name("tcpdump-merge".into()).spawn(move || match job.run() {
+            Ok(()) => info!("incident {id}: evidence file {}", job.dest.display()),
+            Err(e) => warn!("incident {id}: no evidence file: {e}"),
+        });
+        match spawned {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!("incident {}: cannot start the merge: {e}", self.id);
+                None
+            }
+        }
+    }
+
+    /// Stop the capture and delete the work files (agent stopping with no resolve, or superseded).
+    pub fn abandon(mut self) {
+        if let Some(mut c) = self.capture.take() {
+            c.stop(Duration::from_secs(2));
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn evidence_file_is_named_after_the_incident_and_utc_open_time() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_300_000_900);
+        assert_eq!(evidence_name("8c1f", t), "8c1f_20261121T222640Z.pcap");
+    }
+}

@@ -1,0 +1,216 @@
+//! Files on disk in tcpdump mode: the ring directory (newest 3 kept), retention by age and the
+//! disk cap over every capture file, ring files included (§7.5).
+//!
+//! The choice of what to delete is pure ([`prune_ring`], [`over_limits`]); [`scan`] and
+//! [`remove`] are the only file-system calls. Nothing here talks to tcpdump.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use log::{info, warn};
+
+/// Ring files kept: the one being written and the two before it (60–90 s of context).
+pub const RING_KEEP: usize = 3;
+
+/// `ring_YYYYmmddTHHMMSS.pcap`, as tcpdump names them from [`super::command::RING_PATTERN`].
+pub fn is_ring_name(name: &str) -> bool {
+    let Some(stamp) = name.strip_prefix("ring_").and_then(|r| r.strip_suffix(".pcap")) else { return false };
+    let b = stamp.as_bytes();
+    b.len() == 15 && b[8] == b'T' && b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit())
+}
+
+/// The ring files in `dir`, oldest first (names are UTC stamps, so name order is time order).
+pub fn ring_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_ring_name))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// The ring files to delete so that only the newest `keep` stay (input sorted oldest first).
+pub fn prune_ring(sorted: &[PathBuf], keep: usize) -> &[PathBuf] {
+    &sorted[..sorted.len().saturating_sub(keep)]
+}
+
+/// When a ring file was started, from its name (`ring_YYYYmmddTHHMMSS.pcap`, UTC).
+pub fn ring_started(path: &Path) -> Option<SystemTime> {
+    let name = path.file_name()?.to_str()?;
+    if !is_ring_name(name) {
+        return None;
+    }
+    let d = &name[5..20];
+    let text = format!("{}-{}-{}T{}:{}:{}Z", &d[0..4], &d[4..6], &d[6..8], &d[9..11], &d[11..13], &d[13..15]);
+    humantime::parse_rfc3339(&text).ok()
+}
+
+/// How many ring files to keep now: [`RING_KEEP`], one fewer in the last second before the
+/// newest file is due to rotate, so tcpdump's next file never makes it `RING_KEEP + 1` on disk.
+pub fn ring_keep(sorted: &[PathBuf], rotate: Duration, now: SystemTime) -> usize {
+    let due = sorted.last().and_then(|p| ring_started(p)).map(|t| t + rotate.saturating_sub(Duration::from_secs(1)));
+    if due.is_some_and(|d| now >= d) {
+        RING_KEEP - 1
+    } else {
+        RING_KEEP
+    }
+}
+
+/// One capture file as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: PathBuf,
+    pub modified: SystemTime,
+    pub bytes: u64,
+    /// Still being written (the current ring file, an open incident's files): counted, never deleted.
+    pub in_use: bool,
+}
+
+/// The files to delete: those older than `max_age` (None = no age limit), then oldest first
+/// until the total is under `max_bytes`.
+pub fn over_limits(files: &[FileInfo], now: SystemTime, max_age: Option<Duration>, max_bytes: u64) -> Vec<PathBuf> {
+    let mut sorted: Vec<&FileInfo> = files.iter().collect();
+    sorted.sort_by_key(|f| f.modified);
+    let mut total: u64 = files.iter().map(|f| f.bytes).sum();
+    let mut out = Vec::new();
+    for f in sorted.into_iter().filter(|f| !f.in_use) {
+        let too_old = max_age.is_some_and(|age| now.duration_since(f.modified).is_ok_and(|d| d > age));
+        if too_old || total > max_bytes {
+            total = total.saturating_sub(f.bytes);
+            out.push(f.path.clone());
+        }
+    }
+    out
+}
+
+/// Every capture file under `pcap_dir`: incident files, ring files and an open incident's work
+/// files (`in_use` decides which are protected). A file hard-linked twice (a ring file pinned by
+/// an incident) is counted once, under the path met first.
+pub fn scan(pcap_dir: &Path, in_use: &dyn Fn(&Path) -> bool) -> Vec<FileInfo> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut dirs = vec![pcap_dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            let p = e.path();
+            if meta.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "pcap") && seen.insert((meta.dev(), meta.ino())) {
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push(FileInfo { in_use: in_use(&p), path: p, modified, bytes: meta.len() });
+            }
+        }
+    }
+    out
+}
+
+/// Delete `paths`, logging each failure once; returns how many went.
+pub fn remove(paths: &[PathBuf], why: &str) -> usize {
+    let mut n = 0;
+    for p in paths {
+        match fs::remove_file(p) {
+            Ok(()) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!("{}: cannot delete ({why}): {e}", p.display()),
+        }
+    }
+    if n > 0 && why != "ring" {
+        info!("deleted {n} capture file(s) under {why}");
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_names_are_recognised_strictly() {
+        assert!(is_ring_name("ring_20261121T223000.pcap"));
+        for bad in ["ring_20261121T2230.pcap", "ring_20261121X223000.pcap", "ring_2026112aT223000.pcap", "x.pcap"] {
+            assert!(!is_ring_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_newest_three() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["ring_20261121T223000.pcap", "ring_20261121T223100.pcap", "ring_20261121T223030.pcap", "other"] {
+            fs::write(d.path().join(n), "").unwrap();
+        }
+        fs::write(d.path().join("ring_20261121T222930.pcap"), "").unwrap();
+        let files = ring_files(d.path());
+        assert_eq!(files.len(), 4);
+        let gone: Vec<String> = prune_ring(&files, RING_KEEP)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(gone, ["ring_20261121T222930.pcap"]);
+        assert!(prune_ring(&files[..2], RING_KEEP).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_ring_file_goes_in_the_second_before_a_rotation() {
+        let files: Vec<PathBuf> =
+            ["ring_20261121T223000.pcap", "ring_20261121T223030.pcap", "ring_20261121T223100.pcap"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+        let newest = ring_started(&files[2]).unwrap();
+        assert_eq!(humantime::format_rfc3339_seconds(newest).to_string(), "2026-11-21T22:31:00Z");
+        let rotate = Duration::from_secs(30);
+        assert_eq!(ring_keep(&files, rotate, newest + Duration::from_secs(28)), RING_KEEP);
+        assert_eq!(ring_keep(&files, rotate, newest + Duration::from_millis(29_100)), RING_KEEP - 1);
+        assert_eq!(ring_keep(&[], rotate, newest), RING_KEEP);
+    }
+
+    fn fi(name: &str, age_s: u64, bytes: u64, in_use: bool, now: SystemTime) -> FileInfo {
+        FileInfo { path: name.into(), modified: now - Duration::from_secs(age_s), bytes, in_use }
+    }
+
+    #[test]
+    fn retention_deletes_old_files_then_oldest_first_over_the_cap() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = 86_400;
+        let files = [
+            fi("old-incident", 8 * day, 10, false, now),
+            fi("incident-a", 3 * day, 100, false, now),
+            fi("ring-1", 60, 300, false, now),
+            fi("ring-2", 30, 300, false, now),
+            fi("ring-current", 0, 300, true, now),
+        ];
+        let week = Some(Duration::from_secs(7 * day));
+        // Under the cap: only the file past retention goes.
+        assert_eq!(over_limits(&files, now, week, 10_000), vec![PathBuf::from("old-incident")]);
+        // Cap of 700 bytes: ring files count, so the old incident file and the oldest ring file go.
+        assert_eq!(
+            over_limits(&files, now, week, 700),
+            vec![PathBuf::from("old-incident"), "incident-a".into(), "ring-1".into()]
+        );
+        // The file being written is never deleted, even when it alone is over the cap.
+        assert_eq!(over_limits(&files, now, None, 1).last(), Some(&PathBuf::from("ring-2")));
+        assert!(over_limits(&files, now, None, 10_000).is_empty());
+    }
+
+    #[test]
+    fn scan_finds_capture_files_in_sub_directories() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("ring")).unwrap();
+        fs::write(d.path().join("a_20261121T223000Z.pcap"), "12345").unwrap();
+        fs::write(d.path().join("ring/ring_20261121T223000.pcap"), "1").unwrap();
+        fs::write(d.path().join("notes.txt"), "x").unwrap();
+        let found = scan(d.path(), &|p| p.ends_with("ring/ring_20261121T223000.pcap"));
+        assert_eq!(found.len(), 2);
+        assert_eq!(found.iter().map(|f| f.bytes).sum::<u64>(), 6);
+        assert_eq!(found.iter().filter(|f| f.in_use).count(), 1);
+        assert_eq!(remove(&found.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), "test"), 2);
+    }
+}
