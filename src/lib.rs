@@ -10,7 +10,10 @@
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file).
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
+//! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
+//!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
 
+pub mod account;
 pub mod agent;
 pub mod app;
 pub mod baseline;
@@ -21,6 +24,7 @@ pub mod detect;
 pub mod error;
 pub mod event;
 pub mod fsutil;
+pub mod generate;
 pub mod insight;
 pub mod logging;
 pub mod mix;
@@ -28,5 +32,8 @@ pub mod paths;
 pub mod report;
 pub mod run;
 pub mod selftest;
+pub mod service;
+pub mod setup;
+pub mod update;
 
 pub use error::{Error, Result};
