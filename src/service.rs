@@ -104,6 +104,7 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
+PrivateMounts=yes
 RestrictAddressFamilies={families}
 RestrictNamespaces=yes
 RestrictRealtime=yes
@@ -114,7 +115,7 @@ RemoveIPC=yes
 KeyringMode=private
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
-SystemCallFilter=~@privileged
+SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
 
 [Install]

@@ -5,3 +5,6 @@ mod util;
 
 mod cli;
 mod limited;
+mod service;
+mod setup;
+mod update;
