@@ -75,9 +75,14 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     let worker = report::spawn_worker(rx, sinks);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
+    let close_signals = CloseOnDrop(signals.handle());
     let sampling = std::thread::Builder::new()
         .name("ftagent-sample".into())
-        .spawn(move || sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx))
+        .spawn(move || {
+            let _close = close_signals;
+            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx)
+        })
         .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
 
     let mut signals = signals;
@@ -85,7 +90,9 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         info!("received signal {sig}; stopping");
     }
     let _ = stop_tx.send(());
-    let _ = sampling.join();
+    if sampling.join().is_err() {
+        return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
+    }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
     join_with_deadline(worker, Duration::from_secs(4));
     Ok(())
@@ -121,6 +128,14 @@ fn sample_loop(agent: &mut Agent, mut outbox: Outbox, interval: Duration, stop: 
     }
     outbox.send_all(agent.stop(Instant::now(), SystemTime::now()));
     outbox.flush_blocking();
+}
+
+struct CloseOnDrop(signal_hook::iterator::Handle);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 fn join_with_deadline(handle: std::thread::JoinHandle<()>, limit: Duration) {

@@ -15,6 +15,7 @@ pub fn bin() -> PathBuf {
 }
 
 /// A throw-away home: config file, state dir, event log.
+#[derive(Debug)]
 pub struct Home {
     pub dir: tempfile::TempDir,
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run the whole test suite: the default build (no libpcap) and the build with both capture
+# features. As root on Debian/Ubuntu it first installs the system packages the tests use;
+# otherwise it names the missing ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(libpcap-dev tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin)
+TOOLS=(tcpdump mergecap capinfos hping3 ip setpriv promtool setcap)
+
+missing=()
+for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+[ -e /usr/include/pcap.h ] || missing+=("pcap.h")
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing test dependencies: ${PKGS[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${PKGS[@]}"
+  else
+    echo "missing: ${missing[*]} — install with: sudo apt-get install ${PKGS[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "== default build (limited mode only, no libpcap)"
+cargo build --quiet
+if ldd target/debug/ftagent | grep -q libpcap; then
+  echo "the default build links libpcap; it must not" >&2
+  exit 1
+fi
+cargo test
+echo "== capture builds (capture-scapy + capture-tcpdump)"
+cargo test --all-features
