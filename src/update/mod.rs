@@ -57,13 +57,22 @@ pub enum Packaged {
 
 impl Packaged {
     pub fn command(self, latest: &Version) -> String {
+        let arch = std::env::consts::ARCH;
         match self {
-            Packaged::Deb => format!(
-                "sudo apt-get update && sudo apt-get install --only-upgrade ftagent\n  \
-                 (or, from the release page: sudo apt install ./ftagent_{latest}-1_amd64.deb)"
-            ),
+            Packaged::Deb => {
+                let deb_arch = match arch {
+                    "x86_64" => "amd64",
+                    "aarch64" => "arm64",
+                    other => other,
+                };
+                format!(
+                    "sudo apt-get update && sudo apt-get install --only-upgrade ftagent\n  \
+                     (or, with the file from the release page: sudo apt install ./ftagent_{latest}_{deb_arch}.deb)"
+                )
+            }
             Packaged::Rpm => format!(
-                "sudo dnf upgrade ftagent\n  (or, from the release page: sudo dnf install ./ftagent-{latest}-1.x86_64.rpm)"
+                "sudo dnf upgrade ftagent\n  \
+                 (or, with the file from the release page: sudo dnf install ./ftagent-{latest}-1.{arch}.rpm)"
             ),
         }
     }
