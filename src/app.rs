@@ -11,17 +11,18 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::paths::{Env, Paths};
 use crate::report::Sink;
-use crate::{logging, run, selftest};
+use crate::{generate, logging, run, selftest, service, setup, update};
 
 pub fn main_with(cli: Cli) -> Result<u8> {
     let action = cli.action().map_err(Error::Usage)?;
     match action {
-        Action::Generate(_) => return Err(Error::NotImplemented("--generate")),
-        Action::Setup => return Err(Error::NotImplemented("--setup")),
-        Action::InstallService => return Err(Error::NotImplemented("--install-service")),
-        Action::Update => return Err(Error::NotImplemented("--update")),
+        Action::Generate(what) => return generate::generate(&what, &mut std::io::stdout()).map(|()| 0),
+        Action::Setup => return setup::run_on_terminal(&setup_options(&cli), &current_exe()?),
+        Action::InstallService => {
+            return service::install(&setup::env_from_process(), cli.limited, &current_exe()?, &mut std::io::stdout())
+        }
         Action::Analyze { file, json } => return analyze(&cli, &file, json),
-        Action::Run | Action::Test => {}
+        Action::Run | Action::Test | Action::Update => {}
     }
     let env = Env::from_process();
     let paths = Paths::resolve(&env, cli.limited);
@@ -30,7 +31,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         settings.limited = true;
     }
     let level = logging::adjust(settings.log_level, cli.verbosity_delta());
-    let log_file = if action == Action::Test { None } else { settings.log_file.clone() };
+    let log_file = if action == Action::Run { settings.log_file.clone() } else { None };
     logging::init(level, log_file.as_deref());
     if !settings.unknown_keys.is_empty() {
         warn!(
@@ -46,13 +47,34 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     }
     match action {
         Action::Test => self_test(&settings, capture),
+        Action::Update => {
+            setup::with_terminal(|p| update::run(&settings.update_url, &setup::env_from_process(), &current_exe()?, p))
+        }
         _ => {
+            update::check::spawn_daily(&settings, cli.no_update_check);
             let wiring = crate::report::wire::for_run(&mut settings)?;
             let opts = run::RunOptions { capture, insight, extra_sinks: wiring.sinks, control: wiring.control };
             run::run(settings, opts)?;
             Ok(0)
         }
     }
+}
+
+fn setup_options(cli: &Cli) -> setup::Options {
+    setup::Options {
+        limited: cli.limited,
+        non_interactive: cli.non_interactive,
+        interface: cli.interface.clone(),
+        api_base: cli.api_base.clone(),
+        config: cli.config.clone(),
+        ..setup::Options::default()
+    }
+    .with_process_env()
+}
+
+/// The running binary, which units point at and `--update` replaces.
+fn current_exe() -> Result<PathBuf> {
+    std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot locate the running binary: {e}")))
 }
 
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]

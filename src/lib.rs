@@ -12,7 +12,10 @@
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
+//! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
+//!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
 
+pub mod account;
 pub mod agent;
 pub mod app;
 pub mod baseline;
@@ -25,6 +28,7 @@ pub mod detect;
 pub mod error;
 pub mod event;
 pub mod fsutil;
+pub mod generate;
 pub mod insight;
 pub mod logging;
 pub mod mix;
@@ -32,7 +36,10 @@ pub mod paths;
 pub mod report;
 pub mod run;
 pub mod selftest;
+pub mod service;
+pub mod setup;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tcpdump;
+pub mod update;
 
 pub use error::{Error, Result};

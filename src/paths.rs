@@ -75,12 +75,13 @@ impl Paths {
             let config_home = env.xdg_config_home.clone().unwrap_or_else(|| env.home().join(".config"));
             let state_home = env.xdg_state_home.clone().unwrap_or_else(|| env.home().join(".local/state"));
             let state_dir = env.state_directory.clone().unwrap_or_else(|| state_home.join("ftagent"));
-            Paths {
-                config: config_home.join("ftagent/config.json"),
-                log_file: state_dir.join("ftagent.log"),
-                state_dir,
-                system: false,
-            }
+            // The system unit runs as the unprivileged `ftagent` user, so systemd's LogsDirectory=
+            // must count here too.
+            let log_file = match &env.logs_directory {
+                Some(d) => d.join("ftagent.log"),
+                None => state_dir.join("ftagent.log"),
+            };
+            Paths { config: config_home.join("ftagent/config.json"), log_file, state_dir, system: false }
         }
     }
 
@@ -134,6 +135,18 @@ mod tests {
             ..Env::default()
         };
         let p = Paths::resolve(&env, false);
+        assert_eq!(p.log_file, PathBuf::from("/var/log/ftagent/ftagent.log"));
+    }
+
+    #[test]
+    fn service_user_honours_systemd_directories() {
+        let env = Env {
+            state_directory: Some("/var/lib/ftagent".into()),
+            logs_directory: Some("/var/log/ftagent".into()),
+            ..user_env()
+        };
+        let p = Paths::resolve(&env, false);
+        assert_eq!(p.state_dir, PathBuf::from("/var/lib/ftagent"));
         assert_eq!(p.log_file, PathBuf::from("/var/log/ftagent/ftagent.log"));
     }
 

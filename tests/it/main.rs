@@ -12,5 +12,8 @@ mod limited;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
+mod service;
+mod setup;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
+mod update;
