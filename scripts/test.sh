@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libpcap-dev tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin)
+PKGS=(libpcap-dev libssl-dev pkg-config tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin)
 TOOLS=(tcpdump mergecap capinfos hping3 ip setpriv promtool setcap)
 
 missing=()
