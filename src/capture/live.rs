@@ -148,6 +148,10 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let cap = pcap::Capture::from_device(iface.as_str())
         .and_then(|c| c.snaplen(snaplen as i32).timeout(READ_TIMEOUT_MS).buffer_size(16 << 20).promisc(false).open())
         .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
+    // Non-blocking reads plus our own poll(2) with a timeout: on Linux (TPACKET_V3) libpcap's
+    // read timeout does not fire while no packet arrives, which kept an idle interface's capture
+    // thread — and so the agent's SIGTERM — waiting for the next packet.
+    let cap = cap.setnonblock().map_err(|e| format!("cannot capture on {iface}: {e}"))?;
     // Received traffic only, as the counters (§5.1): our own replies are not the attack.
     if let Err(e) = cap.direction(pcap::Direction::In) {
         warn!("{iface}: cannot restrict capture to received packets ({e}); classifying both directions");
@@ -203,6 +207,14 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     })
 }
 
+/// Wait until the capture has packets, or `timeout_ms` passed.
+fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout_ms: i32) {
+    use std::os::unix::io::AsRawFd;
+    let mut fds = libc::pollfd { fd: cap.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd that lives across the call; the fd belongs to `cap`.
+    unsafe { libc::poll(&mut fds, 1, timeout_ms) };
+}
+
 fn capture_loop(
     mut cap: pcap::Capture<pcap::Active>,
     mut state: State,
@@ -221,7 +233,10 @@ fn capture_loop(
                 let ts_ns = (ts.tv_sec.max(0) as u64) * 1_000_000_000 + (ts.tv_usec.max(0) as u64) * 1000;
                 state.on_packet(ts_ns, p.header.len, p.data);
             }
-            Err(pcap::Error::TimeoutExpired) => idle = true,
+            Err(pcap::Error::TimeoutExpired) => {
+                idle = true;
+                wait_readable(&cap, READ_TIMEOUT_MS);
+            }
             Err(e) => {
                 warn!("packet capture stopped: {e}");
                 return;

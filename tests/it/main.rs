@@ -6,6 +6,8 @@ mod util;
 mod apiserver;
 #[cfg(feature = "capture-scapy")]
 mod capture;
+#[cfg(feature = "capture-scapy")]
+mod capture_stop;
 mod cli;
 mod fakeproc;
 mod limited;
