@@ -265,6 +265,30 @@ mod tests {
     }
 
     #[test]
+    fn control_message_changes_the_running_agent() {
+        use crate::agent::CaptureStatus;
+        use crate::counters::{ProcSource, Sampler};
+        use crate::paths::{Env, Paths};
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
+        let s = Settings::defaults(&Paths::resolve(&env, false));
+        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
+        let cap = CaptureStatus { mode: "limited".into(), reason: None };
+        let mut agent = Agent::new(s, sampler, None, cap, None, Instant::now(), std::time::SystemTime::now());
+        let c = parse(
+            br#"{"pps_threshold": 42, "dynamic_threshold": false, "attack_holddown": 2,
+            "pcap_enabled": false, "ioc_patterns": [{"pattern": "xyz"}]}"#,
+        )
+        .unwrap();
+        Control::Remote(c).apply(&mut agent);
+        let s = agent.settings();
+        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42.0, false));
+        assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
+        assert!(!s.pcap_enabled);
+        assert_eq!(s.ioc_patterns[0].pattern, "xyz");
+    }
+
+    #[test]
     fn wrapped_answers_and_garbage() {
         assert_eq!(parse(br#"{"data": {"pps_threshold": 5}}"#).unwrap().pps_threshold, Some(5.0));
         assert!(parse(b"<html>").unwrap_err().contains("not JSON"));
