@@ -211,7 +211,7 @@ impl ConfigPoll {
         self.next = now + CONFIG_EVERY;
         if !(200..300).contains(&reply.status) {
             let why = format!("agent config: HTTP {}: {}", reply.status, reply.text());
-            if reply.status >= 500 || reply.status == 429 {
+            if reply.status >= 500 || matches!(reply.status, 401 | 403 | 429) {
                 return Some(why);
             }
             warn!("{why}");
