@@ -7,7 +7,8 @@
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
 //! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
 //! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
-//! - [`report`]: sinks behind a bounded channel (event log, baseline file).
+//! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
+//!   the durable spool with its API/webhook sender threads.
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.

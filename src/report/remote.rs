@@ -211,7 +211,7 @@ impl ConfigPoll {
         self.next = now + CONFIG_EVERY;
         if !(200..300).contains(&reply.status) {
             let why = format!("agent config: HTTP {}: {}", reply.status, reply.text());
-            if reply.status >= 500 || reply.status == 429 {
+            if reply.status >= 500 || matches!(reply.status, 401 | 403 | 429) {
                 return Some(why);
             }
             warn!("{why}");
@@ -262,6 +262,30 @@ mod tests {
         assert_eq!(d.holddown_ticks, 75);
         assert_eq!(d.cooldown, Duration::from_secs(30));
         assert_eq!(c.ioc_patterns.unwrap()[0].attack_name, "mirai");
+    }
+
+    #[test]
+    fn control_message_changes_the_running_agent() {
+        use crate::agent::CaptureStatus;
+        use crate::counters::{ProcSource, Sampler};
+        use crate::paths::{Env, Paths};
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
+        let s = Settings::defaults(&Paths::resolve(&env, false));
+        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
+        let cap = CaptureStatus { mode: "limited".into(), reason: None };
+        let mut agent = Agent::new(s, sampler, None, cap, None, Instant::now(), std::time::SystemTime::now());
+        let c = parse(
+            br#"{"pps_threshold": 42, "dynamic_threshold": false, "attack_holddown": 2,
+            "pcap_enabled": false, "ioc_patterns": [{"pattern": "xyz"}]}"#,
+        )
+        .unwrap();
+        Control::Remote(c).apply(&mut agent);
+        let s = agent.settings();
+        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42.0, false));
+        assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
+        assert!(!s.pcap_enabled);
+        assert_eq!(s.ioc_patterns[0].pattern, "xyz");
     }
 
     #[test]

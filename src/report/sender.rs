@@ -128,70 +128,69 @@ impl Drain {
         };
         let retry_after = reply.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         match verdict(reply.status) {
-            "ok" => {
-                if item.kind == Kind::Open {
-                    match parse_uuid(&reply.body) {
-                        Some(uuid) => {
-                            if let Err(e) =
-                                self.spool.record_ack(item.incident.as_deref().unwrap_or(""), OpenAck::Uuid(uuid))
-                            {
-                                error!("{}: cannot record the incident's server id: {e}", self.name);
-                            }
-                        }
-                        None => {
-                            let why = format!(
-                                "HTTP {} with an unreadable answer (no \"uuid\"): {}",
-                                reply.status,
-                                reply.text()
-                            );
-                            return self.failed(now, why, None, Duration::ZERO);
-                        }
-                    }
-                }
-                self.spool.remove(item.seq);
-                if self.breaker.on_success() {
-                    info!("{}: delivering again; {} item(s) waiting", self.name, self.spool.len());
-                }
-                self.auth_logged = false;
-                Outcome::Delivered(item.kind)
-            }
+            "ok" => self.accepted(now, item, &reply),
             "auth" => {
-                if !self.auth_logged {
-                    self.auth_logged = true;
-                    if let Dest::Api(c) = &self.dest {
-                        error!(
-                            "API key rejected for node {} (HTTP {}); events stay spooled and are retried every {} s — check api_key/node_uuid",
-                            c.node_uuid,
-                            reply.status,
-                            RETRY_CAP.as_secs()
-                        );
-                    } else {
-                        error!("{}: HTTP {} (not authorised); retrying slowly", self.name, reply.status);
-                    }
-                }
+                self.log_auth(reply.status);
                 self.breaker.on_failure(now, retry_after, RETRY_CAP, retry::jitter());
                 Outcome::AuthRejected(reply.status)
             }
             "retry" => {
                 self.failed(now, format!("HTTP {}: {}", reply.status, reply.text()), retry_after, Duration::ZERO)
             }
-            _ => {
-                warn!(
-                    "{}: HTTP {} for {} {}; moved to rejected/ with the answer: {}",
-                    self.name,
-                    reply.status,
-                    kind_name(item.kind),
-                    item.seq,
-                    reply.text()
-                );
-                if item.kind == Kind::Open {
-                    let _ = self.spool.record_ack(item.incident.as_deref().unwrap_or(""), OpenAck::Rejected);
-                }
-                self.spool.reject(item, reply.status, &reply.text());
-                self.breaker.on_success();
-                Outcome::Rejected(reply.status)
+            _ => self.refused(item, &reply),
+        }
+    }
+
+    /// 2xx: record an open's server uuid (a 2xx without one is retried), delete the item.
+    fn accepted(&mut self, now: Instant, item: &Item, reply: &Reply) -> Outcome {
+        if item.kind == Kind::Open {
+            let Some(uuid) = parse_uuid(&reply.body) else {
+                let why = format!("HTTP {} with an unreadable answer (no \"uuid\"): {}", reply.status, reply.text());
+                return self.failed(now, why, None, Duration::ZERO);
+            };
+            if let Err(e) = self.spool.record_ack(item.incident.as_deref().unwrap_or(""), OpenAck::Uuid(uuid)) {
+                error!("{}: cannot record the incident's server id: {e}", self.name);
             }
         }
+        self.spool.remove(item.seq);
+        if self.breaker.on_success() {
+            info!("{}: delivering again; {} item(s) waiting", self.name, self.spool.len());
+        }
+        self.auth_logged = false;
+        Outcome::Delivered(item.kind)
+    }
+
+    /// 401/403: one clear line until a call succeeds again.
+    fn log_auth(&mut self, status: u16) {
+        if std::mem::replace(&mut self.auth_logged, true) {
+            return;
+        }
+        match &self.dest {
+            Dest::Api(c) => error!(
+                "API key rejected for node {} (HTTP {status}); events stay spooled and are retried every {} s — check api_key/node_uuid",
+                c.node_uuid,
+                RETRY_CAP.as_secs()
+            ),
+            Dest::Webhook { .. } => error!("{}: HTTP {status} (not authorised); retrying slowly", self.name),
+        }
+    }
+
+    /// Other 4xx: keep the item and the answer under `rejected/`, go on with the rest.
+    fn refused(&mut self, item: &Item, reply: &Reply) -> Outcome {
+        warn!(
+            "{}: HTTP {} for {} {}; moved to rejected/ with the answer: {}",
+            self.name,
+            reply.status,
+            kind_name(item.kind),
+            item.seq,
+            reply.text()
+        );
+        if item.kind == Kind::Open {
+            let _ = self.spool.record_ack(item.incident.as_deref().unwrap_or(""), OpenAck::Rejected);
+        }
+        self.spool.reject(item, reply.status, &reply.text());
+        self.breaker.on_success();
+        Outcome::Rejected(reply.status)
     }
 
     fn failed(&mut self, now: Instant, reason: String, retry_after: Option<Duration>, floor: Duration) -> Outcome {

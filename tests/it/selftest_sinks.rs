@@ -111,4 +111,5 @@ fn https_with_a_ca_trusted_through_ssl_cert_file_and_an_untrusted_one() {
     let line = stdout.lines().find(|l| l.starts_with("Flowtriq API")).unwrap();
     assert!(line.contains("FAILED: TLS error talking to https://localhost:"), "{line}");
     assert!(line.contains("SSL_CERT_FILE"), "the message says how to fix it: {line}");
+    eprintln!("untrusted CA: {line}");
 }
