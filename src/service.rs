@@ -176,7 +176,10 @@ pub fn install(env: &Env, limited: bool, exe: &Path, out: &mut dyn Write) -> Res
     let paths = Paths::resolve(env, limited);
     let path = unit_path(kind, env, &paths);
     if kind == UnitKind::System {
-        crate::account::ensure(env, out)?;
+        // A config written by setup before the account existed is still root's: hand it over.
+        if let (Some(ids), true) = (crate::account::ensure(env, out)?, paths.config.exists()) {
+            crate::account::hand_config_to_service(&paths.config, ids)?;
+        }
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -99,6 +99,32 @@ fn root_install_writes_the_hardened_system_unit() {
     verify(&unit_path, false);
 }
 
+#[test]
+fn root_install_hands_an_earlier_config_to_the_service_user() {
+    if !is_root() {
+        eprintln!("SKIPPED: the system unit is installed as root (CI runs as root)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let bin = fake_systemctl(root.path());
+    std::fs::create_dir_all(root.path().join("etc/ftagent")).unwrap();
+    std::fs::write(root.path().join("etc/passwd"), "ftagent:x:4300:4301::/var/lib/ftagent:/usr/sbin/nologin\n")
+        .unwrap();
+    let cfg = root.path().join("etc/ftagent/config.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let out = Home::new()
+        .command()
+        .arg("--install-service")
+        .env("FTAGENT_ROOT", root.path())
+        .env("PATH", path_with(&bin))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&cfg).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4300, 4301));
+}
+
 /// Directory holding `man1/ftagent.1`, so `Documentation=man:ftagent(1)` resolves.
 fn man_dir(dir: &Path) -> PathBuf {
     let man = dir.join("man");
