@@ -13,6 +13,9 @@ use crate::config::IocPattern;
 /// keeps the cost per packet fixed.
 pub const SCAN_BYTES: usize = 512;
 
+/// Above this many patterns the automaton is a contiguous NFA rather than a DFA (memory).
+pub const DFA_MAX_PATTERNS: usize = 2_000;
+
 #[derive(Debug, Clone)]
 pub struct IocMatcher {
     ac: AhoCorasick,
@@ -23,6 +26,12 @@ pub struct IocMatcher {
 impl IocMatcher {
     /// Compile the patterns; None when there are none. Empty patterns are skipped.
     pub fn new(patterns: &[IocPattern]) -> crate::Result<Option<Self>> {
+        Self::build(patterns, true)
+    }
+
+    /// As [`IocMatcher::new`]; `prefilter: false` turns off the crate's SIMD skip-ahead (which
+    /// only exists for small pattern sets), leaving the plain automaton walk (benches).
+    pub fn build(patterns: &[IocPattern], prefilter: bool) -> crate::Result<Option<Self>> {
         let mut bytes = Vec::new();
         let mut labels = Vec::new();
         for p in patterns {
@@ -37,13 +46,22 @@ impl IocMatcher {
         if bytes.is_empty() {
             return Ok(None);
         }
-        // A DFA scans at one table lookup per byte whatever the pattern count; fall back to the
-        // crate's choice when the DFA would be too large.
-        let build = |kind| AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).kind(kind).build(&bytes);
-        let ac = build(Some(AhoCorasickKind::DFA))
+        // Small sets: a DFA (one table lookup per byte). Large sets: the contiguous NFA, a few
+        // MiB where a DFA of 100,000 patterns takes ~90 MiB. Either walks each byte once,
+        // whatever the number of patterns.
+        let kind = if bytes.len() <= DFA_MAX_PATTERNS { AhoCorasickKind::DFA } else { AhoCorasickKind::ContiguousNFA };
+        let build = |kind| {
+            AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).prefilter(prefilter).kind(kind).build(&bytes)
+        };
+        let ac = build(Some(kind))
             .or_else(|_| build(None))
             .map_err(|e| crate::Error::Runtime(format!("cannot compile {} IOC patterns: {e}", bytes.len())))?;
         Ok(Some(IocMatcher { ac, labels }))
+    }
+
+    /// The automaton kind and its heap size, for logs and benches.
+    pub fn describe(&self) -> String {
+        format!("{:?}, {} KiB", self.ac.kind(), self.ac.memory_usage() / 1024)
     }
 
     pub fn len(&self) -> usize {

@@ -111,3 +111,57 @@ fn dns_query_names() {
     assert!(!dns_query_name(&q, &mut out));
     assert!(!dns_query_name(b"short", &mut out));
 }
+
+mod properties {
+    use super::*;
+    use crate::capture::engine::Engine;
+    use crate::capture::pcapfile::CaptureReader;
+    use proptest::prelude::*;
+
+    const LINKS: [LinkType; 5] =
+        [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Null];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), link in 0usize..5) {
+            let mut e = Engine::default();
+            e.push(LINKS[link], 0, bytes.len() as u32, &bytes);
+            let _ = parse(LINKS[link], &bytes);
+            let mut s = String::new();
+            let _ = dns_query_name(&bytes, &mut s);
+            prop_assert_eq!(e.packets(), 1);
+        }
+
+        #[test]
+        fn mutated_valid_frames_never_panic(flips in proptest::collection::vec((0usize..80, any::<u8>()), 1..8), cut in 0usize..80) {
+            let mut f = ethernet(0x86dd, &[5], &ip6([1; 16], [2; 16], 17, &[(0, vec![0; 8]), (44, vec![0; 8])], &udp(53, 53, &dns_query("a.b.c"))));
+            for (at, v) in flips {
+                if let Some(b) = f.get_mut(at) { *b = v; }
+            }
+            f.truncate(cut.max(1));
+            let mut e = Engine::default();
+            e.push(LinkType::Ethernet, 0, 0, &f);
+            let _ = e.classification();
+        }
+
+        #[test]
+        fn random_capture_files_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400), kind in 0usize..3) {
+            let mut file = match kind {
+                0 => 0xa1b2_c3d4u32.to_le_bytes().to_vec(),
+                1 => 0xa1b2_3c4du32.to_be_bytes().to_vec(),
+                _ => 0x0a0d_0d0au32.to_le_bytes().to_vec(),
+            };
+            file.extend_from_slice(&body);
+            if let Ok(mut r) = CaptureReader::new(&file[..]) {
+                for _ in 0..1000 {
+                    match r.next_frame() {
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+}

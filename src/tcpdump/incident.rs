@@ -16,13 +16,6 @@ use super::child::Child;
 use super::merge;
 use super::supervisor::Setup;
 
-/// `<incident_id>_<UTC yyyymmddThhmmssZ>.pcap` (§7.5), from the incident's open time.
-pub fn evidence_name(incident_id: &str, opened: SystemTime) -> String {
-    let stamp: String =
-        humantime::format_rfc3339_seconds(opened).to_string().chars().filter(|c| *c != '-' && *c != ':').collect();
-    format!("{incident_id}_{stamp}.pcap")
-}
-
 pub struct Incident {
     id: String,
     dir: PathBuf,
@@ -123,17 +116,5 @@ impl Incident {
             c.stop(Duration::from_secs(2));
         }
         let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn evidence_file_is_named_after_the_incident_and_utc_open_time() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_300_000_900);
-        assert_eq!(evidence_name("8c1f", t), "8c1f_20261121T222640Z.pcap");
     }
 }

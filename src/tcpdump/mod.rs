@@ -186,7 +186,7 @@ impl PacketInsight for TcpdumpCapture {
             _ => wall,
         };
         self.last_class = None;
-        let file = self.pcap_dir.join(incident::evidence_name(incident_id, opened));
+        let file = crate::capture::evidence::incident_path(&self.pcap_dir, incident_id, opened);
         self.send(Cmd::Resolve { id: incident_id.to_string(), file: file.clone() });
         Some(file.display().to_string())
     }

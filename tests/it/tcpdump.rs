@@ -311,3 +311,31 @@ fn missing_tcpdump_is_installed_as_root_and_never_otherwise() {
     assert!(log(&root).contains("installing it with `apt-get"), "{}", log(&root));
     assert_eq!(start["mode"], expected_fallback_mode(), "{start}");
 }
+
+#[test]
+fn retention_and_the_disk_cap_count_ring_files() {
+    let Some(pair) = NetnsPair::create() else { return };
+    if !tools_present() {
+        return;
+    }
+    let home = Home::new();
+    let pcaps = home.state().join("pcaps");
+    std::fs::create_dir_all(pcaps.join("ring")).unwrap();
+    // An incident file past retention, a recent one, and an old ring file from an earlier run
+    // that alone is over the 1 MiB cap.
+    let old = pcaps.join("old_20261101T000000Z.pcap");
+    let recent = pcaps.join("recent_20261121T000000Z.pcap");
+    let old_ring = pcaps.join("ring/ring_20261120T000000.pcap");
+    std::fs::write(&old, [0u8; 100]).unwrap();
+    std::fs::write(&recent, [0u8; 100]).unwrap();
+    std::fs::write(&old_ring, vec![0u8; 2 << 20]).unwrap();
+    for (file, age) in [(&old, "10 days ago"), (&old_ring, "1 day ago")] {
+        assert!(Command::new("touch").args(["-d", age]).arg(file).status().unwrap().success());
+    }
+    let mut agent = start_agent(&pair, &home, json!({"pcap_retention_days": 7, "pcap_max_disk_mb": 1}));
+    std::thread::sleep(Duration::from_secs(2));
+    util::terminate(&mut agent, Duration::from_secs(6));
+    assert!(!old.exists(), "a file past pcap_retention_days is deleted");
+    assert!(!old_ring.exists(), "ring files count toward pcap_max_disk_mb, oldest first");
+    assert!(recent.exists(), "under the cap once the ring file went: {}", log(&home));
+}
