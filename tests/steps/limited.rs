@@ -61,6 +61,7 @@ impl AgentWorld {
         let home = self.home();
         let cfg = home.write_config(json!({
             "procfs_root": root,
+            "limited": true,
             "interface": "eth0",
             "sample_interval_ms": 100,
             "grace_period_s": grace_s,
