@@ -1,7 +1,6 @@
 //! Regression: with in-process capture on an idle interface, libpcap's read timeout never fired
 //! and SIGTERM waited for the next packet (minutes on a quiet link). The stop must take < 5 s.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, Home, NetnsPair};
@@ -16,13 +15,7 @@ fn sigterm_with_capture_on_an_idle_interface_exits_within_5_s() {
     }
     let home = Home::new();
     let cfg = home.write_config(serde_json::json!({ "interface": pair.veth_a, "pcap_mode": "scapy" }));
-    let mut agent = NetnsPair::exec(&pair.ns_a, &util::bin())
-        .args(["--no-update-check", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent");
+    let mut agent = pair.spawn_agent(&home, &cfg);
     let start = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10)).expect("agent_start");
     assert_ne!(start["mode"], "limited", "capture should be on as root: {start}");
     std::thread::sleep(Duration::from_secs(2));

@@ -1,7 +1,6 @@
 //! Limited mode against real traffic: a UDP flood across a veth pair between two network
 //! namespaces, the agent reading the real `/proc/net/dev` of its namespace.
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use crate::util::{self, Home, NetnsPair};
@@ -19,14 +18,7 @@ fn veth_udp_flood_opens_within_one_second_and_resolves() {
         // Capture builds run as root would classify from packets; this test is about counters.
         "limited": true,
     }));
-    let mut agent = NetnsPair::exec(&pair.ns_a, &util::bin())
-        .args(["--no-update-check", "--config"])
-        .arg(&cfg)
-        .env("HOME", home.path())
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent");
+    let mut agent = pair.spawn_agent(&home, &cfg);
     let started = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10));
     assert_eq!(started.as_ref().map(|e| e["interface"].clone()), Some(serde_json::json!(pair.veth_a)));
     std::thread::sleep(Duration::from_millis(3500)); // past the grace period

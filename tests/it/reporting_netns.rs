@@ -8,7 +8,6 @@
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
@@ -62,14 +61,7 @@ fn never_answering_api_does_not_delay_detection_or_shutdown() {
         "node_uuid": "node-netns",
         "api_base": format!("http://127.0.0.1:{port}/api/v1"),
     }));
-    let mut agent = NetnsPair::exec(&pair.ns_a, &util::bin())
-        .args(["--no-update-check", "--config"])
-        .arg(&cfg)
-        .env("HOME", home.path())
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent");
+    let mut agent = pair.spawn_agent(&home, &cfg);
     assert!(util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10)).is_some());
     std::thread::sleep(Duration::from_millis(3500)); // past the grace period
     assert!(accepted.load(Ordering::SeqCst) >= 1, "the agent is stuck on the hung API");

@@ -44,14 +44,7 @@ fn start_agent(pair: &NetnsPair, home: &Home, extra: Value) -> Child {
         a.extend(b);
     }
     let cfg = home.write_config(cfg);
-    let agent = NetnsPair::exec(&pair.ns_a, &util::bin())
-        .args(["--no-update-check", "--config"])
-        .arg(&cfg)
-        .env("HOME", home.path())
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent");
+    let agent = pair.spawn_agent(home, &cfg);
     let start = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(15));
     assert_eq!(start.map(|e| e["mode"].clone()), Some(json!("capture-tcpdump")), "log: {}", log(home));
     agent

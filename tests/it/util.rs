@@ -226,10 +226,22 @@ impl NetnsPair {
         c
     }
 
-    /// A UDP flood from `b` to `a` for `secs` seconds (hping3, bounded by `timeout`).
-    pub fn udp_flood(&self, secs: u32, port: u16) -> Child {
+    /// The agent binary started inside namespace `a` with this home and config.
+    pub fn spawn_agent(&self, home: &Home, cfg: &Path) -> Child {
+        NetnsPair::exec(&self.ns_a, &bin())
+            .args(["--no-update-check", "--config"])
+            .arg(cfg)
+            .env("HOME", home.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn agent")
+    }
+
+    /// hping3 from `b` to `a` as fast as it goes for `secs` seconds (bounded by `timeout`).
+    fn flood(&self, secs: u32, port: u16, kind: &str) -> Child {
         Command::new("timeout")
-            .args([&format!("{secs}"), "ip", "netns", "exec", &self.ns_b, "hping3", "--udp", "--flood", "-q", "-p"])
+            .args([&format!("{secs}"), "ip", "netns", "exec", &self.ns_b, "hping3", kind, "--flood", "-q", "-p"])
             .arg(port.to_string())
             .arg(&self.addr_a)
             .stdout(Stdio::null())
@@ -238,16 +250,14 @@ impl NetnsPair {
             .expect("spawn hping3")
     }
 
+    /// A UDP flood from `b` to `a` for `secs` seconds.
+    pub fn udp_flood(&self, secs: u32, port: u16) -> Child {
+        self.flood(secs, port, "--udp")
+    }
+
     /// A SYN flood from `b` to `a` for `secs` seconds.
     pub fn syn_flood(&self, secs: u32, port: u16) -> Child {
-        Command::new("timeout")
-            .args([&format!("{secs}"), "ip", "netns", "exec", &self.ns_b, "hping3", "-S", "--flood", "-q", "-p"])
-            .arg(port.to_string())
-            .arg(&self.addr_a)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn hping3")
+        self.flood(secs, port, "-S")
     }
 }
 
