@@ -1,3 +1,5 @@
+//! Tests of incident files: naming, permissions, ring + incident packets, retention.
+
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 

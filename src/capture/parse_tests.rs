@@ -1,3 +1,6 @@
+//! Frame parser tests on synthetic frames of every supported layout, plus property tests over
+//! random and mutated bytes (never a panic).
+
 use super::*;
 use crate::capture::synth::{self, dns_query, esp, eth4, ethernet, frag, gre, icmp, sll, sll2, tcp, udp};
 use synth::{ipv4 as ip4, ipv6 as ip6};

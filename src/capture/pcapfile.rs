@@ -270,12 +270,25 @@ impl<R: Read> CaptureReader<R> {
         Ok(())
     }
 
-    /// Read `n` bytes into `self.buf[..n]`.
+    /// Read `n` bytes into `self.buf[..n]`. The buffer grows with the data actually read, so a
+    /// header claiming a huge record in a short file costs no huge allocation.
     fn fill(&mut self, n: usize) -> Result<(), FileError> {
-        if self.buf.len() < n {
-            self.buf.resize(n, 0);
+        if n <= self.buf.len() {
+            let got = read_full(&mut self.r, &mut self.buf[..n])?;
+            self.offset += got as u64;
+            if got < n {
+                return Err(FileError::Truncated { offset: self.offset });
+            }
+            return Ok(());
         }
-        let got = read_full(&mut self.r, &mut self.buf[..n])?;
+        self.buf.clear();
+        let got = loop {
+            match (&mut self.r).take(n as u64).read_to_end(&mut self.buf) {
+                Ok(got) => break got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FileError::Io(e)),
+            }
+        };
         self.offset += got as u64;
         if got < n {
             return Err(FileError::Truncated { offset: self.offset });

@@ -1,3 +1,5 @@
+//! Capture-file reader/writer tests: pcap µs/ns in both byte orders, pcapng, truncation.
+
 use super::*;
 
 fn pcap_bytes(magic: u32, be: bool, linktype: u32, recs: &[(u32, u32, &[u8])]) -> Vec<u8> {

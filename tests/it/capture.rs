@@ -133,7 +133,8 @@ fn flood_config(home: &Home, pair: &NetnsPair) -> PathBuf {
         "baseline_window_s": 10,
         "grace_period_s": 3,
         "holddown_ticks": 10,
-        "pcap_ring_packets": 200,
+        // Large enough to still hold the pings sent before the flood when the incident opens.
+        "pcap_ring_packets": 200_000,
         "pcap_max_packets": 5000,
         "pcap_dir": home.path().join("pcaps"),
     }))
@@ -146,9 +147,9 @@ fn flood_run(pair: &NetnsPair, home: &Home, mut agent_cmd: Command) -> (Vec<Valu
         agent_cmd.stdin(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().expect("spawn agent");
     let started = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10));
     assert!(started.is_some(), "agent_start; stderr: {}", std::fs::read_to_string(&log).unwrap_or_default());
-    // Ordinary traffic before the attack, for the pre-attack ring.
+    // Ordinary traffic before the attack (5 echo requests), for the pre-attack ring.
     let _ = Command::new("ip")
-        .args(["netns", "exec", &pair.ns_b, "ping", "-c", "5", "-i", "0.2", "-W", "1", "-q", &pair.addr_a])
+        .args(["netns", "exec", &pair.ns_b, "hping3", "--icmp", "-c", "5", "-i", "u100000", "-q", &pair.addr_a])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -199,24 +200,27 @@ fn veth_syn_flood_is_classified_from_packets_with_pcap_evidence() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&pcap).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(pcap.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
-    // The ring (200) then the incident's packets (pcap_max_packets 5000): without the ring the
-    // file would hold 5000; in time order, starting before the onset.
+    // The ring, then up to pcap_max_packets (5000) incident packets: more than 5000 only with the
+    // ring; in time order; the pings sent before the flood (pre-attack context) are in it.
     let count = capinfos_count(&pcap);
-    assert_eq!(count, 200 + 5000, "{}", pcap.display());
+    assert!(count > 5000 && count <= 200_000 + 5000, "{count} packets in {}", pcap.display());
     let onset = humantime::parse_rfc3339(open["started_at"].as_str().unwrap()).unwrap();
     let onset_ns = onset.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut reader = ftagent::capture::pcapfile::CaptureReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
-    let (mut first, mut last, mut n) = (None, 0u64, 0u64);
+    let (mut last, mut n, mut pings_before) = (0u64, 0u64, 0u64);
     while let Some(f) = reader.next_frame().unwrap() {
-        first.get_or_insert(f.ts_ns);
         assert!(f.ts_ns >= last, "frames in time order");
         last = f.ts_ns;
         n += 1;
+        let p = ftagent::capture::parse::parse(ftagent::capture::LinkType::Ethernet, f.data).unwrap();
+        if matches!(p.transport, ftagent::capture::parse::Transport::Icmp { icmp_type: 8, .. }) && f.ts_ns < onset_ns {
+            pings_before += 1;
+        }
     }
     assert_eq!(n, count);
-    assert!(first.unwrap() < onset_ns, "the file starts before the onset");
-    let before = 200;
-    eprintln!("veth SYN flood: {count} packets in {}, {before} from the ring", pcap.display());
+    assert!(pings_before >= 1, "no pre-attack packets (pings before the onset) in the file");
+    let before = pings_before;
+    eprintln!("veth SYN flood: {count} packets in {}, {before} pre-attack pings from the ring", pcap.display());
 }
 
 #[test]
