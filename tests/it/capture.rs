@@ -10,30 +10,7 @@ use serde_json::Value;
 
 use crate::util::{self, Home, NetnsPair};
 
-fn pcaps() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps")
-}
-
-fn capture_dir() -> Option<PathBuf> {
-    let candidates = [
-        pcaps(),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps"),
-        PathBuf::from("/work/shared/pcaps"),
-    ];
-    let found = candidates.into_iter().find(|p| p.join("LABELS.md").exists());
-    if found.is_none() {
-        eprintln!("SKIPPED: the shared attack captures (shared/pcaps) are not beside the project");
-    }
-    found
-}
-
-fn capinfos_count(path: &Path) -> u64 {
-    let out =
-        Command::new("capinfos").args(["-c", "-M", "-T"]).arg(path).output().expect("capinfos (wireshark-common)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1).unwrap_or_default().to_string();
-    line.split('\t').nth(1).and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("capinfos said: {text}"))
-}
+use crate::util::{capinfos_count, shared_pcaps as capture_dir};
 
 fn analyze_json(path: &Path) -> Value {
     let home = Home::new();

@@ -93,6 +93,29 @@ impl Home {
 
 pub const NOBODY: u32 = 65534;
 
+/// The shared real attack captures, beside the project (`../shared/pcaps`) or where
+/// `FTAGENT_PCAPS` points; None (with the reason printed) when absent.
+pub fn shared_pcaps() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("FTAGENT_PCAPS").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.join("LABELS.md").exists());
+    if found.is_none() {
+        eprintln!("SKIPPED: the shared attack captures (../shared/pcaps) are not beside the project");
+    }
+    found
+}
+
+/// Packet count of a capture file as `capinfos -c` reports it.
+pub fn capinfos_count(path: &Path) -> u64 {
+    let out =
+        Command::new("capinfos").args(["-c", "-M", "-T"]).arg(path).output().expect("capinfos (wireshark-common)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1).unwrap_or_default().to_string();
+    line.split('\t').nth(1).and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("capinfos said: {text}"))
+}
+
 /// chown -R, so an unprivileged child can write into a test's temp tree.
 pub fn chown_tree(path: &Path, uid: u32) {
     let _ = std::os::unix::fs::chown(path, Some(uid), Some(uid));
