@@ -133,12 +133,20 @@ impl Drop for EvidenceWriter {
     }
 }
 
+/// `<dir>/.<name>.partial` while the file is being written.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
+}
+
 fn open(dir: &Path, path: &Path, linktype: u32, snaplen: u32) -> Option<(PathBuf, PcapWriter<BufWriter<File>>)> {
     if let Err(e) = fsutil::ensure_private_dir(dir) {
         warn!("cannot keep incident captures: {e}");
         return None;
     }
-    let f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    // Written under a partial name and renamed when complete: whoever sees the final name
+    // (the API uploader, an operator) sees a whole file.
+    let f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(partial_path(path));
     match f.and_then(|f| PcapWriter::new(BufWriter::with_capacity(1 << 16, f), linktype, snaplen)) {
         Ok(w) => Some((path.to_path_buf(), w)),
         Err(e) => {
@@ -150,7 +158,12 @@ fn open(dir: &Path, path: &Path, linktype: u32, snaplen: u32) -> Option<(PathBuf
 
 fn finish(file: Option<(PathBuf, PcapWriter<BufWriter<File>>)>, retention: &Retention) {
     let Some((path, w)) = file else { return };
-    let done = w.into_inner().into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all());
+    let done = w
+        .into_inner()
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .and_then(|()| fs::rename(partial_path(&path), &path));
     match done {
         Ok(()) => info!("incident capture written: {}", path.display()),
         Err(e) => warn!("{}: cannot finish incident capture: {e}", path.display()),

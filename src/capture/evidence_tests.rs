@@ -22,8 +22,10 @@ fn writer_keeps_ring_then_incident_packets_in_a_private_file() {
     let ring = vec![RingPacket { ts_ns: 1_000, wire_len: 60, data: vec![1; 60] }];
     w.start(path.clone(), 1, 0, ring);
     w.packet(2_000_000, 70, &[2; 70]);
+    assert!(!path.exists(), "the final name appears only when the file is complete");
     w.finish();
     drop(w);
+    assert!(!dir.join(".id_20260101T000000Z.pcap.partial").exists());
     assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let mut rd = CaptureReader::new(File::open(&path).unwrap()).unwrap();

@@ -70,7 +70,12 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
             let mut out = vec![(Kind::Resolve, Some(r.incident_id.clone()), key(), b)];
             if let Some(file) = &r.pcap_file {
                 let upload = key();
-                out.push((Kind::Pcap, Some(r.incident_id.clone()), upload.clone(), json!({ "path": file })));
+                out.push((
+                    Kind::Pcap,
+                    Some(r.incident_id.clone()),
+                    upload.clone(),
+                    json!({ "path": file, "queued_at": unix_now() }),
+                ));
             }
             out
         }
@@ -211,4 +216,9 @@ mod tests {
         assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
         assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
     }
+}
+
+/// Seconds since the epoch, for items whose handling depends on their age.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -11,6 +11,15 @@ use super::api::{self, ApiClient, Reply, PCAP_CHUNK};
 use super::sender::Attempt;
 use super::spool::{Item, Spool};
 
+/// How long an upload waits for its file to appear after the resolve.
+pub(super) const PCAP_WAIT_S: u64 = 300;
+
+fn age_s(item: &Item) -> u64 {
+    let queued = item.body.get("queued_at").and_then(|v| v.as_u64()).unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    now.saturating_sub(queued)
+}
+
 /// Upload the item's file from its resume point; returns the last reply (or the failure).
 pub(super) fn upload(client: &ApiClient, spool: &Spool, item: &Item, uuid: &str) -> Attempt {
     let Some(path) = item.body.get("path").and_then(|p| p.as_str()).map(Path::new) else {
@@ -18,6 +27,11 @@ pub(super) fn upload(client: &ApiClient, spool: &Spool, item: &Item, uuid: &str)
     };
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
+        // The capture side finishes the file (fsync, merge, rename) after the resolve event;
+        // give it time before calling the file gone.
+        Err(_) if age_s(item) < PCAP_WAIT_S => {
+            return Attempt::Reply(Err(format!("{} is not written yet", path.display())))
+        }
         Err(_) => return Attempt::Local("the PCAP file is gone"),
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -233,3 +233,24 @@ fn large_pcap_resumes_from_the_last_acknowledged_chunk() {
     assert_eq!(got, data);
     assert!(d.spool.is_empty());
 }
+
+#[test]
+fn pcap_upload_waits_for_a_file_still_being_written() {
+    let (server, mut d, dir) = setup(ts::flowtriq(json!({})));
+    let file = dir.path().join("inc-1.pcap");
+    push(&d, Kind::Open, Some("inc-1"), "inc-1");
+    let queued_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    d.spool
+        .push(Kind::Pcap, Some("inc-1".into()), "up-1".into(), json!({ "path": file, "queued_at": queued_at }))
+        .unwrap();
+    let now = Instant::now();
+    assert!(matches!(d.step(now), Outcome::Delivered(Kind::Open)));
+    // The file is not there yet: the upload is retried later, not thrown away.
+    assert!(matches!(d.step(now), Outcome::Retry { .. }));
+    assert!(!d.spool.is_empty(), "the PCAP item must stay queued while its file is being written");
+    assert!(server.to("/api/v1/agent/incidents/srv-0001/pcap").is_empty());
+    std::fs::write(&file, b"pcap bytes").unwrap();
+    drain_all(&mut d, now + Duration::from_secs(120));
+    assert_eq!(server.to("/api/v1/agent/incidents/srv-0001/pcap").len(), 1);
+    assert!(d.spool.is_empty());
+}
