@@ -161,6 +161,11 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Seconds since the epoch, for items whose handling depends on their age.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,9 +221,4 @@ mod tests {
         assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
         assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
     }
-}
-
-/// Seconds since the epoch, for items whose handling depends on their age.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
