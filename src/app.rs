@@ -40,6 +40,8 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             settings.unknown_keys.join(", ")
         );
     }
+    // The API's cached `/agent/config` (e.g. `pcap_enabled`) is applied before capture starts.
+    let wiring = if action == Action::Run { Some(crate::report::wire::for_run(&mut settings)?) } else { None };
     let mut capture = capture_status(&settings);
     let insight = if action == Action::Run { start_insight(&settings, &mut capture) } else { None };
     if let Some(reason) = &capture.reason {
@@ -52,7 +54,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         }
         _ => {
             update::check::spawn_daily(&settings, cli.no_update_check);
-            let wiring = crate::report::wire::for_run(&mut settings)?;
+            let wiring = wiring.expect("built for Run");
             let opts = run::RunOptions { capture, insight, extra_sinks: wiring.sinks, control: wiring.control };
             run::run(settings, opts)?;
             Ok(0)
