@@ -96,7 +96,9 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
     }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
-    join_with_deadline(worker, Duration::from_secs(4));
+    if !report::join_within(worker, Duration::from_secs(4)) {
+        warn!("sinks did not finish within 4 s; exiting anyway (spooled data is on disk)");
+    }
     Ok(())
 }
 
@@ -158,18 +160,6 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close();
     }
-}
-
-fn join_with_deadline(handle: std::thread::JoinHandle<()>, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !handle.is_finished() {
-        if Instant::now() >= deadline {
-            warn!("sinks did not finish within {} s; exiting anyway (spooled data is on disk)", limit.as_secs());
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = handle.join();
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::warn;
 
@@ -59,12 +59,7 @@ impl Sink for ApiSink {
     }
 
     fn shutdown(&mut self) {
-        if let Some(s) = &self.spool {
-            s.stop();
-        }
-        if let Some(h) = self.sender.take() {
-            join_briefly(h, SHUTDOWN_WAIT);
-        }
+        stop_sender(self.spool.as_deref(), self.sender.take());
     }
 
     fn deliver_now(&mut self, msg: &Outgoing) -> Result<()> {
@@ -105,15 +100,14 @@ pub fn check_reply(reply: &Reply, node: Option<&str>) -> Result<()> {
     }
 }
 
-/// Join a thread, but give up after `limit` (it is then left to end with the process).
-pub fn join_briefly(h: JoinHandle<()>, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !h.is_finished() {
-        if Instant::now() >= deadline {
-            warn!("a sender is still waiting on the network; leaving it (its items stay spooled)");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+/// Stop a spool's sender: mark the spool stopped, then give its thread `SHUTDOWN_WAIT`.
+pub(super) fn stop_sender(spool: Option<&Spool>, sender: Option<JoinHandle<()>>) {
+    if let Some(s) = spool {
+        s.stop();
     }
-    let _ = h.join();
+    if let Some(h) = sender {
+        if !super::join_within(h, SHUTDOWN_WAIT) {
+            warn!("a sender is still waiting on the network; leaving it (its items stay spooled)");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::api::{self, origin};
-use super::apisink::{check_reply, join_briefly, SHUTDOWN_WAIT};
+use super::apisink::{check_reply, stop_sender};
 use super::bodies;
 use super::sender::{self, Dest, Drain};
 use super::spool::{Kind, Spool};
@@ -50,12 +50,7 @@ impl Sink for WebhookSink {
     }
 
     fn shutdown(&mut self) {
-        if let Some(s) = &self.spool {
-            s.stop();
-        }
-        if let Some(h) = self.sender.take() {
-            join_briefly(h, SHUTDOWN_WAIT);
-        }
+        stop_sender(self.spool.as_deref(), self.sender.take());
     }
 
     fn deliver_now(&mut self, msg: &Outgoing) -> Result<()> {
