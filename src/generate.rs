@@ -24,8 +24,10 @@ pub fn generate(what: &[String], out: &mut dyn Write) -> Result<()> {
         ["man"] => clap_mangen::Man::new(Cli::command()).render(out).map_err(io),
         ["completions", shell] => {
             let shell: Shell = shell.parse().map_err(|_| Error::Usage(format!("unknown shell `{shell}`; {USAGE}")))?;
-            clap_complete::generate(shell, &mut Cli::command(), "ftagent", out);
-            Ok(())
+            // clap_complete panics on a write error (e.g. `| head`); render to memory first.
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ftagent", &mut buf);
+            out.write_all(&buf).map_err(io)
         }
         ["unit", kind] => {
             let kind = UnitKind::parse(kind)?;
@@ -52,6 +54,23 @@ mod tests {
         for flag in ["setup", "install\\-service", "no\\-update\\-check", "limited", "generate"] {
             assert!(man.contains(flag), "man page lacks {flag}");
         }
+    }
+
+    /// Regression: clap_complete panicked when stdout was closed (`--generate completions bash | head`).
+    #[test]
+    fn a_closed_output_is_an_error_not_a_panic() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let what = vec!["completions".to_string(), "bash".to_string()];
+        let err = generate(&what, &mut Closed).unwrap_err();
+        assert!(err.to_string().contains("cannot write"), "{err}");
     }
 
     #[test]
