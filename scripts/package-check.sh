@@ -26,7 +26,7 @@ cleanup() {
     set +e
     getent passwd "$TESTUSER" >/dev/null && userdel "$TESTUSER" 2>/dev/null
     rm -rf "$WORK" "$USERHOME"
-    if dpkg-query -W -f='${Status}' ftagent 2>/dev/null | grep -q installed; then dpkg_w --purge ftagent >/dev/null; fi
+    if dpkg-query -W -f='${Status}' ftagent 2>/dev/null | grep installed >/dev/null; then dpkg_w --purge ftagent >/dev/null; fi
     (cd "$REPO" && debian/rules clean >/dev/null 2>&1)
 }
 trap cleanup EXIT
@@ -49,7 +49,7 @@ ARCH=$(dpkg --print-architecture)
 CARGO_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 [ "$VERSION" = "$CARGO_VERSION" ] || fail "debian/changelog $VERSION != Cargo.toml $CARGO_VERSION"
 grep -q "^Version: *$CARGO_VERSION\$" rpm/ftagent.spec || fail "rpm/ftagent.spec Version != Cargo.toml $CARGO_VERSION"
-if dpkg-query -W -f='${Status}' ftagent 2>/dev/null | grep -q installed; then dpkg_w --purge ftagent >/dev/null; fi
+if dpkg-query -W -f='${Status}' ftagent 2>/dev/null | grep installed >/dev/null; then dpkg_w --purge ftagent >/dev/null; fi
 
 step "dpkg-buildpackage -b -us -uc"
 dpkg-buildpackage -b -us -uc >"$WORK/deb-build.log" 2>&1 || { tail -40 "$WORK/deb-build.log"; fail "dpkg-buildpackage"; }
@@ -75,9 +75,10 @@ for f in /usr/lib/systemd/system/ftagent.service /usr/lib/systemd/user/ftagent.s
     [ -f "$f" ] || fail "missing $f"
 done
 ok "units and completions installed"
-dpkg -c "$DEB" | grep -q './usr/share/man/man1/ftagent.1.gz' || fail "no man page in the package"
+dpkg -c "$DEB" >"$WORK/deb-files.txt"
+grep -q './usr/share/man/man1/ftagent.1.gz' "$WORK/deb-files.txt" || fail "no man page in the package"
 if [ -f /usr/share/man/man1/ftagent.1.gz ]; then
-    zcat /usr/share/man/man1/ftagent.1.gz | grep -q 'install\\-service' || fail "man page lacks --install-service"
+    zcat /usr/share/man/man1/ftagent.1.gz | grep 'install\\-service' >/dev/null || fail "man page lacks --install-service"
     ok "man page /usr/share/man/man1/ftagent.1.gz"
 else
     ok "man page in the package (this host's dpkg excludes /usr/share/man)"
