@@ -165,6 +165,11 @@ async fn names_pcap(w: &mut CaptureWorld, name: String, _pattern: String) {
 #[then("capinfos reads that file, which starts with the packets held before the incident opened")]
 async fn capinfos_reads(w: &mut CaptureWorld) {
     let file = w.file.clone().expect("pcap file");
+    // The file gets its final name once the writer has finished it, just after the resolve.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(util::capinfos_count(&file) > 0);
     let out = Command::new("capinfos").args(["-a", "-S", "-T", "-r"]).arg(&file).output().expect("capinfos");
     let text = String::from_utf8_lossy(&out.stdout);
