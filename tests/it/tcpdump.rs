@@ -18,6 +18,12 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Namespaces, tcpdump and friends, and a fresh home; None (reason printed) where unavailable.
+fn netns_with_tools() -> Option<(NetnsPair, Home)> {
+    let pair = NetnsPair::create()?;
+    tools_present().then(|| (pair, Home::new()))
+}
+
 fn tools_present() -> bool {
     for t in ["tcpdump", "mergecap", "capinfos", "hping3"] {
         if !util::have(t) {
@@ -76,11 +82,7 @@ fn capinfos(file: &Path) -> (u64, f64, f64) {
 
 #[test]
 fn syn_flood_in_tcpdump_mode_is_syn_flood_with_a_merged_pcap_holding_pre_open_packets() {
-    let Some(pair) = NetnsPair::create() else { return };
-    if !tools_present() {
-        return;
-    }
-    let home = Home::new();
+    let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let mut background = steady(&pair, 30);
     std::thread::sleep(Duration::from_millis(4000)); // past the grace period, ring filling
@@ -135,11 +137,7 @@ fn ring_spans(dir: &Path, spans: &mut BTreeMap<String, (u64, u64)>) {
 
 #[test]
 fn ring_runs_over_100_s_without_a_gap_and_keeps_at_most_three_files() {
-    let Some(pair) = NetnsPair::create() else { return };
-    if !tools_present() {
-        return;
-    }
-    let home = Home::new();
+    let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let ring = home.state().join("pcaps/ring");
     let mut traffic = steady(&pair, 112);
@@ -178,11 +176,7 @@ fn ring_pid(ring_dir: &Path) -> Option<i32> {
 
 #[test]
 fn a_killed_tcpdump_is_restarted_and_the_reason_logged() {
-    let Some(pair) = NetnsPair::create() else { return };
-    if !tools_present() {
-        return;
-    }
-    let home = Home::new();
+    let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let ring = home.state().join("pcaps/ring");
     let first = ring_pid(&ring).expect("ring tcpdump running");
@@ -307,11 +301,7 @@ fn missing_tcpdump_is_installed_as_root_and_never_otherwise() {
 
 #[test]
 fn retention_and_the_disk_cap_count_ring_files() {
-    let Some(pair) = NetnsPair::create() else { return };
-    if !tools_present() {
-        return;
-    }
-    let home = Home::new();
+    let Some((pair, home)) = netns_with_tools() else { return };
     let pcaps = home.state().join("pcaps");
     std::fs::create_dir_all(pcaps.join("ring")).unwrap();
     // An incident file past retention, a recent one, and an old ring file from an earlier run
