@@ -147,42 +147,56 @@ fn ioc() {
             })
             .collect()
     };
-    let mut rates = Vec::new();
-    let mut walk = Vec::new();
-    for (n, prefilter) in [(10usize, true), (1_000, true), (100_000, true), (10, false), (100_000, false)] {
-        let t = Instant::now();
-        let m = Arc::new(IocMatcher::build(&patterns(n), prefilter).expect("compile").expect("patterns"));
-        let build = t.elapsed().as_secs_f64();
-        println!("ioc: {n} patterns, prefilter {prefilter}: {}", m.describe());
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let mut engine = Engine::new(Some(m.clone()));
-            let t = Instant::now();
-            for _ in 0..25 {
-                for f in &frames {
-                    engine.push(LinkType::Ethernet, 0, f.len() as u32, f);
-                }
+    // Every matcher is measured once per round, rounds interleaved, best round kept: a load
+    // spike on the shared machine then hits all of them rather than one row.
+    // Timed in thread CPU time: time the hypervisor gives to other guests does not count.
+    let pass = |m: &Option<Arc<IocMatcher>>| {
+        let mut engine = Engine::new(m.clone());
+        let t = thread_cpu_s();
+        for _ in 0..25 {
+            for f in &frames {
+                engine.push(LinkType::Ethernet, 0, f.len() as u32, f);
             }
-            best = best.min(t.elapsed().as_secs_f64());
-            assert_eq!(engine.tally().ioc.total(), 0);
         }
-        let pps = 500_000.0 / best;
-        println!(
-            "ioc: {n:>6} patterns: {:.2} M packets/s with 512-byte payloads (automaton built in {build:.2} s)",
-            pps / 1e6
-        );
-        if prefilter {
-            rates.push(pps);
-        } else {
-            walk.push(pps);
+        let secs = thread_cpu_s() - t;
+        assert_eq!(engine.tally().ioc.total(), 0);
+        secs
+    };
+    let mut rows: Vec<(String, Option<Arc<IocMatcher>>)> =
+        vec![("no patterns (parsing and tallies only)".into(), None)];
+    for (n, skip) in [(10usize, true), (100, true), (1_000, true), (100_000, true), (10, false), (100_000, false)] {
+        let t = Instant::now();
+        let m = Arc::new(IocMatcher::build(&patterns(n), skip).expect("compile").expect("patterns"));
+        let how = if skip { "as shipped" } else { "walk only" };
+        println!("ioc: {n:>6} patterns, {how}: built in {:.2} s: {}", t.elapsed().as_secs_f64(), m.describe());
+        rows.push((format!("{n:>6} patterns, {how}"), Some(m)));
+    }
+    let mut best = vec![f64::MAX; rows.len()];
+    for _ in 0..7 {
+        for (i, (_, m)) in rows.iter().enumerate() {
+            best[i] = best[i].min(pass(m));
         }
     }
-    let ratio = rates[0] / rates[2];
+    let pps: Vec<f64> = best.iter().map(|b| 500_000.0 / b).collect();
+    for ((name, _), r) in rows.iter().zip(&pps) {
+        println!("ioc: {name}: {:.2} M packets/s with 512-byte payloads", r / 1e6);
+    }
+    let shipped = &pps[1..5];
+    let walk = &pps[5..7];
+    let ratio = shipped[0] / shipped[3];
     let walk_ratio = walk[0] / walk[1];
-    let ok = ratio <= 2.0;
-    println!("ioc: automaton walk (no prefilter): 100,000 patterns cost {walk_ratio:.2}x of 10 patterns");
+    println!("ioc: automaton walk alone: 100,000 patterns cost {walk_ratio:.2}x of 10 patterns");
     println!(
         "ioc: as shipped: 100,000 patterns cost {ratio:.2}x of 10 patterns -> {}",
-        if ok { "OK" } else { "over the 2x bar" }
+        if ratio <= 2.0 { "within the 2x bar" } else { "over the 2x bar" }
     );
+}
+
+/// CPU time of the calling thread, in seconds.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }

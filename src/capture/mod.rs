@@ -31,6 +31,7 @@
 pub mod analyze;
 pub mod classify;
 pub mod engine;
+pub mod gram;
 pub mod ioc;
 pub mod parse;
 pub mod pcapfile;
