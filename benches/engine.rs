@@ -185,10 +185,18 @@ fn ioc() {
     let walk = &pps[5..7];
     let ratio = shipped[0] / shipped[3];
     let walk_ratio = walk[0] / walk[1];
+    // The matching alone: time per packet above the engine without patterns.
+    let ns = |r: f64| 1e9 / r - 1e9 / pps[0];
     println!("ioc: automaton walk alone: 100,000 patterns cost {walk_ratio:.2}x of 10 patterns");
     println!(
-        "ioc: as shipped: 100,000 patterns cost {ratio:.2}x of 10 patterns -> {}",
+        "ioc: as shipped: 100,000 patterns cost {ratio:.2}x of 10 patterns per packet analysed -> {}",
         if ratio <= 2.0 { "within the 2x bar" } else { "over the 2x bar" }
+    );
+    println!(
+        "ioc: matching alone (above the no-pattern engine): {:.0} ns vs {:.0} ns per 512-byte payload = {:.2}x",
+        ns(shipped[3]),
+        ns(shipped[0]),
+        ns(shipped[3]) / ns(shipped[0])
     );
 }
 

@@ -1,8 +1,13 @@
 //! IOC payload matching (§7.4): every pattern (config `ioc_patterns` plus the API's) compiled
 //! once into one Aho-Corasick automaton, so a payload is scanned once whatever the number of
-//! patterns. Patterns are byte strings; `\xNN` writes a raw byte and `\\` a backslash.
+//! patterns. Small sets (up to [`SMALL_SET`]) use the crate's SIMD prefilter to skip ahead;
+//! larger ones put their patterns of [`MIN_FILTERED_LEN`] bytes or more behind the
+//! [`GramFilter`], which does the same for any number of patterns, and keep the shorter ones in a
+//! second automaton. Either way the answer is the plain automaton's: the leftmost match, the
+//! first listed on a tie. Patterns are byte strings; `\xNN` writes a raw byte and `\\` a
+//! backslash.
 //!
-//! Owns the automaton and per-pattern hit counters; does no I/O.
+//! Owns the automata, the filter and per-pattern hit counters; does no I/O.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, Match, MatchKind};
 use serde_json::{json, Value};
@@ -167,7 +172,7 @@ impl Filtered {
                 // Every start before `pos + 1 - stride` is ruled out by earlier probes, and
                 // one past `last` leaves no room for the shortest pattern.
                 let last = pos.min(hay.len() - f.window());
-                let Some(lo) = (pos.saturating_sub(stride - 1)..=last).find(|&s| f.may_start(hay, s)) else {
+                let Some(lo) = f.first_start(hay, pos.saturating_sub(stride - 1), last) else {
                     continue;
                 };
                 verified += 1;

@@ -19,7 +19,8 @@
 //!   `dropped_packets`, `total_packets`); `summary_json()` is the `--analyze --json` object;
 //!   `add_dropped(n)` records kernel drops; `reset()` starts a new window. `Engine` is `Clone`
 //!   (a window can seed an incident). Memory is fixed (see [`stats`]).
-//! - [`ioc::IocMatcher`]`::new(&[IocPattern]) -> Result<Option<_>>`: one Aho-Corasick automaton.
+//! - [`ioc::IocMatcher`]`::new(&[IocPattern]) -> Result<Option<_>>`: one Aho-Corasick automaton,
+//!   behind the [`gram`] skip filter for large sets.
 //! - [`analyze::analyze_file`]`(path, &[IocPattern]) -> Result<Engine>`; [`analyze::render_text`].
 //! - [`synth`]: builders of synthetic frames for tests and benches.
 //!
