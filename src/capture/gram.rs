@@ -1,4 +1,4 @@
-//! Sampled 4-gram skip filter for large IOC pattern sets (§7.4).
+//! Sampled gram skip filter for large IOC pattern sets (§7.4).
 //!
 //! The aho-corasick crate's SIMD prefilters exist only for small pattern sets; with thousands of
 //! patterns every payload byte would go through the automaton. This filter lets a large set skip
@@ -10,9 +10,15 @@
 //! each checked against a second filter of the patterns' first 8 bytes; only a start that
 //! passes both costs an automaton search, over the few bytes a match there can cover.
 //!
+//! Two refinements keep that cheap. A table of the grams' first two bytes (8 KiB, in L1) turns
+//! most probes away before the larger bitmap when the patterns use few byte pairs (text
+//! signatures against binary floods). And where the 4-byte grams of a payload keep hitting (a
+//! small alphabet shared with the patterns) the rest of it is probed with 8-byte grams, every
+//! `window - 7` bytes, which such text rarely matches.
+//!
 //! The cost per payload is one probe per `stride` bytes (eight per step with AVX2) whatever the
-//! number of patterns; what grows with the set is the filter's size (capped so it stays in
-//! cache) and with it the rare false hits.
+//! number of patterns; what grows with the set is the filters' size (each capped at 512 KiB so
+//! it stays in cache) and with it the rare false hits.
 //!
 //! Pure: owns the bitmap; no I/O.
 
@@ -20,6 +26,10 @@
 pub const GRAM: usize = 4;
 /// Pattern prefix length checked at each open start; the shortest window.
 pub const HEAD: usize = 8;
+/// Words of the two-byte table, and the share of its bits (percent) above which it is dropped:
+/// a denser table would pass most probes and only add a lookup.
+const PAIR_WORDS: usize = 2048;
+const MAX_PAIR_PERCENT: usize = 25;
 /// Hit positions returned by one [`GramFilter::hits`] call.
 pub const HITS: usize = 16;
 /// Windows longer than this add grams (bitmap density) without saving much more.
@@ -31,6 +41,9 @@ const MAX_BITS_LOG2: u32 = 22;
 /// Bitmap bits per inserted key; with three bits set per key well under 1 % of lookups are
 /// false hits (sets big enough to reach the size cap: about 1 % at 100,000 patterns).
 const BITS_PER_GRAM: usize = 16;
+/// The heads filter is consulted only where a probe hit, up to `stride` times, and a false pass
+/// costs an automaton search: it gets more bits per key.
+const BITS_PER_HEAD: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct GramFilter {
@@ -39,6 +52,13 @@ pub struct GramFilter {
     /// Every pattern's first [`HEAD`] bytes: checks the starts a gram hit leaves open before
     /// the automaton runs.
     heads: Bloom,
+    /// Which first two bytes any gram has (65,536 bits, 8 KiB: stays in L1), consulted before
+    /// `grams` when sparse enough to reject most probes without touching the larger bitmap;
+    /// empty otherwise.
+    pairs: Box<[u32]>,
+    /// Every pattern's first `window - 7` 8-byte grams: the probes for payloads whose 4-byte
+    /// grams keep hitting (a small alphabet shared with the patterns).
+    wide: Bloom,
     window: usize,
     /// Probe eight grams per step with AVX2 gathers (checked once, at build).
     avx2: bool,
@@ -54,16 +74,27 @@ impl GramFilter {
         }
         let stride = window - GRAM + 1;
         let mut f = GramFilter {
-            grams: Bloom::with_keys(patterns.len().saturating_mul(stride)),
-            heads: Bloom::with_keys(patterns.len()),
+            grams: Bloom::with_keys(patterns.len().saturating_mul(stride), BITS_PER_GRAM),
+            heads: Bloom::with_keys(patterns.len(), BITS_PER_HEAD),
+            pairs: vec![0u32; PAIR_WORDS].into_boxed_slice(),
+            wide: Bloom::with_keys(patterns.len().saturating_mul(window - HEAD + 1), BITS_PER_GRAM),
             window,
             avx2: avx2_available(),
         };
         for p in patterns {
             for j in 0..stride {
-                f.grams.insert(gram_hash(gram_at(p, j)));
+                let g = gram_at(p, j);
+                f.grams.insert(gram_hash(g));
+                f.pairs[(g & 0xFFFF) as usize >> 5] |= 1 << (g & 31);
             }
-            f.heads.insert(head_hash(head_at(p, 0)));
+            f.heads.insert(start_hash(head_at(p, 0)));
+            for j in 0..=window - HEAD {
+                f.wide.insert(head_hash(head_at(p, j)));
+            }
+        }
+        let set: u32 = f.pairs.iter().map(|w| w.count_ones()).sum();
+        if set as usize * 100 > PAIR_WORDS * 32 * MAX_PAIR_PERCENT {
+            f.pairs = Box::default();
         }
         Some(f)
     }
@@ -80,7 +111,7 @@ impl GramFilter {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        (self.grams.words.len() + self.heads.words.len()) * 4
+        (self.grams.words.len() + self.heads.words.len() + self.pairs.len() + self.wide.words.len()) * 4
     }
 
     /// Fraction of gram bitmap bits set.
@@ -92,13 +123,37 @@ impl GramFilter {
     /// False means no pattern starts in `pos + 1 - stride ..= pos`.
     #[inline]
     pub fn may_hit(&self, hay: &[u8], pos: usize) -> bool {
-        self.grams.contains(gram_hash(gram_at(hay, pos)))
+        let g = gram_at(hay, pos);
+        if let Some(w) = self.pairs.get((g & 0xFFFF) as usize >> 5) {
+            if w & (1 << (g & 31)) == 0 {
+                return false;
+            }
+        }
+        self.grams.contains(gram_hash(g))
+    }
+
+    /// Distance between wide (8-byte) probes.
+    #[inline]
+    pub fn wide_stride(&self) -> usize {
+        self.window - HEAD + 1
+    }
+
+    /// As [`GramFilter::may_hit`] for the 8-byte gram at `pos` (needs `pos + HEAD <= hay.len()`):
+    /// false means no pattern starts in `pos + 1 - wide_stride ..= pos`.
+    #[inline]
+    pub fn may_hit_wide(&self, hay: &[u8], pos: usize) -> bool {
+        self.wide.contains(head_hash(head_at(hay, pos)))
+    }
+
+    /// Whether the two-byte table is in use (for logs and benches).
+    pub fn uses_pairs(&self) -> bool {
+        !self.pairs.is_empty()
     }
 
     /// Whether a pattern may start at `start` (needs `start + HEAD <= hay.len()`).
     #[inline]
     pub fn may_start(&self, hay: &[u8], start: usize) -> bool {
-        self.heads.contains(head_hash(head_at(hay, start)))
+        self.heads.contains(start_hash(head_at(hay, start)))
     }
 
     /// The first start in `lo..=last` where [`GramFilter::may_start`] holds (needs
@@ -109,30 +164,37 @@ impl GramFilter {
         (lo..=last).find(|&s| self.may_start(hay, s))
     }
 
-    /// The probe positions from byte `from` on where [`GramFilter::may_hit`] holds, in order,
-    /// written to `out`; returns how many were written and the next position to probe. Stops
-    /// when `out` is full. No branch depends on a bitmap word, so the loads (the cache misses of
-    /// a large set) overlap; with AVX2, eight probes go in one step.
+    /// The probe positions from byte `from` on where [`GramFilter::may_hit`] holds (`wide`:
+    /// [`GramFilter::may_hit_wide`], every `wide_stride` bytes), in order, written to `out`;
+    /// returns how many were written and the next position to probe. Stops when `out` is full.
+    /// No branch depends on a bitmap word, so the loads (the cache misses of a large set)
+    /// overlap; with AVX2, eight probes go in one step.
     #[inline]
-    pub fn hits(&self, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
+    pub fn hits(&self, hay: &[u8], from: usize, wide: bool, out: &mut [u32; HITS]) -> (usize, usize) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `avx2` is only true when the CPU has AVX2 (`avx2_available`).
-            let (n, pos) = unsafe { simd::hits(self, hay, from, out) };
-            return self.hits_scalar(hay, pos, n, out);
+            let (n, pos) = unsafe {
+                if wide {
+                    simd::hits::<true>(self, hay, from, out)
+                } else {
+                    simd::hits::<false>(self, hay, from, out)
+                }
+            };
+            return self.hits_scalar(hay, pos, n, wide, out);
         }
-        self.hits_scalar(hay, from, 0, out)
+        self.hits_scalar(hay, from, 0, wide, out)
     }
 
     /// [`GramFilter::hits`] one probe at a time, appending to `out[n..]`.
     #[inline]
-    pub fn hits_scalar(&self, hay: &[u8], from: usize, n: usize, out: &mut [u32; HITS]) -> (usize, usize) {
-        let stride = self.stride();
-        let Some(end) = hay.len().checked_sub(GRAM) else { return (n, from) };
+    pub fn hits_scalar(&self, hay: &[u8], from: usize, n: usize, wide: bool, out: &mut [u32; HITS]) -> (usize, usize) {
+        let (len, stride) = if wide { (HEAD, self.wide_stride()) } else { (GRAM, self.stride()) };
+        let Some(end) = hay.len().checked_sub(len) else { return (n, from) };
         let (mut pos, mut n) = (from, n);
         while pos <= end && n < HITS {
             out[n] = pos as u32;
-            n += usize::from(self.grams.contains(gram_hash(gram_at(hay, pos))));
+            n += usize::from(if wide { self.may_hit_wide(hay, pos) } else { self.may_hit(hay, pos) });
             pos += stride;
         }
         (n, pos)
@@ -151,43 +213,73 @@ fn avx2_available() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{GramFilter, GRAM, HITS};
+    use super::{GramFilter, GRAM, HEAD, HITS};
     use std::arch::x86_64::*;
 
-    /// Eight probes per step: gather the eight grams, hash them as [`super::mix32`] does, gather
-    /// their bitmap words and test the three bits. Stops before a step could overrun `hay` or `out`;
-    /// the caller finishes one probe at a time.
+    /// Eight probes per step: gather the eight grams (`WIDE`: both halves of each 8-byte
+    /// gram), hash them as [`super::gram_hash`] (`WIDE`: [`super::head_hash`]) does, gather
+    /// their bitmap words and test the three bits. Stops before a step could overrun `hay` or
+    /// `out`; the caller finishes one probe at a time.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn hits(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
-        let stride = f.stride();
-        let reach = 7 * stride + GRAM;
+    pub unsafe fn hits<const WIDE: bool>(
+        f: &GramFilter,
+        hay: &[u8],
+        from: usize,
+        out: &mut [u32; HITS],
+    ) -> (usize, usize) {
+        let (stride, len, bloom) = if WIDE { (f.wide_stride(), HEAD, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
+        let reach = 7 * stride + len;
         let (mut pos, mut n) = (from, 0);
         if hay.len() > i32::MAX as usize {
             return (n, pos);
         }
         let lanes = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride as i32));
         let (c1, c2) = (_mm256_set1_epi32(super::MIX1 as i32), _mm256_set1_epi32(super::MIX2 as i32));
-        let word_mask = _mm256_set1_epi32(f.grams.mask as i32);
+        let mix = |x: __m256i| {
+            let h = _mm256_mullo_epi32(x, c1);
+            _mm256_mullo_epi32(_mm256_xor_si256(h, _mm256_srli_epi32::<15>(h)), c2)
+        };
+        let word_mask = _mm256_set1_epi32(bloom.mask as i32);
         let (one, low5) = (_mm256_set1_epi32(1), _mm256_set1_epi32(31));
-        let words = f.grams.words.as_ptr() as *const i32;
+        let words = bloom.words.as_ptr() as *const i32;
+        let (pairs, low16) = (f.pairs.as_ptr() as *const i32, _mm256_set1_epi32(0xFFFF));
+        let all = _mm256_set1_epi32(-1);
+        let base = hay.as_ptr() as *const i32;
         while n + 8 <= HITS && pos + reach <= hay.len() {
             let at = _mm256_add_epi32(_mm256_set1_epi32(pos as i32), lanes);
-            // SAFETY: lane k reads hay[pos + k * stride ..][..GRAM], inside `hay` since
-            // pos + 7 * stride + GRAM <= hay.len().
-            let g = unsafe { _mm256_i32gather_epi32::<1>(hay.as_ptr() as *const i32, at) };
-            let h = _mm256_mullo_epi32(g, c1);
-            let h = _mm256_mullo_epi32(_mm256_xor_si256(h, _mm256_srli_epi32::<15>(h)), c2);
+            // SAFETY: lane k reads hay[pos + k * stride ..][..len], inside `hay` since
+            // pos + 7 * stride + len <= hay.len().
+            let g = unsafe { _mm256_i32gather_epi32::<1>(base, at) };
+            let (h, live) = if WIDE {
+                // SAFETY: as above; the high half is the second 4 of the `len` (8) bytes.
+                let hi = unsafe { _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, _mm256_set1_epi32(4))) };
+                (mix(_mm256_xor_si256(g, mix(hi))), all)
+            } else if f.pairs.is_empty() {
+                (mix(g), all)
+            } else {
+                let pair = _mm256_and_si256(g, low16);
+                // SAFETY: pair >> 5 < 2048 == pairs.len() (checked non-empty just above).
+                let pw = unsafe { _mm256_i32gather_epi32::<4>(pairs, _mm256_srli_epi32::<5>(pair)) };
+                let pbit = _mm256_sllv_epi32(one, _mm256_and_si256(pair, low5));
+                let live = _mm256_cmpeq_epi32(_mm256_and_si256(pw, pbit), pbit);
+                if _mm256_testz_si256(live, live) != 0 {
+                    pos += 8 * stride;
+                    continue;
+                }
+                (mix(g), live)
+            };
             let w = _mm256_and_si256(_mm256_srli_epi32::<15>(h), word_mask);
-            // SAFETY: every index is masked with `mask`, and words.len() == mask + 1.
-            let w = unsafe { _mm256_i32gather_epi32::<4>(words, w) };
+            // SAFETY: every index is masked with `mask`, and words.len() == mask + 1; lanes
+            // the pair table rejected load nothing.
+            let w = unsafe { _mm256_mask_i32gather_epi32::<4>(_mm256_setzero_si256(), words, w, live) };
             let b1 = _mm256_sllv_epi32(one, _mm256_and_si256(h, low5));
             let b2 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<5>(h), low5));
             let b3 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<10>(h), low5));
             let bits = _mm256_or_si256(_mm256_or_si256(b1, b2), b3);
-            let hit = _mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits);
+            let hit = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits), live);
             let mut m = _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32;
             while m != 0 {
                 out[n] = (pos + m.trailing_zeros() as usize * stride) as u32;
@@ -212,8 +304,8 @@ struct Bloom {
 const _: () = assert!(MAX_BITS_LOG2 - 5 <= 17);
 
 impl Bloom {
-    fn with_keys(keys: usize) -> Self {
-        let log2 = keys.saturating_mul(BITS_PER_GRAM).next_power_of_two().trailing_zeros();
+    fn with_keys(keys: usize, bits_per_key: usize) -> Self {
+        let log2 = keys.saturating_mul(bits_per_key).next_power_of_two().trailing_zeros();
         let words = 1usize << (log2.clamp(MIN_BITS_LOG2, MAX_BITS_LOG2) - 5);
         Bloom { words: vec![0u32; words].into_boxed_slice(), mask: words as u32 - 1 }
     }
@@ -265,6 +357,13 @@ fn head_hash(h: u64) -> u32 {
     mix32(h as u32 ^ mix32((h >> 32) as u32))
 }
 
+/// The heads filter hashes the same 8-byte keys as the wide one, but must not share its false
+/// hits (a wide hit at a start would otherwise pass the heads check there as well).
+#[inline]
+fn start_hash(h: u64) -> u32 {
+    mix32(head_hash(h) ^ 0x5BD1_E995)
+}
+
 #[inline]
 fn head_at(b: &[u8], pos: usize) -> u64 {
     let h: [u8; HEAD] = b[pos..pos + HEAD].try_into().unwrap_or_default();
@@ -278,88 +377,5 @@ fn gram_at(b: &[u8], pos: usize) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_occurrence_is_hit_by_an_aligned_probe() {
-        let pats: [&[u8]; 3] = [b"abcdefgh", b"0123456789", b"\x00\x01\x02\x03\x04\x05\x06\x07\xff"];
-        let f = GramFilter::new(&pats, 8).unwrap();
-        assert_eq!(f.stride(), 5);
-        for p in pats {
-            for s in 0..40 {
-                let mut hay = vec![b'.'; 60];
-                hay[s..s + p.len()].copy_from_slice(p);
-                let hit = (0..)
-                    .map(|k| k * f.stride())
-                    .take_while(|&q| q + GRAM <= hay.len())
-                    .any(|q| q <= s + f.window() - GRAM && q >= s && f.may_hit(&hay, q));
-                assert!(hit, "{p:?} at {s}");
-            }
-        }
-    }
-
-    #[test]
-    fn unrelated_text_mostly_misses() {
-        let pats: Vec<Vec<u8>> = (0..1000u32).map(|i| format!("PATTERN-{i:06}").into_bytes()).collect();
-        let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
-        let f = GramFilter::new(&refs, 14).unwrap();
-        assert!(f.density() < 0.1, "density {}", f.density());
-        let hay = b"the quick brown fox jumps over the lazy dog, again and again and again".repeat(4);
-        let hits = (0..hay.len() - GRAM).filter(|&q| f.may_hit(&hay, q)).count();
-        assert!(hits * 5 < hay.len(), "{hits} false hits in {} bytes", hay.len());
-    }
-
-    #[test]
-    fn hit_masks_agree_with_single_probes() {
-        let pats: Vec<Vec<u8>> = (0..300u32).map(|i| format!("{i:03}-pattern").into_bytes()).collect();
-        let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
-        let f = GramFilter::new(&refs, 11).unwrap();
-        let hay: Vec<u8> = (0..3000u32).flat_map(|i| format!("{i}-pat").into_bytes()).collect();
-        let want: Vec<usize> = (0..)
-            .map(|k| k * f.stride())
-            .take_while(|p| p + GRAM <= hay.len())
-            .filter(|&p| f.may_hit(&hay, p))
-            .collect();
-        assert!(want.len() > HITS, "the text holds pattern grams: {}", want.len());
-        let (mut got, mut from, mut out) = (Vec::new(), 0, [0u32; HITS]);
-        loop {
-            let (n, next) = f.hits(&hay, from, &mut out);
-            let mut one_by_one = [0u32; HITS];
-            assert_eq!(f.hits_scalar(&hay, from, 0, &mut one_by_one), (n, next), "from {from}");
-            assert_eq!(out[..n], one_by_one[..n]);
-            got.extend(out[..n].iter().map(|&p| p as usize));
-            if n < HITS {
-                break;
-            }
-            from = next;
-        }
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn first_start_agrees_with_single_checks() {
-        let pats: Vec<Vec<u8>> = (0..200u32).map(|i| format!("head{i:04}-and-more").into_bytes()).collect();
-        let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
-        let f = GramFilter::new(&refs, 16).unwrap();
-        let hay: Vec<u8> = (0..400u32).flat_map(|i| format!("xhead{i:04}").into_bytes()).collect();
-        let mut found = 0;
-        for lo in 0..hay.len() - 40 {
-            for len in [1, 7, 8, 9, 13, 29] {
-                let last = (lo + len - 1).min(hay.len() - HEAD);
-                let want = (lo..=last).find(|&s| f.may_start(&hay, s));
-                assert_eq!(f.first_start(&hay, lo, last), want, "{lo}..={last}");
-                found += usize::from(want.is_some());
-            }
-        }
-        assert!(found > 100, "heads present in the text: {found}");
-    }
-
-    #[test]
-    fn too_short_patterns_get_no_filter() {
-        assert!(GramFilter::new(&[b"abc"], 3).is_none());
-        assert!(GramFilter::new(&[b"abcdefg"], 7).is_none());
-        assert!(GramFilter::new(&[b"abcdefgh", b"abcd"], 8).is_none());
-        assert_eq!(GramFilter::new(&[b"a".repeat(100).as_slice()], 100).unwrap().window(), MAX_WINDOW);
-    }
-}
+#[path = "gram_tests.rs"]
+mod tests;

@@ -30,6 +30,9 @@ pub const SMALL_SET: usize = 64;
 /// window would mean a probe every byte or two.
 pub const MIN_FILTERED_LEN: usize = 8;
 
+/// 4-byte probe hits in one payload after which the rest is probed with 8-byte grams.
+const WIDE_AFTER: usize = 2;
+
 /// Filter hits verified one by one in a payload before the rest of it is searched in one pass:
 /// bounds the cost of payloads that look like the patterns everywhere.
 const MAX_VERIFY: usize = 8;
@@ -109,12 +112,13 @@ impl IocMatcher {
         match &self.scan {
             Scan::Whole(a) => ac(a),
             Scan::Split { long, short } => format!(
-                "{} patterns behind a {} KiB gram filter (window {}, stride {}, {:.1} % set) + {}{}",
+                "{} patterns behind a {} KiB gram filter (window {}, stride {}, {:.1} % set{}) + {}{}",
                 long.ids.len(),
                 long.filter.memory_bytes() / 1024,
                 long.filter.window(),
                 long.filter.stride(),
                 long.filter.density() * 100.0,
+                if long.filter.uses_pairs() { ", two-byte table" } else { "" },
                 ac(&long.ac),
                 short.as_ref().map(|(a, ids)| format!("; {} short patterns: {}", ids.len(), ac(a))).unwrap_or_default()
             ),
@@ -154,44 +158,84 @@ impl IocMatcher {
     }
 }
 
+enum Step {
+    /// The answer for the whole payload.
+    Done(Option<Match>),
+    /// No match starts in the probe's range; go on.
+    Next,
+}
+
 impl Filtered {
     /// Leftmost-first match. Probes rule out starts `stride` at a time; a probe that hits is
-    /// verified by searching only the bytes a match starting in its range can cover.
+    /// verified by searching only the bytes a match starting in its range can cover. After
+    /// [`WIDE_AFTER`] hits of the 4-byte probes the rest of the payload is probed with 8-byte
+    /// grams, which hit far less on text sharing a small alphabet with the patterns.
     #[inline]
     fn find(&self, hay: &[u8]) -> Option<Match> {
         let f = &self.filter;
         if hay.len() < f.window() {
             return None;
         }
-        let stride = f.stride();
-        let (mut verified, mut from, mut hits) = (0, 0, [0u32; HITS]);
+        let (mut verified, mut seen, mut from, mut hits) = (0, 0, 0, [0u32; HITS]);
         loop {
-            let (n, next) = f.hits(hay, from, &mut hits);
+            let (n, next) = f.hits(hay, from, false, &mut hits);
             for &pos in &hits[..n] {
                 let pos = pos as usize;
-                // Every start before `pos + 1 - stride` is ruled out by earlier probes, and
-                // one past `last` leaves no room for the shortest pattern.
-                let last = pos.min(hay.len() - f.window());
-                let Some(lo) = f.first_start(hay, pos.saturating_sub(stride - 1), last) else {
-                    continue;
-                };
-                verified += 1;
-                if verified > MAX_VERIFY {
-                    return self.ac.find(Input::new(hay).span(lo..hay.len()));
+                if let Step::Done(m) = self.check(hay, pos, f.stride(), &mut verified) {
+                    return m;
                 }
-                let hi = (pos + self.max_len).min(hay.len());
-                if let Some(m) = self.ac.find(Input::new(hay).span(lo..hi)) {
-                    // A later start could hide an earlier one ending past `hi`: only starts
-                    // this probe covers are final.
-                    if m.start() <= pos {
-                        return Some(m);
-                    }
+                seen += 1;
+                if seen == WIDE_AFTER {
+                    // Every start up to `pos` is ruled out; a wide probe at `p` covers starts
+                    // `p + 1 - wide_stride ..= p`.
+                    return self.find_wide(hay, pos + f.wide_stride(), verified);
                 }
             }
             if n < HITS {
                 return None;
             }
             from = next;
+        }
+    }
+
+    /// [`Filtered::find`] with 8-byte probes from `from` on.
+    fn find_wide(&self, hay: &[u8], mut from: usize, mut verified: usize) -> Option<Match> {
+        let mut hits = [0u32; HITS];
+        loop {
+            let (n, next) = self.filter.hits(hay, from, true, &mut hits);
+            for &pos in &hits[..n] {
+                if let Step::Done(m) = self.check(hay, pos as usize, self.filter.wide_stride(), &mut verified) {
+                    return m;
+                }
+            }
+            if n < HITS {
+                return None;
+            }
+            from = next;
+        }
+    }
+
+    /// A probe at `pos` hit: check the starts it leaves open (`pos + 1 - stride ..= pos`; every
+    /// earlier start is ruled out) against the pattern heads, then search from the first that
+    /// passes.
+    #[inline]
+    fn check(&self, hay: &[u8], pos: usize, stride: usize, verified: &mut usize) -> Step {
+        let f = &self.filter;
+        // One past `last` leaves no room for the shortest pattern.
+        let last = pos.min(hay.len() - f.window());
+        let Some(lo) = f.first_start(hay, pos.saturating_sub(stride - 1), last) else {
+            return Step::Next;
+        };
+        *verified += 1;
+        if *verified > MAX_VERIFY {
+            return Step::Done(self.ac.find(Input::new(hay).span(lo..hay.len())));
+        }
+        let hi = (pos + self.max_len).min(hay.len());
+        match self.ac.find(Input::new(hay).span(lo..hi)) {
+            // A later start could hide an earlier one ending past `hi`: only starts this probe
+            // covers are final.
+            Some(m) if m.start() <= pos => Step::Done(Some(m)),
+            _ => Step::Next,
         }
     }
 }
@@ -287,114 +331,5 @@ pub fn unescape(s: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pat(p: &str, name: &str) -> IocPattern {
-        IocPattern { pattern: p.into(), attack_name: name.into(), attack_family: "udp_flood".into() }
-    }
-
-    #[test]
-    fn finds_patterns_and_aggregates_by_name() {
-        let m = IocMatcher::new(&[pat("\\x00\\x00\\x00\\x01mirai", "mirai_botnet"), pat("LOIC", "loic"), pat("", "x")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(m.len(), 2);
-        let mut hits = IocHits::default();
-        for p in [&b"zz\x00\x00\x00\x01mirai..."[..], b"hello LOIC", b"nothing here", b"LOI"] {
-            if let Some(id) = m.first_match(p) {
-                hits.hit(id);
-            }
-        }
-        assert_eq!(hits.total(), 2);
-        let v = hits.to_json(Some(&m));
-        assert_eq!(v[0]["attack_name"], "loic");
-        assert_eq!(v[1]["attack_name"], "mirai_botnet");
-        assert_eq!(v[0]["count"], 1);
-    }
-
-    #[test]
-    fn no_patterns_is_none_and_escapes_decode() {
-        assert!(IocMatcher::new(&[]).unwrap().is_none());
-        assert_eq!(unescape("a\\x41\\\\b\\xZZ"), b"aA\\b\\xZZ".to_vec());
-    }
-
-    fn alphabet_patterns(raw: &[Vec<u8>]) -> Vec<IocPattern> {
-        // `\` is the escape character: spell every byte as \xNN so the bytes come through as-is.
-        raw.iter()
-            .map(|b| IocPattern {
-                pattern: b.iter().map(|c| format!("\\x{c:02x}")).collect(),
-                attack_name: String::new(),
-                attack_family: String::new(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn large_sets_take_the_gram_filter_and_short_patterns_stay_found() {
-        let mut raw: Vec<Vec<u8>> = (0..500u32).map(|i| format!("botnet-sig-{i:05}").into_bytes()).collect();
-        raw.push(b"XY".to_vec());
-        let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
-        assert!(m.describe().contains("gram filter"), "{}", m.describe());
-        assert!(m.describe().contains("1 short patterns"), "{}", m.describe());
-        assert_eq!(m.first_match(b"....botnet-sig-00042...."), Some(42));
-        assert_eq!(m.first_match(b"..XY..botnet-sig-00042.."), Some(500));
-        assert_eq!(m.first_match(b"botnet-sig-00499XY"), Some(499));
-        assert_eq!(m.first_match(b"botnet-sig-0049"), None);
-        assert_eq!(m.first_match(&b"botnet-sig-".repeat(100)), None, "many filter hits, no match");
-    }
-
-    #[test]
-    fn a_match_found_past_the_probe_does_not_hide_an_earlier_longer_one() {
-        // Probe at 5 hits on C's first gram ("xabc"); its search span ends at 5 + 23 = 28, which
-        // holds B (starting at 8) but not A (6..29). Answering B there would skip A.
-        let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
-        raw.push(b"abcdefghijklmnopqrstuvw".to_vec()); // A, 70
-        raw.push(b"cdefghij".to_vec()); // B, 71
-        raw.push(b"xabcZZZZ".to_vec()); // C, 72
-        let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
-        assert!(m.describe().contains("stride 5"), "{}", m.describe());
-        assert_eq!(m.first_match(b"00000xabcdefghijklmnopqrstuvw0000"), Some(70));
-    }
-
-    mod properties {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
-
-            /// The filtered, split matcher answers exactly as one plain automaton over every
-            /// pattern: leftmost start, first listed on a tie. A three-letter alphabet makes
-            /// filter hits, overlaps and matches common.
-            #[test]
-            fn filtered_matcher_equals_the_plain_automaton(
-                pats in proptest::collection::vec(proptest::collection::vec(0u8..3, 5..24), SMALL_SET + 1..200),
-                hay in proptest::collection::vec(0u8..3, 0..700),
-                planted in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..600), 0..4),
-            ) {
-                let mut hay = hay;
-                for (i, at) in planted {
-                    let p = &pats[i.index(pats.len())];
-                    if at + p.len() <= hay.len() {
-                        hay[at..at + p.len()].copy_from_slice(p);
-                    }
-                }
-                let ps = alphabet_patterns(&pats);
-                let fast = IocMatcher::build(&ps, true).unwrap().unwrap();
-                let plain = IocMatcher::build(&ps, false).unwrap().unwrap();
-                prop_assert_eq!(fast.first_match(&hay), plain.first_match(&hay), "{}", fast.describe());
-            }
-        }
-    }
-
-    #[test]
-    fn matches_only_in_the_scanned_prefix() {
-        let m = IocMatcher::new(&[pat("needle", "n")]).unwrap().unwrap();
-        let mut p = vec![b'.'; SCAN_BYTES + 10];
-        p.extend_from_slice(b"needle");
-        assert_eq!(m.first_match(&p), None);
-        p[10..16].copy_from_slice(b"needle");
-        assert_eq!(m.first_match(&p), Some(0));
-    }
-}
+#[path = "ioc_tests.rs"]
+mod tests;

@@ -1,0 +1,127 @@
+//! IOC matcher tests: labels and hit counts, and the filtered matcher held to the plain
+//! automaton's answers (deterministic cases for each boundary, and a property test).
+
+use super::*;
+
+fn pat(p: &str, name: &str) -> IocPattern {
+    IocPattern { pattern: p.into(), attack_name: name.into(), attack_family: "udp_flood".into() }
+}
+
+#[test]
+fn finds_patterns_and_aggregates_by_name() {
+    let m = IocMatcher::new(&[pat("\\x00\\x00\\x00\\x01mirai", "mirai_botnet"), pat("LOIC", "loic"), pat("", "x")])
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.len(), 2);
+    let mut hits = IocHits::default();
+    for p in [&b"zz\x00\x00\x00\x01mirai..."[..], b"hello LOIC", b"nothing here", b"LOI"] {
+        if let Some(id) = m.first_match(p) {
+            hits.hit(id);
+        }
+    }
+    assert_eq!(hits.total(), 2);
+    let v = hits.to_json(Some(&m));
+    assert_eq!(v[0]["attack_name"], "loic");
+    assert_eq!(v[1]["attack_name"], "mirai_botnet");
+    assert_eq!(v[0]["count"], 1);
+}
+
+#[test]
+fn no_patterns_is_none_and_escapes_decode() {
+    assert!(IocMatcher::new(&[]).unwrap().is_none());
+    assert_eq!(unescape("a\\x41\\\\b\\xZZ"), b"aA\\b\\xZZ".to_vec());
+}
+
+fn alphabet_patterns(raw: &[Vec<u8>]) -> Vec<IocPattern> {
+    // `\` is the escape character: spell every byte as \xNN so the bytes come through as-is.
+    raw.iter()
+        .map(|b| IocPattern {
+            pattern: b.iter().map(|c| format!("\\x{c:02x}")).collect(),
+            attack_name: String::new(),
+            attack_family: String::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn large_sets_take_the_gram_filter_and_short_patterns_stay_found() {
+    let mut raw: Vec<Vec<u8>> = (0..500u32).map(|i| format!("botnet-sig-{i:05}").into_bytes()).collect();
+    raw.push(b"XY".to_vec());
+    let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+    assert!(m.describe().contains("gram filter"), "{}", m.describe());
+    assert!(m.describe().contains("1 short patterns"), "{}", m.describe());
+    assert_eq!(m.first_match(b"....botnet-sig-00042...."), Some(42));
+    assert_eq!(m.first_match(b"..XY..botnet-sig-00042.."), Some(500));
+    assert_eq!(m.first_match(b"botnet-sig-00499XY"), Some(499));
+    assert_eq!(m.first_match(b"botnet-sig-0049"), None);
+    assert_eq!(m.first_match(&b"botnet-sig-".repeat(100)), None, "many filter hits, no match");
+}
+
+#[test]
+fn a_match_found_past_the_probe_does_not_hide_an_earlier_longer_one() {
+    // Probe at 5 hits on C's first gram ("xabc"); its search span ends at 5 + 23 = 28, which
+    // holds B (starting at 8) but not A (6..29). Answering B there would skip A.
+    let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
+    raw.push(b"abcdefghijklmnopqrstuvw".to_vec()); // A, 70
+    raw.push(b"cdefghij".to_vec()); // B, 71
+    raw.push(b"xabcZZZZ".to_vec()); // C, 72
+    let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+    assert!(m.describe().contains("stride 5"), "{}", m.describe());
+    assert_eq!(m.first_match(b"00000xabcdefghijklmnopqrstuvw0000"), Some(70));
+}
+
+#[test]
+fn the_switch_to_wide_probes_keeps_the_start_right_after_the_last_narrow_hit() {
+    // Window 10: narrow probes every 7 bytes, wide ones every 3. The probes at 0, 7 and 14
+    // hit on D's first gram and the one at 21 on E's ("xABC"), none with a match: the
+    // fourth hit switches to wide probes, whose first must cover a start at 22, where T is.
+    let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
+    raw.push(b"QQQQzzzzzz".to_vec()); // D, 70
+    raw.push(b"xABCzzzzzz".to_vec()); // E, 71
+    raw.push(b"ABCDEFGHIJ".to_vec()); // T, 72
+    let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+    assert!(m.describe().contains("stride 7"), "{}", m.describe());
+    let hay = b"QQQQ...QQQQ...QQQQ...xABCDEFGHIJ....";
+    assert_eq!(m.first_match(hay), Some(72));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The filtered, split matcher answers exactly as one plain automaton over every
+        /// pattern: leftmost start, first listed on a tie. A three-letter alphabet makes
+        /// filter hits, overlaps and matches common.
+        #[test]
+        fn filtered_matcher_equals_the_plain_automaton(
+            pats in proptest::collection::vec(proptest::collection::vec(0u8..3, 5..24), SMALL_SET + 1..200),
+            hay in proptest::collection::vec(0u8..3, 0..700),
+            planted in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..600), 0..4),
+        ) {
+            let mut hay = hay;
+            for (i, at) in planted {
+                let p = &pats[i.index(pats.len())];
+                if at + p.len() <= hay.len() {
+                    hay[at..at + p.len()].copy_from_slice(p);
+                }
+            }
+            let ps = alphabet_patterns(&pats);
+            let fast = IocMatcher::build(&ps, true).unwrap().unwrap();
+            let plain = IocMatcher::build(&ps, false).unwrap().unwrap();
+            prop_assert_eq!(fast.first_match(&hay), plain.first_match(&hay), "{}", fast.describe());
+        }
+    }
+}
+
+#[test]
+fn matches_only_in_the_scanned_prefix() {
+    let m = IocMatcher::new(&[pat("needle", "n")]).unwrap().unwrap();
+    let mut p = vec![b'.'; SCAN_BYTES + 10];
+    p.extend_from_slice(b"needle");
+    assert_eq!(m.first_match(&p), None);
+    p[10..16].copy_from_slice(b"needle");
+    assert_eq!(m.first_match(&p), Some(0));
+}
