@@ -122,11 +122,23 @@ fn ioc() {
     // Patterns: random upper-case, 10 bytes. Payloads: 512 random bytes that match no pattern
     // (the whole scanned prefix is read), first in lower case, then in the patterns' own
     // alphabet, where most grams of the payload are grams of some pattern.
-    ioc_case("ioc", b'a', 20_000, 25, true);
-    ioc_case("ioc-alike", b'A', 2_000, 5, false);
+    let lower = |r: u64| (r % 26) as u8 + b'a';
+    let upper = |r: u64| (r % 26) as u8 + b'A';
+    let byte = |r: u64| (r >> 24) as u8;
+    ioc_case("ioc", lower, upper, 20_000, 25, true);
+    ioc_case("ioc-alike", upper, upper, 2_000, 5, false);
+    ioc_case("ioc-binary", byte, byte, 20_000, 25, false);
 }
 
-fn ioc_case(tag: &str, first_letter: u8, frame_count: usize, passes: usize, walk_rows: bool) {
+/// `payload_byte` and `pattern_byte` map a random u64 to a byte of each alphabet.
+fn ioc_case(
+    tag: &str,
+    payload_byte: fn(u64) -> u8,
+    pattern_byte: fn(u64) -> u8,
+    frame_count: usize,
+    passes: usize,
+    walk_rows: bool,
+) {
     let mut seed = 0x1234_5678_9abc_def0u64;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -136,7 +148,7 @@ fn ioc_case(tag: &str, first_letter: u8, frame_count: usize, passes: usize, walk
     };
     let frames: Vec<Vec<u8>> = (0..frame_count)
         .map(|_| {
-            let payload: Vec<u8> = (0..512).map(|_| (rnd() % 26) as u8 + first_letter).collect();
+            let payload: Vec<u8> = (0..512).map(|_| payload_byte(rnd())).collect();
             synth::eth4([11, 0, 0, 1], [10, 9, 9, 9], 17, &synth::udp(40000, 9, &payload))
         })
         .collect();
@@ -144,10 +156,11 @@ fn ioc_case(tag: &str, first_letter: u8, frame_count: usize, passes: usize, walk
         let mut r = 0x9e37_79b9u64;
         (0..n)
             .map(|i| {
+                // Every byte as \xNN, so any byte value comes through.
                 let s: String = (0..10)
                     .map(|_| {
                         r = r.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                        char::from(b'A' + (r >> 59) as u8 % 26)
+                        format!("\\x{:02x}", pattern_byte(r >> 32))
                     })
                     .collect();
                 IocPattern { pattern: s, attack_name: format!("tool{}", i % 50), attack_family: String::new() }

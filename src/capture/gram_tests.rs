@@ -104,6 +104,7 @@ fn first_start_agrees_with_single_checks() {
             let last = (lo + len - 1).min(hay.len() - HEAD);
             let want = (lo..=last).find(|&s| f.may_start(&hay, s));
             assert_eq!(f.first_start(&hay, lo, last), want, "{lo}..={last}");
+            assert_eq!(f.first_start_scalar(&hay, lo, last), want, "{lo}..={last}");
             found += usize::from(want.is_some());
         }
     }

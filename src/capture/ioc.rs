@@ -30,8 +30,12 @@ pub const SMALL_SET: usize = 64;
 /// window would mean a probe every byte or two.
 pub const MIN_FILTERED_LEN: usize = 8;
 
-/// 4-byte probe hits in one payload after which the rest is probed with 8-byte grams.
-const WIDE_AFTER: usize = 2;
+/// The rest of a payload is probed with 8-byte grams once this many of its 4-byte probes hit,
+/// and more than one in [`WIDE_SHARE`]: text in the patterns' own small alphabet (most probes
+/// hit). Scattered false hits (a large set of binary patterns) are cheaper to check one by one
+/// than 8-byte probes, which come 2-3 times as often.
+const WIDE_AFTER: usize = 3;
+const WIDE_SHARE: usize = 4;
 
 /// Filter hits verified one by one in a payload before the rest of it is searched in one pass:
 /// bounds the cost of payloads that look like the patterns everywhere.
@@ -167,8 +171,8 @@ enum Step {
 
 impl Filtered {
     /// Leftmost-first match. Probes rule out starts `stride` at a time; a probe that hits is
-    /// verified by searching only the bytes a match starting in its range can cover. After
-    /// [`WIDE_AFTER`] hits of the 4-byte probes the rest of the payload is probed with 8-byte
+    /// verified by searching only the bytes a match starting in its range can cover. When the
+    /// 4-byte probes keep hitting ([`WIDE_AFTER`]) the rest of the payload is probed with 8-byte
     /// grams, which hit far less on text sharing a small alphabet with the patterns.
     #[inline]
     fn find(&self, hay: &[u8]) -> Option<Match> {
@@ -185,7 +189,7 @@ impl Filtered {
                     return m;
                 }
                 seen += 1;
-                if seen == WIDE_AFTER {
+                if seen >= WIDE_AFTER && seen * WIDE_SHARE > pos / f.stride() + 1 {
                     // Every start up to `pos` is ruled out; a wide probe at `p` covers starts
                     // `p + 1 - wide_stride ..= p`.
                     return self.find_wide(hay, pos + f.wide_stride(), verified);
