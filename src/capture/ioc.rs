@@ -180,36 +180,21 @@ impl Filtered {
         if hay.len() < f.window() {
             return None;
         }
-        let (mut verified, mut seen, mut from, mut hits) = (0, 0, 0, [0u32; HITS]);
-        loop {
-            let (n, next) = f.hits(hay, from, false, &mut hits);
+        let (mut wide, mut verified, mut seen, mut from, mut hits) = (false, 0, 0, 0, [0u32; HITS]);
+        'probes: loop {
+            let stride = if wide { f.wide_stride() } else { f.stride() };
+            let (n, next) = f.hits(hay, from, wide, &mut hits);
             for &pos in &hits[..n] {
                 let pos = pos as usize;
-                if let Step::Done(m) = self.check(hay, pos, f.stride(), &mut verified) {
+                if let Step::Done(m) = self.check(hay, pos, stride, &mut verified) {
                     return m;
                 }
                 seen += 1;
-                if seen >= WIDE_AFTER && seen * WIDE_SHARE > pos / f.stride() + 1 {
+                if !wide && seen >= WIDE_AFTER && seen * WIDE_SHARE > pos / stride + 1 {
                     // Every start up to `pos` is ruled out; a wide probe at `p` covers starts
                     // `p + 1 - wide_stride ..= p`.
-                    return self.find_wide(hay, pos + f.wide_stride(), verified);
-                }
-            }
-            if n < HITS {
-                return None;
-            }
-            from = next;
-        }
-    }
-
-    /// [`Filtered::find`] with 8-byte probes from `from` on.
-    fn find_wide(&self, hay: &[u8], mut from: usize, mut verified: usize) -> Option<Match> {
-        let mut hits = [0u32; HITS];
-        loop {
-            let (n, next) = self.filter.hits(hay, from, true, &mut hits);
-            for &pos in &hits[..n] {
-                if let Step::Done(m) = self.check(hay, pos as usize, self.filter.wide_stride(), &mut verified) {
-                    return m;
+                    (wide, from) = (true, pos + f.wide_stride());
+                    continue 'probes;
                 }
             }
             if n < HITS {
