@@ -71,6 +71,15 @@ impl IocMatcher {
         Self::build(patterns, true)
     }
 
+    /// [`IocMatcher::new`] for a capture thread: shared, and the matcher it built logged once.
+    pub fn for_capture(patterns: &[IocPattern]) -> crate::Result<Option<std::sync::Arc<Self>>> {
+        let m = Self::new(patterns)?.map(std::sync::Arc::new);
+        if let Some(m) = &m {
+            log::info!("IOC matching: {} patterns ({})", m.len(), m.describe());
+        }
+        Ok(m)
+    }
+
     /// As [`IocMatcher::new`]; `skip: false` turns off every skip-ahead (the crate's SIMD
     /// prefilter and the gram filter), leaving the plain automaton walk (benches).
     pub fn build(patterns: &[IocPattern], skip: bool) -> crate::Result<Option<Self>> {

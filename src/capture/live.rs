@@ -158,10 +158,7 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     }
     let linktype = cap.get_datalink().0 as u32;
     let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
-    let ioc = IocMatcher::new(&settings.ioc_patterns).map_err(|e| e.to_string())?.map(Arc::new);
-    if let Some(m) = &ioc {
-        log::info!("IOC matching: {} patterns ({})", m.len(), m.describe());
-    }
+    let ioc = IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
     let writer = if settings.pcap_enabled {
         let r = Retention {
             dir: settings.pcap_dir.clone(),

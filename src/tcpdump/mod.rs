@@ -89,10 +89,7 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
         crate::fsutil::ensure_private_dir(&d).map_err(|e| e.to_string())?;
     }
     clear_stale_work(&setup.work_dir());
-    let ioc = crate::capture::IocMatcher::new(&settings.ioc_patterns).map_err(|e| e.to_string())?.map(Arc::new);
-    if let Some(m) = &ioc {
-        log::info!("IOC matching: {} patterns ({})", m.len(), m.describe());
-    }
+    let ioc = crate::capture::IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
     let ring = start_ring(&setup)?;
     let pcap_dir = setup.pcap_dir.clone();
     let shared = Arc::new(Shared::default());
