@@ -164,7 +164,7 @@ impl<R: Read> CaptureReader<R> {
                 continue;
             }
             let total = u32_at(&head, 4, be) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD {
                 return Err(FileError::Corrupt { offset: start + 4, what: "block length" });
             }
             self.fill(total - 8)?;
@@ -252,7 +252,7 @@ impl<R: Read> CaptureReader<R> {
             _ => return Err(FileError::Corrupt { offset: start + 8, what: "section byte-order magic" }),
         };
         let total = u32_at(&head, 0, big_endian) as usize;
-        if total < 28 || total % 4 != 0 || total > MAX_RECORD {
+        if total < 28 || !total.is_multiple_of(4) || total > MAX_RECORD {
             return Err(FileError::Corrupt { offset: start + 4, what: "section header length" });
         }
         self.fill(total - 12)?;

@@ -171,7 +171,7 @@ impl Spool {
             ix.entries.remove(&seq);
             ix.bytes -= size;
             ix.dropped += 1;
-            if ix.dropped == 1 || ix.dropped % 100 == 0 {
+            if ix.dropped == 1 || ix.dropped.is_multiple_of(100) {
                 warn!(
                     "{}: spool over spool_max_mb ({} MiB); dropped the oldest metrics/heartbeats ({} so far)",
                     self.dir.display(),

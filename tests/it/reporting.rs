@@ -130,7 +130,7 @@ fn outage_with_kill_and_restarts_delivers_each_incident_event_once_in_order() {
         })
         .collect();
     let mut expected = vec!["open"];
-    expected.extend(std::iter::repeat("update").take(updates_logged));
+    expected.extend(std::iter::repeat_n("update", updates_logged));
     expected.push("resolve");
     assert_eq!(kinds, expected, "open, every update, resolve: once each, in order, to the server's uuid");
     let keys: std::collections::HashSet<_> = incident.iter().map(|r| r.header("idempotency-key")).collect();
