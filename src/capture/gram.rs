@@ -13,12 +13,12 @@
 //! Two refinements keep that cheap. A table of the grams' first two bytes (8 KiB, in L1) turns
 //! most probes away before the larger bitmap when the patterns use few byte pairs (text
 //! signatures against binary floods). And where the 4-byte grams of a payload keep hitting (a
-//! small alphabet shared with the patterns) the rest of it is probed with 8-byte grams, every
-//! `window - 7` bytes, which such text rarely matches.
+//! small alphabet shared with the patterns) the rest of it is probed with 6-byte grams, every
+//! `window - 5` bytes, which such text rarely matches.
 //!
-//! The cost per payload is one probe per `stride` bytes (eight per step with AVX2) whatever the
-//! number of patterns; what grows with the set is the filters' size (each capped at 2 MiB, a
-//! core's L2 here) and with it the cache misses and the rare false hits.
+//! The cost per payload is one probe per `stride` bytes (eight per step with AVX2, sixteen with
+//! AVX-512) whatever the number of patterns; what grows with the set is the filters' size (each
+//! capped at 2 MiB, a core's L2 here) and with it the cache misses and the rare false hits.
 //!
 //! Pure: owns the bitmap; no I/O.
 
@@ -26,24 +26,28 @@
 pub const GRAM: usize = 4;
 /// Pattern prefix length checked at each open start; the shortest window.
 pub const HEAD: usize = 8;
+/// Wide gram length: two overlapping 4-byte loads.
+pub const WIDE: usize = 6;
 /// Words of the two-byte table, and the share of its bits (percent) above which it is dropped.
 /// An AVX2 step skips the larger bitmap only when all eight of its probes fail the table: at
 /// 3 % most steps do, at 10 % (1,000 random binary patterns) most do not, and the branch
 /// mispredicts cost more than the table saves (measured: 3.9 vs 8 M packets/s).
 const PAIR_WORDS: usize = 2048;
 const MAX_PAIR_PERCENT: usize = 3;
-/// Hit positions returned by one [`GramFilter::hits`] call.
+/// Hit positions returned by one [`GramFilter::hits`] call: room for a whole AVX-512 step.
 pub const HITS: usize = 16;
 /// Windows longer than this add grams (bitmap density) without saving much more.
 pub const MAX_WINDOW: usize = 32;
 /// Bitmap size bounds, in bits. Above 2^24 bits (2 MiB) a large set gets fewer bits per gram
 /// rather than a bitmap that misses L2 (measured: 512 KiB, 1, 2 and 4 MiB for 100,000 binary
-/// patterns gave 1.5, 3.0, 3.9 and 4.1 M packets/s).
+/// patterns gave 1.5, 3.0, 3.9 and 4.1 M packets/s). Smaller caps lose on false hits, each
+/// costing a heads check that waits on the probe's load.
 const MIN_BITS_LOG2: u32 = 12;
 const MAX_BITS_LOG2: u32 = 24;
 /// Bitmap bits per inserted key; with three bits set per key a small fraction of a percent of
 /// lookups are false hits (at the size cap, 100,000 random binary patterns: 11 % of the bits
-/// set, about 0.15 %).
+/// set, 0.5 % of probes). Four bits in 64-bit words halve the false hits at the same size but
+/// cost two gathers per step: slower (measured: 3.3-3.5 against 4.1 M packets/s).
 const BITS_PER_GRAM: usize = 32;
 const BITS_PER_HEAD: usize = 32;
 
@@ -58,12 +62,24 @@ pub struct GramFilter {
     /// `grams` when sparse enough to reject most probes without touching the larger bitmap;
     /// empty otherwise.
     pairs: Box<[u32]>,
-    /// Every pattern's first `window - 7` 8-byte grams: the probes for payloads whose 4-byte
-    /// grams keep hitting (a small alphabet shared with the patterns).
+    /// Every pattern's first `window - 5` [`WIDE`]-byte grams: the probes for payloads whose
+    /// 4-byte grams keep hitting (a small alphabet shared with the patterns).
     wide: Bloom,
     window: usize,
-    /// Probe eight grams per step with AVX2 gathers (checked once, at build).
-    avx2: bool,
+    /// The probe kernel this CPU runs (checked once, at build).
+    simd: Simd,
+}
+
+/// Probe kernels, fastest last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// One probe at a time.
+    Scalar,
+    /// Eight probes per step: AVX2 gathers of the grams and of the bitmap words.
+    Avx2,
+    /// Sixteen probes per step: AVX-512 (F, BW, VBMI) byte permutes place the grams in lanes,
+    /// so only the bitmap words are gathered.
+    Avx512,
 }
 
 impl GramFilter {
@@ -79,9 +95,9 @@ impl GramFilter {
             grams: Bloom::with_keys(patterns.len().saturating_mul(stride), BITS_PER_GRAM),
             heads: Bloom::with_keys(patterns.len(), BITS_PER_HEAD),
             pairs: vec![0u32; PAIR_WORDS].into_boxed_slice(),
-            wide: Bloom::with_keys(patterns.len().saturating_mul(window - HEAD + 1), BITS_PER_GRAM),
+            wide: Bloom::with_keys(patterns.len().saturating_mul(window - WIDE + 1), BITS_PER_GRAM),
             window,
-            avx2: avx2_available(),
+            simd: simd_available(),
         };
         for p in patterns {
             for j in 0..stride {
@@ -90,8 +106,8 @@ impl GramFilter {
                 f.pairs[(g & 0xFFFF) as usize >> 5] |= 1 << (g & 31);
             }
             f.heads.insert(start_hash(head_at(p, 0)));
-            for j in 0..=window - HEAD {
-                f.wide.insert(head_hash(head_at(p, j)));
+            for j in 0..=window - WIDE {
+                f.wide.insert(wide_hash(p, j));
             }
         }
         let set: u32 = f.pairs.iter().map(|w| w.count_ones()).sum();
@@ -113,7 +129,7 @@ impl GramFilter {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        (self.grams.words.len() + self.heads.words.len() + self.pairs.len() + self.wide.words.len()) * 4
+        self.grams.bytes() + self.heads.bytes() + self.pairs.len() * 4 + self.wide.bytes()
     }
 
     /// Fraction of gram bitmap bits set.
@@ -134,17 +150,28 @@ impl GramFilter {
         self.grams.contains(gram_hash(g))
     }
 
-    /// Distance between wide (8-byte) probes.
+    /// Distance between wide ([`WIDE`]-byte) probes.
     #[inline]
     pub fn wide_stride(&self) -> usize {
-        self.window - HEAD + 1
+        self.window - WIDE + 1
     }
 
-    /// As [`GramFilter::may_hit`] for the 8-byte gram at `pos` (needs `pos + HEAD <= hay.len()`):
+    /// As [`GramFilter::may_hit`] for the wide gram at `pos` (needs `pos + WIDE <= hay.len()`):
     /// false means no pattern starts in `pos + 1 - wide_stride ..= pos`.
     #[inline]
     pub fn may_hit_wide(&self, hay: &[u8], pos: usize) -> bool {
-        self.wide.contains(head_hash(head_at(hay, pos)))
+        self.wide.contains(wide_hash(hay, pos))
+    }
+
+    /// The probe kernel in use (for logs and benches).
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// Use a slower kernel than the CPU allows (tests and benches compare them); a faster one
+    /// than it has is ignored.
+    pub fn limit_simd(&mut self, simd: Simd) {
+        self.simd = self.simd.min(simd);
     }
 
     /// Whether the two-byte table is in use (for logs and benches).
@@ -163,11 +190,11 @@ impl GramFilter {
     #[inline]
     pub fn first_start(&self, hay: &[u8], lo: usize, last: usize) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 && last + HEAD <= hay.len() && hay.len() <= i32::MAX as usize {
+        if self.simd >= Simd::Avx2 && last + HEAD <= hay.len() && hay.len() <= i32::MAX as usize {
             let mut from = lo;
             while from <= last {
                 let lanes = (last - from + 1).min(8);
-                // SAFETY: AVX2 is present (`avx2`); lane k < lanes reads hay[from + k..][..HEAD],
+                // SAFETY: AVX2 is present (`simd`); lane k < lanes reads hay[from + k..][..HEAD],
                 // and from + lanes - 1 + HEAD <= last + HEAD <= hay.len() <= i32::MAX.
                 let m = unsafe { simd::starts(self, hay, from, lanes) };
                 if m != 0 {
@@ -185,35 +212,39 @@ impl GramFilter {
         (lo..=last).find(|&s| self.may_start(hay, s))
     }
 
-    /// The probe positions from byte `from` on where [`GramFilter::may_hit`] holds (`wide`:
-    /// [`GramFilter::may_hit_wide`], every `wide_stride` bytes), in order, written to `out`;
-    /// returns how many were written and the next position to probe. Stops when `out` is full.
-    /// No branch depends on a bitmap word, so the loads (the cache misses of a large set)
-    /// overlap; with AVX2, eight probes go in one step.
+    /// Probes from byte `from` on, every `stride` bytes (`wide`: [`GramFilter::may_hit_wide`]
+    /// every `wide_stride` bytes), and stops after the first step with a probe that hits, or
+    /// at the payload's end: writes the probe positions that hit, in order, to `out` and
+    /// returns how many and the next position to probe. A step is eight probes with AVX2,
+    /// sixteen with AVX-512, else one; none of its branches depends on a bitmap word, so the
+    /// loads (the cache misses of a large set) overlap. Stopping at the first step that hits
+    /// lets the caller switch to wide probes early.
     #[inline]
     pub fn hits(&self, hay: &[u8], from: usize, wide: bool, out: &mut [u32; HITS]) -> (usize, usize) {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is only true when the CPU has AVX2 (`avx2_available`).
+        if self.simd >= Simd::Avx2 {
+            // SAFETY: `simd` is never above what the CPU has (`simd_available`, `limit_simd`).
             let (n, pos) = unsafe {
-                if wide {
-                    simd::hits::<true>(self, hay, from, out)
-                } else {
-                    simd::hits::<false>(self, hay, from, out)
+                match (self.simd, wide) {
+                    (Simd::Avx512, true) => simd::hits512::<true>(self, hay, from, out),
+                    (Simd::Avx512, false) => simd::hits512::<false>(self, hay, from, out),
+                    (_, true) => simd::hits::<true>(self, hay, from, out),
+                    (_, false) => simd::hits::<false>(self, hay, from, out),
                 }
             };
-            return self.hits_scalar(hay, pos, n, wide, out);
+            // The AVX2 kernel leaves the last few probes, after its last full step.
+            return if n > 0 { (n, pos) } else { self.hits_scalar(hay, pos, wide, out) };
         }
-        self.hits_scalar(hay, from, 0, wide, out)
+        self.hits_scalar(hay, from, wide, out)
     }
 
-    /// [`GramFilter::hits`] one probe at a time, appending to `out[n..]`.
+    /// [`GramFilter::hits`] one probe per step.
     #[inline]
-    pub fn hits_scalar(&self, hay: &[u8], from: usize, n: usize, wide: bool, out: &mut [u32; HITS]) -> (usize, usize) {
-        let (len, stride) = if wide { (HEAD, self.wide_stride()) } else { (GRAM, self.stride()) };
-        let Some(end) = hay.len().checked_sub(len) else { return (n, from) };
-        let (mut pos, mut n) = (from, n);
-        while pos <= end && n < HITS {
+    pub fn hits_scalar(&self, hay: &[u8], from: usize, wide: bool, out: &mut [u32; HITS]) -> (usize, usize) {
+        let (len, stride) = if wide { (WIDE, self.wide_stride()) } else { (GRAM, self.stride()) };
+        let Some(end) = hay.len().checked_sub(len) else { return (0, from) };
+        let (mut pos, mut n) = (from, 0);
+        while pos <= end && n == 0 {
             out[n] = pos as u32;
             n += usize::from(if wide { self.may_hit_wide(hay, pos) } else { self.may_hit(hay, pos) });
             pos += stride;
@@ -223,13 +254,20 @@ impl GramFilter {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn avx2_available() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
+fn simd_available() -> Simd {
+    use std::arch::is_x86_feature_detected as has;
+    if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") {
+        Simd::Avx512
+    } else if has!("avx2") {
+        Simd::Avx2
+    } else {
+        Simd::Scalar
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_available() -> bool {
-    false
+fn simd_available() -> Simd {
+    Simd::Scalar
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -279,6 +317,10 @@ impl Bloom {
         let set: u32 = self.words.iter().map(|w| w.count_ones()).sum();
         set as f64 / (self.words.len() * 32) as f64
     }
+
+    fn bytes(&self) -> usize {
+        self.words.len() * 4
+    }
 }
 
 const MIX1: u32 = 0x9E37_79B1;
@@ -297,6 +339,12 @@ fn mix32(x: u32) -> u32 {
 #[inline]
 fn gram_hash(g: u32) -> u32 {
     mix32(g)
+}
+
+/// The [`WIDE`]-byte gram at `pos`: its first four bytes and its last four, overlapping.
+#[inline]
+fn wide_hash(b: &[u8], pos: usize) -> u32 {
+    mix32(gram_at(b, pos) ^ mix32(gram_at(b, pos + WIDE - GRAM)))
 }
 
 #[inline]

@@ -1,21 +1,23 @@
-//! AVX2 kernels of the gram filter: eight probes, or eight candidate starts, per step. Each
-//! computes exactly what the scalar code in `gram.rs` does (the tests compare them).
+//! SIMD kernels of the gram filter: eight probes, or eight candidate starts, per AVX2 step;
+//! sixteen probes per AVX-512 step. Each computes exactly what the scalar code in `gram.rs`
+//! does (the tests compare them).
 //!
 //! Pure: reads the filter and the payload; no I/O.
 
-use super::{Bloom, GramFilter, GRAM, HEAD, HITS};
+use super::{Bloom, GramFilter, GRAM, HITS, WIDE};
 use std::arch::x86_64::*;
 
-/// Eight probes per step: gather the eight grams (`WIDE`: both halves of each 8-byte gram), hash
-/// them as [`super::gram_hash`] (`WIDE`: [`super::head_hash`]) does, and test them against the
-/// filter. Stops before a step could overrun `hay` or `out`; the caller finishes one probe at a
-/// time.
+/// Eight probes per step: gather the eight grams (`W`: the first and last four bytes of each
+/// [`WIDE`]-byte gram), hash them as [`super::gram_hash`] (`W`: [`super::wide_hash`]) does, and
+/// test them against the filter. Stops after the first step that hits, as
+/// [`GramFilter::hits`] does, or before a step could overrun `hay`: the caller finishes one
+/// probe at a time.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn hits<const WIDE: bool>(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
-    let (stride, len, bloom) = if WIDE { (f.wide_stride(), HEAD, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
+pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
+    let (stride, len, bloom) = if W { (f.wide_stride(), WIDE, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
     let reach = 7 * stride + len;
     let (mut pos, mut n) = (from, 0);
     if hay.len() > i32::MAX as usize {
@@ -26,14 +28,16 @@ pub unsafe fn hits<const WIDE: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
     let (pairs, low16) = (f.pairs.as_ptr() as *const i32, _mm256_set1_epi32(0xFFFF));
     let all = _mm256_set1_epi32(-1);
     let base = hay.as_ptr() as *const i32;
-    while n + 8 <= HITS && pos + reach <= hay.len() {
+    while n == 0 && pos + reach <= hay.len() {
         let at = _mm256_add_epi32(_mm256_set1_epi32(pos as i32), lanes);
         // SAFETY: lane k reads hay[pos + k * stride ..][..len], inside `hay` since
         // pos + 7 * stride + len <= hay.len().
         let g = unsafe { _mm256_i32gather_epi32::<1>(base, at) };
-        let (h, live) = if WIDE {
-            // SAFETY: as above; the high half is the second 4 of the `len` (8) bytes.
-            let hi = unsafe { _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, _mm256_set1_epi32(4))) };
+        let (h, live) = if W {
+            // SAFETY: as above; the last 4 of the `len` bytes.
+            let hi = unsafe {
+                _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, _mm256_set1_epi32((WIDE - GRAM) as i32)))
+            };
             (mix(_mm256_xor_si256(g, mix(hi))), all)
         } else if f.pairs.is_empty() {
             (mix(g), all)
@@ -58,6 +62,115 @@ pub unsafe fn hits<const WIDE: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
         pos += 8 * stride;
     }
     (n, pos)
+}
+
+/// [`hits`] sixteen probes per step. Two masked 64-byte loads and a byte permute (VBMI) put the
+/// sixteen grams in lanes, where the AVX2 kernel gathers them from the payload; the last step
+/// may run past the payload's end, its loads and lanes masked off there. Lanes per step:
+/// as many as fit 128 bytes, at most 16. Stops after the first step that hits.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
+    let (stride, len, bloom) = if W { (f.wide_stride(), WIDE, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
+    let (mut pos, mut n) = (from, 0);
+    if hay.len() > i32::MAX as usize {
+        return (n, pos);
+    }
+    let lanes = ((128 - len) / stride + 1).min(16);
+    let k = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lane_mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
+    let offsets = _mm512_mullo_epi32(k, _mm512_set1_epi32(stride as i32));
+    // Byte b of lane k's gram is byte k * stride + b of the 128 loaded: below 128 in every
+    // lane under `lane_mask`, so no byte carries into the next.
+    let lo_idx = _mm512_add_epi32(
+        _mm512_mullo_epi32(k, _mm512_set1_epi32((stride as u32).wrapping_mul(0x0101_0101) as i32)),
+        _mm512_set1_epi32(0x0302_0100),
+    );
+    let hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(0x0101_0101 * (WIDE - GRAM) as i32));
+    let ends = _mm512_add_epi32(offsets, _mm512_set1_epi32(len as i32));
+    let (pairs, low16, one, low5) =
+        (f.pairs.as_ptr() as *const i32, _mm512_set1_epi32(0xFFFF), _mm512_set1_epi32(1), _mm512_set1_epi32(31));
+    while n == 0 && pos + len <= hay.len() {
+        let rem = hay.len() - pos;
+        let mut live = _mm512_mask_cmple_epu32_mask(lane_mask, ends, _mm512_set1_epi32(rem as i32));
+        let first = if rem >= 64 { u64::MAX } else { (1u64 << rem) - 1 };
+        let second = if rem >= 128 {
+            u64::MAX
+        } else if rem > 64 {
+            (1u64 << (rem - 64)) - 1
+        } else {
+            0
+        };
+        let at = hay.as_ptr().wrapping_add(pos);
+        // SAFETY: a masked load reads only the bytes its mask selects, here those below
+        // hay.len(); the pointers are not dereferenced otherwise.
+        let (a, b) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(first, at as *const i8),
+                _mm512_maskz_loadu_epi8(second, at.wrapping_add(64) as *const i8),
+            )
+        };
+        let g = _mm512_permutex2var_epi8(a, lo_idx, b);
+        let h = if W {
+            mix512(_mm512_xor_si512(g, mix512(_mm512_permutex2var_epi8(a, hi_idx, b))))
+        } else {
+            if !f.pairs.is_empty() {
+                let pair = _mm512_and_si512(g, low16);
+                // SAFETY: pair >> 5 < 2048 == pairs.len() (checked non-empty just above).
+                let pw = unsafe {
+                    _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, _mm512_srli_epi32::<5>(pair), pairs)
+                };
+                let pbit = _mm512_sllv_epi32(one, _mm512_and_si512(pair, low5));
+                live = _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(pw, pbit), pbit);
+                if live == 0 {
+                    pos += lanes * stride;
+                    continue;
+                }
+            }
+            mix512(g)
+        };
+        let hit = bloom_hits512(bloom, h, live);
+        let found = _mm512_add_epi32(_mm512_set1_epi32(pos as i32), offsets);
+        // SAFETY: at most 16 positions go to out[n..], and n == 0, HITS == 16.
+        unsafe { _mm512_mask_compressstoreu_epi32(out.as_mut_ptr().add(n) as *mut _, hit, found) };
+        n += hit.count_ones() as usize;
+        pos += lanes * stride;
+    }
+    if pos + len > hay.len() && from + len <= hay.len() {
+        // The last step's lanes ran past the end: report the first probe past it, as one
+        // probe at a time does.
+        pos = from + ((hay.len() - len - from) / stride + 1) * stride;
+    }
+    (n, pos)
+}
+
+/// [`bloom_hits`] in sixteen lanes, with the mask registers of AVX-512.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn bloom_hits512(bloom: &Bloom, h: __m512i, live: __mmask16) -> __mmask16 {
+    let shift = _mm_cvtsi32_si128(bloom.shift as i32);
+    let w = _mm512_srl_epi32(_mm512_mullo_epi32(h, _mm512_set1_epi32(super::WORD_MIX as i32)), shift);
+    // SAFETY: every index is the top `32 - shift` bits of a u32, and words.len() ==
+    // 1 << (32 - shift) (`Bloom::with_keys`).
+    let w = unsafe {
+        _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, w, bloom.words.as_ptr() as *const i32)
+    };
+    let (one, low5) = (_mm512_set1_epi32(1), _mm512_set1_epi32(31));
+    let b1 = _mm512_sllv_epi32(one, _mm512_and_si512(h, low5));
+    let b2 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<5>(h), low5));
+    let b3 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<10>(h), low5));
+    let bits = _mm512_or_si512(_mm512_or_si512(b1, b2), b3);
+    _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(w, bits), bits)
+}
+
+/// [`super::mix32`] in sixteen lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn mix512(x: __m512i) -> __m512i {
+    let h = _mm512_mullo_epi32(x, _mm512_set1_epi32(super::MIX1 as i32));
+    _mm512_mullo_epi32(_mm512_xor_si512(h, _mm512_srli_epi32::<15>(h)), _mm512_set1_epi32(super::MIX2 as i32))
 }
 
 /// Bit k set when a pattern head may start at `from + k` ([`super::start_hash`]), for

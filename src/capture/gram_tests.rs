@@ -32,28 +32,47 @@ fn unrelated_text_mostly_misses() {
     assert!(hits * 5 < hay.len(), "{hits} false hits in {} bytes", hay.len());
 }
 
+/// Every hit of [`GramFilter::hits`] from `from` to the payload's end, call after call, with
+/// the kernel `f` runs; checks that each call stops at its first step that hits.
+fn all_hits(f: &GramFilter, hay: &[u8], from: usize, wide: bool) -> Vec<usize> {
+    let step = match f.simd() {
+        Simd::Scalar => 1,
+        Simd::Avx2 => 8,
+        Simd::Avx512 => 16,
+    } * if wide { f.wide_stride() } else { f.stride() };
+    let (mut got, mut at, mut out) = (Vec::new(), from, [0u32; HITS]);
+    loop {
+        let (n, next) = f.hits(hay, at, wide, &mut out);
+        if n == 0 {
+            return got;
+        }
+        let hits = &out[..n];
+        assert!(hits.windows(2).all(|w| w[0] < w[1]), "in order: {hits:?}");
+        assert!(next > hits[n - 1] as usize && next - hits[0] as usize <= step, "one step: {hits:?} then {next}");
+        got.extend(hits.iter().map(|&p| p as usize));
+        at = next;
+    }
+}
+
+/// The probe positions from `from` on where the single-probe test holds.
+fn single_hits(f: &GramFilter, hay: &[u8], from: usize, wide: bool) -> Vec<usize> {
+    let (stride, len) = if wide { (f.wide_stride(), WIDE) } else { (f.stride(), GRAM) };
+    (0..)
+        .map(|k| from + k * stride)
+        .take_while(|p| p + len <= hay.len())
+        .filter(|&p| if wide { f.may_hit_wide(hay, p) } else { f.may_hit(hay, p) })
+        .collect()
+}
+
 #[test]
-fn hit_masks_agree_with_single_probes() {
+fn hits_agree_with_single_probes() {
     let pats: Vec<Vec<u8>> = (0..300u32).map(|i| format!("{i:03}-pattern").into_bytes()).collect();
     let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
     let f = GramFilter::new(&refs, 11).unwrap();
     let hay: Vec<u8> = (0..3000u32).flat_map(|i| format!("{i}-pat").into_bytes()).collect();
-    let want: Vec<usize> =
-        (0..).map(|k| k * f.stride()).take_while(|p| p + GRAM <= hay.len()).filter(|&p| f.may_hit(&hay, p)).collect();
-    assert!(want.len() > HITS, "the text holds pattern grams: {}", want.len());
-    let (mut got, mut from, mut out) = (Vec::new(), 0, [0u32; HITS]);
-    loop {
-        let (n, next) = f.hits(&hay, from, false, &mut out);
-        let mut one_by_one = [0u32; HITS];
-        assert_eq!(f.hits_scalar(&hay, from, 0, false, &mut one_by_one), (n, next), "from {from}");
-        assert_eq!(out[..n], one_by_one[..n]);
-        got.extend(out[..n].iter().map(|&p| p as usize));
-        if n < HITS {
-            break;
-        }
-        from = next;
-    }
-    assert_eq!(got, want);
+    let want = single_hits(&f, &hay, 0, false);
+    assert!(want.len() > 100, "the text holds pattern grams: {}", want.len());
+    assert_eq!(all_hits(&f, &hay, 0, false), want);
 }
 
 #[test]
@@ -61,28 +80,12 @@ fn wide_probes_agree_with_single_probes_and_see_every_occurrence() {
     let pats: Vec<Vec<u8>> = (0..300u32).map(|i| format!("{i:03}-pattern").into_bytes()).collect();
     let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
     let f = GramFilter::new(&refs, 11).unwrap();
-    assert_eq!(f.wide_stride(), 4);
+    assert_eq!(f.wide_stride(), 6);
     let hay: Vec<u8> = (0..3000u32).flat_map(|i| format!("{}-pattern.", i % 400).into_bytes()).collect();
     for from in [0, 1, 2, 3, 77] {
-        let want: Vec<usize> = (0..)
-            .map(|k| from + k * f.wide_stride())
-            .take_while(|p| p + HEAD <= hay.len())
-            .filter(|&p| f.may_hit_wide(&hay, p))
-            .collect();
-        let (mut got, mut at, mut out) = (Vec::new(), from, [0u32; HITS]);
-        loop {
-            let (n, next) = f.hits(&hay, at, true, &mut out);
-            let mut one_by_one = [0u32; HITS];
-            assert_eq!(f.hits_scalar(&hay, at, 0, true, &mut one_by_one), (n, next));
-            assert_eq!(out[..n], one_by_one[..n]);
-            got.extend(out[..n].iter().map(|&p| p as usize));
-            if n < HITS {
-                break;
-            }
-            at = next;
-        }
-        assert_eq!(got, want, "from {from}");
-        assert!(want.len() > HITS, "the text holds pattern grams");
+        let want = single_hits(&f, &hay, from, true);
+        assert_eq!(all_hits(&f, &hay, from, true), want, "from {from}");
+        assert!(want.len() > 100, "the text holds pattern grams");
     }
     // Every occurrence has a wide probe inside its first `window` bytes that hits.
     for p in &refs {
@@ -137,4 +140,44 @@ fn too_short_patterns_get_no_filter() {
     assert!(GramFilter::new(&[b"abcdefg"], 7).is_none());
     assert!(GramFilter::new(&[b"abcdefgh", b"abcd"], 8).is_none());
     assert_eq!(GramFilter::new(&[b"a".repeat(100).as_slice()], 100).unwrap().window(), MAX_WINDOW);
+}
+
+/// Every kernel this CPU has gives the single probes' hits, narrow and wide,
+/// from every start, on payloads of every length up to a few steps (the AVX-512 kernel masks
+/// its last step at the payload's end).
+#[test]
+fn every_kernel_agrees_with_single_probes_at_every_length() {
+    let pats: Vec<Vec<u8>> =
+        (0..200u32).map(|i| format!("{:02}pq{i:03}rs and a tail to reach 32 bytes", i % 7).into_bytes()).collect();
+    let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
+    // Whole patterns between fragments of them.
+    let text: Vec<u8> = (0..400u32)
+        .flat_map(|i| {
+            if i % 4 == 0 {
+                pats[i as usize % 200].clone()
+            } else {
+                format!("{:02}pq{:03}", i % 9, i % 250).into_bytes()
+            }
+        })
+        .collect();
+    for window in [8, 9, 10, 12, 20, 32] {
+        let full = GramFilter::new(&refs, window).unwrap();
+        for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+            let mut hits = 0;
+            let mut f = full.clone();
+            f.limit_simd(kernel);
+            for len in (0..300).step_by(7).chain([511, 512, 513, 1200]) {
+                let hay = &text[..len];
+                for wide in [false, true] {
+                    for from in [0, 1, 5, 13] {
+                        let want = single_hits(&f, hay, from, wide);
+                        let got = all_hits(&f, hay, from, wide);
+                        assert_eq!(got, want, "{kernel:?} window {window} len {len} wide {wide} from {from}");
+                        hits += got.len();
+                    }
+                }
+            }
+            assert!(hits > 300, "the text holds pattern grams: {hits} hits");
+        }
+    }
 }

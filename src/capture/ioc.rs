@@ -12,7 +12,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, Match, MatchKind};
 use serde_json::{json, Value};
 
-use super::gram::{GramFilter, HITS};
+use super::gram::{GramFilter, Simd, HITS};
 use crate::config::IocPattern;
 
 /// Payload bytes scanned per packet: botnet signatures sit in the first bytes; bounding the scan
@@ -30,11 +30,14 @@ pub const SMALL_SET: usize = 64;
 /// window would mean a probe every byte or two.
 pub const MIN_FILTERED_LEN: usize = 8;
 
-/// The rest of a payload is probed with 8-byte grams once this many of its 4-byte probes hit,
+/// The rest of a payload is probed with 6-byte grams once this many of its 4-byte probes hit,
 /// and more than one in [`WIDE_SHARE`]: text in the patterns' own small alphabet (most probes
 /// hit). Scattered false hits (a large set of binary patterns) are cheaper to check one by one
-/// than 8-byte probes, which come 2-3 times as often.
+/// than 6-byte probes, which come more often.
 const WIDE_AFTER: usize = 3;
+/// A probe step (eight or sixteen probes) with this many hits switches to wide probes at once,
+/// before any is checked.
+const WIDE_STEP_HITS: usize = 4;
 const WIDE_SHARE: usize = 4;
 
 /// Filter hits verified one by one in a payload before the rest of it is searched in one pass:
@@ -125,16 +128,24 @@ impl IocMatcher {
         match &self.scan {
             Scan::Whole(a) => ac(a),
             Scan::Split { long, short } => format!(
-                "{} patterns behind a {} KiB gram filter (window {}, stride {}, {:.1} % set{}) + {}{}",
+                "{} patterns behind a {} KiB gram filter (window {}, stride {}, {:.1} % set{}, {:?} probes) + {}{}",
                 long.ids.len(),
                 long.filter.memory_bytes() / 1024,
                 long.filter.window(),
                 long.filter.stride(),
                 long.filter.density() * 100.0,
                 if long.filter.uses_pairs() { ", two-byte table" } else { "" },
+                long.filter.simd(),
                 ac(&long.ac),
                 short.as_ref().map(|(a, ids)| format!("; {} short patterns: {}", ids.len(), ac(a))).unwrap_or_default()
             ),
+        }
+    }
+
+    /// Run the gram filter's probes with at most this kernel (benches compare them).
+    pub fn limit_simd(&mut self, simd: Simd) {
+        if let Scan::Split { long, .. } = &mut self.scan {
+            long.filter.limit_simd(simd);
         }
     }
 
@@ -181,7 +192,7 @@ enum Step {
 impl Filtered {
     /// Leftmost-first match. Probes rule out starts `stride` at a time; a probe that hits is
     /// verified by searching only the bytes a match starting in its range can cover. When the
-    /// 4-byte probes keep hitting ([`WIDE_AFTER`]) the rest of the payload is probed with 8-byte
+    /// 4-byte probes keep hitting ([`WIDE_AFTER`]) the rest of the payload is probed with 6-byte
     /// grams, which hit far less on text sharing a small alphabet with the patterns.
     #[inline]
     fn find(&self, hay: &[u8]) -> Option<Match> {
@@ -193,6 +204,12 @@ impl Filtered {
         'probes: loop {
             let stride = if wide { f.wide_stride() } else { f.stride() };
             let (n, next) = f.hits(hay, from, wide, &mut hits);
+            if !wide && n >= WIDE_STEP_HITS {
+                // Starts before the first hit's range are ruled out; wide probes from `p` cover
+                // starts `p + 1 - wide_stride ..= p`.
+                (wide, from) = (true, (hits[0] as usize + 1).saturating_sub(stride) + f.wide_stride() - 1);
+                continue 'probes;
+            }
             for &pos in &hits[..n] {
                 let pos = pos as usize;
                 if let Step::Done(m) = self.check(hay, pos, stride, &mut verified) {
@@ -206,7 +223,7 @@ impl Filtered {
                     continue 'probes;
                 }
             }
-            if n < HITS {
+            if n == 0 {
                 return None;
             }
             from = next;

@@ -2,6 +2,7 @@
 //! automaton's answers (deterministic cases for each boundary, and a property test).
 
 use super::*;
+use crate::capture::gram::Simd;
 
 fn pat(p: &str, name: &str) -> IocPattern {
     IocPattern { pattern: p.into(), attack_name: name.into(), attack_family: "udp_flood".into() }
@@ -72,7 +73,7 @@ fn a_match_found_past_the_probe_does_not_hide_an_earlier_longer_one() {
 
 #[test]
 fn the_switch_to_wide_probes_keeps_the_start_right_after_the_last_narrow_hit() {
-    // Window 10: narrow probes every 7 bytes, wide ones every 3. The probes at 0 and 7 hit on
+    // Window 10: narrow probes every 7 bytes, wide ones every 5. The probes at 0 and 7 hit on
     // D's first gram and the one at 14 on E's ("xABC"), none with a match: three hits in three
     // probes switch to wide probes, whose first must cover a start at 15, where T is.
     let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
@@ -83,6 +84,24 @@ fn the_switch_to_wide_probes_keeps_the_start_right_after_the_last_narrow_hit() {
     assert!(m.describe().contains("stride 7"), "{}", m.describe());
     let hay = b"QQQQ...QQQQ...xABCDEFGHIJ....";
     assert_eq!(m.first_match(hay), Some(72));
+}
+
+#[test]
+fn a_probe_step_that_mostly_hits_switches_to_wide_probes_from_its_first_open_start() {
+    // Window 10: narrow probes every 7 bytes, wide ones every 5. The probe at 0 misses, so
+    // starts up to 0 are ruled out; those at 7 (on T's own gram "GHIJ") and at 14, 21 and 28
+    // (on D's "QQQQ") hit: four hits in one step switch to wide probes before any is
+    // checked, and the first wide probe must cover a start at 1, where T is.
+    let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
+    raw.push(b"QQQQzzzzzz".to_vec()); // D, 70
+    raw.push(b"ABCDEFGHIJ".to_vec()); // T, 71
+    let hay = format!(".ABCDEFGHIJ...QQQQ...QQQQ...QQQQ{}", ".".repeat(40));
+    for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+        let mut m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+        m.limit_simd(kernel);
+        assert!(m.describe().contains("stride 7"), "{}", m.describe());
+        assert_eq!(m.first_match(hay.as_bytes()), Some(71), "{}", m.describe());
+    }
 }
 
 mod properties {
