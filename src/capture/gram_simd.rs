@@ -8,7 +8,7 @@ use super::{Bloom, GramFilter, GRAM, HITS, WIDE};
 use std::arch::x86_64::*;
 
 /// Eight probes per step: gather the eight grams (`W`: the first and last four bytes of each
-/// [`WIDE`]-byte gram), hash them as [`super::gram_hash`] (`W`: [`super::wide_hash`]) does, and
+/// [`WIDE`]-byte gram), hash them as [`super::gram_key`] (`W`: [`super::wide_key`]) does, and
 /// test them against the filter. Stops after the first step that hits, as
 /// [`GramFilter::hits`] does, or before a step could overrun `hay`: the caller finishes one
 /// probe at a time.
@@ -38,9 +38,9 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
             let hi = unsafe {
                 _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, _mm256_set1_epi32((WIDE - GRAM) as i32)))
             };
-            (mix(_mm256_xor_si256(g, mix(hi))), all)
+            (pair_key(g, hi, super::WIDE_MUL), all)
         } else if f.pairs.is_empty() {
-            (mix(g), all)
+            (gram_key(g), all)
         } else {
             let pair = _mm256_and_si256(g, low16);
             // SAFETY: pair >> 5 < 2048 == pairs.len() (checked non-empty just above).
@@ -51,7 +51,7 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
                 pos += 8 * stride;
                 continue;
             }
-            (mix(g), live)
+            (gram_key(g), live)
         };
         let mut m = bloom_hits(bloom, h, live);
         while m != 0 {
@@ -114,7 +114,7 @@ pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
         };
         let g = _mm512_permutex2var_epi8(a, lo_idx, b);
         let h = if W {
-            mix512(_mm512_xor_si512(g, mix512(_mm512_permutex2var_epi8(a, hi_idx, b))))
+            pair_key512(g, _mm512_permutex2var_epi8(a, hi_idx, b), super::WIDE_MUL)
         } else {
             if !f.pairs.is_empty() {
                 let pair = _mm512_and_si512(g, low16);
@@ -129,7 +129,7 @@ pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
                     continue;
                 }
             }
-            mix512(g)
+            gram_key512(g)
         };
         let hit = bloom_hits512(bloom, h, live);
         let found = _mm512_add_epi32(_mm512_set1_epi32(pos as i32), offsets);
@@ -149,31 +149,38 @@ pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
 /// [`bloom_hits`] in sixteen lanes, with the mask registers of AVX-512.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn bloom_hits512(bloom: &Bloom, h: __m512i, live: __mmask16) -> __mmask16 {
-    let shift = _mm_cvtsi32_si128(bloom.shift as i32);
-    let w = _mm512_srl_epi32(_mm512_mullo_epi32(h, _mm512_set1_epi32(super::WORD_MIX as i32)), shift);
+fn bloom_hits512(bloom: &Bloom, (word, bits): (__m512i, __m512i), live: __mmask16) -> __mmask16 {
+    let w = _mm512_srl_epi32(word, _mm_cvtsi32_si128(bloom.shift as i32));
     // SAFETY: every index is the top `32 - shift` bits of a u32, and words.len() ==
     // 1 << (32 - shift) (`Bloom::with_keys`).
     let w = unsafe {
         _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, w, bloom.words.as_ptr() as *const i32)
     };
     let (one, low5) = (_mm512_set1_epi32(1), _mm512_set1_epi32(31));
-    let b1 = _mm512_sllv_epi32(one, _mm512_and_si512(h, low5));
-    let b2 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<5>(h), low5));
-    let b3 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<10>(h), low5));
+    let b1 = _mm512_sllv_epi32(one, _mm512_srli_epi32::<27>(bits));
+    let b2 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<22>(bits), low5));
+    let b3 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<17>(bits), low5));
     let bits = _mm512_or_si512(_mm512_or_si512(b1, b2), b3);
     _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(w, bits), bits)
 }
 
-/// [`super::mix32`] in sixteen lanes.
+/// [`super::gram_key`] in sixteen lanes: (word, bits) hashes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn mix512(x: __m512i) -> __m512i {
-    let h = _mm512_mullo_epi32(x, _mm512_set1_epi32(super::MIX1 as i32));
-    _mm512_mullo_epi32(_mm512_xor_si512(h, _mm512_srli_epi32::<15>(h)), _mm512_set1_epi32(super::MIX2 as i32))
+fn gram_key512(g: __m512i) -> (__m512i, __m512i) {
+    let m = super::GRAM_MUL;
+    (_mm512_mullo_epi32(g, _mm512_set1_epi32(m[0] as i32)), _mm512_mullo_epi32(g, _mm512_set1_epi32(m[1] as i32)))
 }
 
-/// Bit k set when a pattern head may start at `from + k` ([`super::start_hash`]), for
+/// [`super::pair_key`] in sixteen lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pair_key512(lo: __m512i, hi: __m512i, m: [u32; 4]) -> (__m512i, __m512i) {
+    let mul = |x, k: u32| _mm512_mullo_epi32(x, _mm512_set1_epi32(k as i32));
+    (_mm512_xor_si512(mul(lo, m[0]), mul(hi, m[2])), _mm512_xor_si512(mul(lo, m[1]), mul(hi, m[3])))
+}
+
+/// Bit k set when a pattern head may start at `from + k` ([`super::start_key`]), for
 /// k < `lanes` (≤ 8); lanes past that load nothing.
 ///
 /// # Safety
@@ -192,34 +199,40 @@ pub unsafe fn starts(f: &GramFilter, hay: &[u8], from: usize, lanes: usize) -> u
             _mm256_mask_i32gather_epi32::<1>(zero, base, _mm256_add_epi32(at, _mm256_set1_epi32(4)), live),
         )
     };
-    let h = mix(_mm256_xor_si256(mix(_mm256_xor_si256(lo, mix(hi))), _mm256_set1_epi32(super::START_SEED as i32)));
-    bloom_hits(&f.heads, h, live)
+    bloom_hits(&f.heads, pair_key(lo, hi, super::HEAD_MUL), live)
 }
 
-/// [`super::mix32`] in eight lanes.
+/// [`super::gram_key`] in eight lanes: (word, bits) hashes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn mix(x: __m256i) -> __m256i {
-    let h = _mm256_mullo_epi32(x, _mm256_set1_epi32(super::MIX1 as i32));
-    _mm256_mullo_epi32(_mm256_xor_si256(h, _mm256_srli_epi32::<15>(h)), _mm256_set1_epi32(super::MIX2 as i32))
+fn gram_key(g: __m256i) -> (__m256i, __m256i) {
+    let m = super::GRAM_MUL;
+    (_mm256_mullo_epi32(g, _mm256_set1_epi32(m[0] as i32)), _mm256_mullo_epi32(g, _mm256_set1_epi32(m[1] as i32)))
+}
+
+/// [`super::pair_key`] in eight lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair_key(lo: __m256i, hi: __m256i, m: [u32; 4]) -> (__m256i, __m256i) {
+    let mul = |x, k: u32| _mm256_mullo_epi32(x, _mm256_set1_epi32(k as i32));
+    (_mm256_xor_si256(mul(lo, m[0]), mul(hi, m[2])), _mm256_xor_si256(mul(lo, m[1]), mul(hi, m[3])))
 }
 
 /// Bit k set when lane k is in `live` and its hash passes `bloom` ([`Bloom::contains`]); lanes
 /// outside `live` load nothing.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn bloom_hits(bloom: &Bloom, h: __m256i, live: __m256i) -> u32 {
-    let shift = _mm_cvtsi32_si128(bloom.shift as i32);
-    let w = _mm256_srl_epi32(_mm256_mullo_epi32(h, _mm256_set1_epi32(super::WORD_MIX as i32)), shift);
+fn bloom_hits(bloom: &Bloom, (word, bits): (__m256i, __m256i), live: __m256i) -> u32 {
+    let w = _mm256_srl_epi32(word, _mm_cvtsi32_si128(bloom.shift as i32));
     // SAFETY: every index is the top `32 - shift` bits of a u32, and words.len() ==
     // 1 << (32 - shift) (`Bloom::with_keys`).
     let w = unsafe {
         _mm256_mask_i32gather_epi32::<4>(_mm256_setzero_si256(), bloom.words.as_ptr() as *const i32, w, live)
     };
     let (one, low5) = (_mm256_set1_epi32(1), _mm256_set1_epi32(31));
-    let b1 = _mm256_sllv_epi32(one, _mm256_and_si256(h, low5));
-    let b2 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<5>(h), low5));
-    let b3 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<10>(h), low5));
+    let b1 = _mm256_sllv_epi32(one, _mm256_srli_epi32::<27>(bits));
+    let b2 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<22>(bits), low5));
+    let b3 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<17>(bits), low5));
     let bits = _mm256_or_si256(_mm256_or_si256(b1, b2), b3);
     let hit = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits), live);
     _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32
