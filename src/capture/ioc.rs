@@ -30,14 +30,13 @@ pub const SMALL_SET: usize = 64;
 /// window would mean a probe every byte or two.
 pub const MIN_FILTERED_LEN: usize = 8;
 
-/// The rest of a payload is probed with 6-byte grams once this many of its 4-byte probes hit,
-/// and more than one in [`WIDE_SHARE`]: text in the patterns' own small alphabet (most probes
-/// hit). Scattered false hits (a large set of binary patterns) are cheaper to check one by one
-/// than 6-byte probes, which come more often.
+/// A payload is probed with 6-byte grams once this many of its 4-byte probes have hit and they
+/// are more than one in [`WIDE_SHARE`] of its probes so far: text in the patterns' own small
+/// alphabet, where most probes hit. The switch comes before the latest probe call's hits are
+/// checked, so a SIMD step that mostly hits costs no check. Scattered false hits (a large set of
+/// binary patterns: 0.4 per payload) are cheaper to check one by one than 6-byte probes, which
+/// come more often.
 const WIDE_AFTER: usize = 3;
-/// A probe step (eight or sixteen probes) with this many hits switches to wide probes at once,
-/// before any is checked.
-const WIDE_STEP_HITS: usize = 4;
 const WIDE_SHARE: usize = 4;
 
 /// Filter hits verified one by one in a payload before the rest of it is searched in one pass:
@@ -201,30 +200,24 @@ impl Filtered {
             return None;
         }
         let (mut wide, mut verified, mut seen, mut from, mut hits) = (false, 0, 0, 0, [0u32; HITS]);
-        'probes: loop {
+        loop {
             let stride = if wide { f.wide_stride() } else { f.stride() };
             let (n, next) = f.hits(hay, from, wide, &mut hits);
-            if !wide && n >= WIDE_STEP_HITS {
-                // Starts before the first hit's range are ruled out; wide probes from `p` cover
-                // starts `p + 1 - wide_stride ..= p`.
-                (wide, from) = (true, (hits[0] as usize + 1).saturating_sub(stride) + f.wide_stride() - 1);
-                continue 'probes;
-            }
-            for &pos in &hits[..n] {
-                let pos = pos as usize;
-                if let Step::Done(m) = self.check(hay, pos, stride, &mut verified) {
-                    return m;
-                }
-                seen += 1;
-                if !wide && seen >= WIDE_AFTER && seen * WIDE_SHARE > pos / stride + 1 {
-                    // Every start up to `pos` is ruled out; a wide probe at `p` covers starts
-                    // `p + 1 - wide_stride ..= p`.
-                    (wide, from) = (true, pos + f.wide_stride());
-                    continue 'probes;
-                }
-            }
             if n == 0 {
                 return None;
+            }
+            seen += n;
+            if !wide && seen >= WIDE_AFTER && seen * WIDE_SHARE > hits[n - 1] as usize / stride + 1 {
+                // The hits of earlier calls were checked: every start before the first new
+                // hit's range is ruled out. A wide probe at `p` covers starts
+                // `p + 1 - wide_stride ..= p`.
+                (wide, from) = (true, (hits[0] as usize + 1).saturating_sub(stride) + f.wide_stride() - 1);
+                continue;
+            }
+            for &pos in &hits[..n] {
+                if let Step::Done(m) = self.check(hay, pos as usize, stride, &mut verified) {
+                    return m;
+                }
             }
             from = next;
         }
