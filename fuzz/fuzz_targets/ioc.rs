@@ -2,6 +2,7 @@
 //! and a payload. The filtered matcher must answer exactly as the plain automaton does.
 #![no_main]
 
+use ftagent::capture::ioc::ScanHint;
 use ftagent::capture::IocMatcher;
 use ftagent::config::IocPattern;
 use libfuzzer_sys::fuzz_target;
@@ -29,5 +30,8 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    assert_eq!(fast.first_match(rest), plain.first_match(rest), "{}", fast.describe());
+    let want = plain.first_match(rest);
+    assert_eq!(fast.first_match(rest), want, "{}", fast.describe());
+    // As the next payload of a stream that switched to wide probes.
+    assert_eq!(fast.first_match_hinted(rest, &mut ScanHint::wide()), want, "{}", fast.describe());
 });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::classify::{classify, Verdict};
-use super::ioc::IocMatcher;
+use super::ioc::{IocMatcher, ScanHint};
 use super::parse::{self, LinkType, Transport};
 use super::pcapfile::Frame;
 use super::tally::{key_ip, Tally, FLAG_NAMES, TCP_KINDS};
@@ -20,13 +20,14 @@ pub const TOP_N: usize = 10;
 pub struct Engine {
     tally: Tally,
     ioc: Option<Arc<IocMatcher>>,
+    ioc_hint: ScanHint,
     dns_buf: String,
 }
 
 impl Engine {
     /// An engine matching payloads against `ioc` (compiled once, shared between engines).
     pub fn new(ioc: Option<Arc<IocMatcher>>) -> Self {
-        Engine { tally: Tally::default(), ioc, dns_buf: String::new() }
+        Engine { tally: Tally::default(), ioc, ioc_hint: ScanHint::default(), dns_buf: String::new() }
     }
 
     /// Analyse one frame. `wire_len` is its length on the wire (≥ `frame.len()`).
@@ -45,7 +46,7 @@ impl Engine {
             return;
         }
         if let Some(m) = &self.ioc {
-            if let Some(id) = m.first_match(p.payload) {
+            if let Some(id) = m.first_match_hinted(p.payload, &mut self.ioc_hint) {
                 self.tally.ioc.hit(id);
             }
         }

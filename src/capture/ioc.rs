@@ -39,6 +39,10 @@ pub const MIN_FILTERED_LEN: usize = 8;
 const WIDE_AFTER: usize = 3;
 const WIDE_SHARE: usize = 4;
 
+/// Payloads that start with wide probes after one that switched to them, before one starts
+/// with 4-byte probes again to see whether the traffic still needs them.
+pub const RECHECK: u32 = 64;
+
 /// Filter hits verified one by one in a payload before the rest of it is searched in one pass:
 /// bounds the cost of payloads that look like the patterns everywhere.
 const MAX_VERIFY: usize = 8;
@@ -158,13 +162,19 @@ impl IocMatcher {
 
     /// The leftmost pattern found in the payload's first [`SCAN_BYTES`] (the first listed when
     /// several start there), as its id.
-    #[inline]
     pub fn first_match(&self, payload: &[u8]) -> Option<usize> {
+        self.first_match_hinted(payload, &mut ScanHint::default())
+    }
+
+    /// [`IocMatcher::first_match`] for one of a stream of payloads: `hint` carries what the
+    /// earlier ones showed (see [`ScanHint`]). The answer never depends on it, only the cost.
+    #[inline]
+    pub fn first_match_hinted(&self, payload: &[u8], hint: &mut ScanHint) -> Option<usize> {
         let p = &payload[..payload.len().min(SCAN_BYTES)];
         match &self.scan {
             Scan::Whole(ac) => ac.find(p).map(|m| m.pattern().as_usize()),
             Scan::Split { long, short } => {
-                let l = long.find(p).map(|m| (m.start(), long.ids[m.pattern().as_usize()]));
+                let l = long.find(p, hint).map(|m| (m.start(), long.ids[m.pattern().as_usize()]));
                 let s =
                     short.as_ref().and_then(|(ac, ids)| ac.find(p).map(|m| (m.start(), ids[m.pattern().as_usize()])));
                 match (l, s) {
@@ -181,6 +191,25 @@ impl IocMatcher {
     }
 }
 
+/// What a stream's earlier payloads tell the next one about the gram filter: whether they
+/// needed wide probes. A flood repeats one payload shape, so after a payload that switched to
+/// wide probes the next ones start with them, without the 4-byte probes that would hit anyway
+/// (a gather into a bitmap that goes cold while every payload switches); every [`RECHECK`]
+/// payloads one starts narrow again, so a change in the traffic is seen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanHint {
+    wide: bool,
+    /// Payloads started with wide probes since the last one that started narrow.
+    started_wide: u32,
+}
+
+impl ScanHint {
+    /// The hint after a payload that switched to wide probes (tests and fuzzing use it).
+    pub fn wide() -> Self {
+        ScanHint { wide: true, started_wide: 0 }
+    }
+}
+
 enum Step {
     /// The answer for the whole payload.
     Done(Option<Match>),
@@ -193,18 +222,33 @@ impl Filtered {
     /// verified by searching only the bytes a match starting in its range can cover. When the
     /// 4-byte probes keep hitting ([`WIDE_AFTER`]) the rest of the payload is probed with 6-byte
     /// grams, which hit far less on text sharing a small alphabet with the patterns.
+    /// A payload started with wide probes ([`ScanHint`]) probes from byte 0.
     #[inline]
-    fn find(&self, hay: &[u8]) -> Option<Match> {
-        let f = &self.filter;
-        if hay.len() < f.window() {
+    fn find(&self, hay: &[u8], hint: &mut ScanHint) -> Option<Match> {
+        if hay.len() < self.filter.window() {
             return None;
         }
-        let (mut wide, mut verified, mut seen, mut from, mut hits) = (false, 0, 0, 0, [0u32; HITS]);
+        let start_wide = hint.wide && hint.started_wide < RECHECK;
+        let (found, wide) = self.search(hay, start_wide);
+        *hint = if start_wide {
+            ScanHint { wide: true, started_wide: hint.started_wide + 1 }
+        } else {
+            ScanHint { wide, started_wide: 0 }
+        };
+        found
+    }
+
+    /// [`Filtered::find`] from the first probe, wide or not: the answer and whether the payload
+    /// ended on wide probes.
+    #[inline]
+    fn search(&self, hay: &[u8], mut wide: bool) -> (Option<Match>, bool) {
+        let f = &self.filter;
+        let (mut verified, mut seen, mut from, mut hits) = (0, 0, 0, [0u32; HITS]);
         loop {
             let stride = if wide { f.wide_stride() } else { f.stride() };
             let (n, next) = f.hits(hay, from, wide, &mut hits);
             if n == 0 {
-                return None;
+                return (None, wide);
             }
             seen += n;
             if !wide && seen >= WIDE_AFTER && seen * WIDE_SHARE > hits[n - 1] as usize / stride + 1 {
@@ -216,7 +260,7 @@ impl Filtered {
             }
             for &pos in &hits[..n] {
                 if let Step::Done(m) = self.check(hay, pos as usize, stride, &mut verified) {
-                    return m;
+                    return (m, wide);
                 }
             }
             from = next;

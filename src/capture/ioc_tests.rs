@@ -105,6 +105,43 @@ fn a_probe_step_with_several_hits_switches_to_wide_probes_from_its_first_open_st
     }
 }
 
+#[test]
+fn a_payload_started_with_wide_probes_sees_a_match_at_every_start() {
+    // Window 10: wide probes every 5 bytes from byte 0. A probe at p covers the starts
+    // p - 4 ..= p, so starts 0 to 4 rest on the probes at 0 and 5 alone.
+    let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
+    raw.push(b"ABCDEFGHIJ".to_vec()); // T, 70
+    for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+        let mut m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+        m.limit_simd(kernel);
+        for start in 0..12 {
+            let hay = format!("{}ABCDEFGHIJ{}", ".".repeat(start), ".".repeat(60));
+            let mut hint = ScanHint::wide();
+            assert_eq!(m.first_match_hinted(hay.as_bytes(), &mut hint), Some(70), "start {start}: {}", m.describe());
+        }
+    }
+}
+
+#[test]
+fn the_hint_follows_the_traffic_and_rechecks_it() {
+    // Text in the patterns' alphabet switches to wide probes; binary-looking bytes do not.
+    let raw: Vec<Vec<u8>> = (0..2_000u32).map(|i| format!("{:010}", i as u64 * 7_919_317).into_bytes()).collect();
+    let m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
+    let digits: Vec<u8> =
+        (0..400u64).map(|i| b'0' + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as u8 % 10).collect();
+    let mut hint = ScanHint::default();
+    m.first_match_hinted(&digits, &mut hint);
+    assert!(hint.wide, "digits against digit patterns switch to wide probes: {}", m.describe());
+    for i in 0..RECHECK {
+        assert_eq!(hint.started_wide, i);
+        m.first_match_hinted(&digits, &mut hint);
+    }
+    assert_eq!(hint.started_wide, RECHECK);
+    // The next payload starts narrow again and, with none of the patterns' bytes, stays so.
+    m.first_match_hinted(&[b'.'; 400], &mut hint);
+    assert!(!hint.wide && hint.started_wide == 0, "{hint:?}");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -131,7 +168,10 @@ mod properties {
             let ps = alphabet_patterns(&pats);
             let fast = IocMatcher::build(&ps, true).unwrap().unwrap();
             let plain = IocMatcher::build(&ps, false).unwrap().unwrap();
-            prop_assert_eq!(fast.first_match(&hay), plain.first_match(&hay), "{}", fast.describe());
+            let want = plain.first_match(&hay);
+            prop_assert_eq!(fast.first_match(&hay), want, "{}", fast.describe());
+            // As the next payload of a stream that switched to wide probes.
+            prop_assert_eq!(fast.first_match_hinted(&hay, &mut ScanHint::wide()), want, "{}", fast.describe());
         }
     }
 }
