@@ -68,6 +68,9 @@ pub struct GramFilter {
     window: usize,
     /// The probe kernel this CPU runs (checked once, at build).
     simd: Simd,
+    /// Probes per AVX-512 step, narrow and wide: as many as fit 128 bytes, at most 16 (kept
+    /// here, where the kernel would divide at every call).
+    lanes512: [usize; 2],
 }
 
 /// Probe kernels, fastest last.
@@ -98,6 +101,7 @@ impl GramFilter {
             wide: Bloom::with_keys(patterns.len().saturating_mul(window - WIDE + 1), BITS_PER_GRAM),
             window,
             simd: simd_available(),
+            lanes512: [GRAM, WIDE].map(|len| ((128 - len) / (window - len + 1) + 1).min(16)),
         };
         for p in patterns {
             for j in 0..stride {
@@ -256,7 +260,7 @@ impl GramFilter {
 #[cfg(target_arch = "x86_64")]
 fn simd_available() -> Simd {
     use std::arch::is_x86_feature_detected as has;
-    if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") {
+    if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") && has!("popcnt") {
         Simd::Avx512
     } else if has!("avx2") {
         Simd::Avx2

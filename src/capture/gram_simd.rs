@@ -67,18 +67,19 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
 /// [`hits`] sixteen probes per step. Two masked 64-byte loads and a byte permute (VBMI) put the
 /// sixteen grams in lanes, where the AVX2 kernel gathers them from the payload; the last step
 /// may run past the payload's end, its loads and lanes masked off there. Lanes per step:
-/// as many as fit 128 bytes, at most 16. Stops after the first step that hits.
+/// as many as fit 128 bytes, at most 16 ([`GramFilter::lanes512`]). Stops after the first step
+/// that hits.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VBMI.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,popcnt")]
 pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
     let (stride, len, bloom) = if W { (f.wide_stride(), WIDE, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
     let (mut pos, mut n) = (from, 0);
     if hay.len() > i32::MAX as usize {
         return (n, pos);
     }
-    let lanes = ((128 - len) / stride + 1).min(16);
+    let lanes = if W { f.lanes512[1] } else { f.lanes512[0] };
     let k = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let lane_mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
     let offsets = _mm512_mullo_epi32(k, _mm512_set1_epi32(stride as i32));
@@ -95,6 +96,10 @@ pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
     while n == 0 && pos + len <= hay.len() {
         let rem = hay.len() - pos;
         let mut live = _mm512_mask_cmple_epu32_mask(lane_mask, ends, _mm512_set1_epi32(rem as i32));
+        // The lanes whose gram fits: all of them but in the last step. The next step starts
+        // after them, so the last one leaves `pos` at the first probe past the end, as one
+        // probe at a time does.
+        let step = live.count_ones() as usize * stride;
         let first = if rem >= 64 { u64::MAX } else { (1u64 << rem) - 1 };
         let second = if rem >= 128 {
             u64::MAX
@@ -125,23 +130,20 @@ pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, ou
                 let pbit = _mm512_sllv_epi32(one, _mm512_and_si512(pair, low5));
                 live = _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(pw, pbit), pbit);
                 if live == 0 {
-                    pos += lanes * stride;
+                    pos += step;
                     continue;
                 }
             }
             gram_key512(g)
         };
         let hit = bloom_hits512(bloom, h, live);
-        let found = _mm512_add_epi32(_mm512_set1_epi32(pos as i32), offsets);
-        // SAFETY: at most 16 positions go to out[n..], and n == 0, HITS == 16.
-        unsafe { _mm512_mask_compressstoreu_epi32(out.as_mut_ptr().add(n) as *mut _, hit, found) };
-        n += hit.count_ones() as usize;
-        pos += lanes * stride;
-    }
-    if pos + len > hay.len() && from + len <= hay.len() {
-        // The last step's lanes ran past the end: report the first probe past it, as one
-        // probe at a time does.
-        pos = from + ((hay.len() - len - from) / stride + 1) * stride;
+        if hit != 0 {
+            let found = _mm512_add_epi32(_mm512_set1_epi32(pos as i32), offsets);
+            // SAFETY: at most 16 positions go to out[n..], and n == 0, HITS == 16.
+            unsafe { _mm512_mask_compressstoreu_epi32(out.as_mut_ptr().add(n) as *mut _, hit, found) };
+            n += hit.count_ones() as usize;
+        }
+        pos += step;
     }
     (n, pos)
 }
