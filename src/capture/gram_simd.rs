@@ -4,7 +4,7 @@
 //!
 //! Pure: reads the filter and the payload; no I/O.
 
-use super::{Bloom, GramFilter, GRAM, HITS, WIDE};
+use super::{Bloom, GramFilter, BLOOM_BITS, GRAM, HITS, WIDE};
 use std::arch::x86_64::*;
 
 /// Eight probes per step: gather the eight grams (`W`: the first and last four bytes of each
@@ -159,10 +159,10 @@ fn bloom_hits512(bloom: &Bloom, (word, bits): (__m512i, __m512i), live: __mmask1
         _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, w, bloom.words.as_ptr() as *const i32)
     };
     let (one, low5) = (_mm512_set1_epi32(1), _mm512_set1_epi32(31));
-    let b1 = _mm512_sllv_epi32(one, _mm512_srli_epi32::<27>(bits));
-    let b2 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<22>(bits), low5));
-    let b3 = _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srli_epi32::<17>(bits), low5));
-    let bits = _mm512_or_si512(_mm512_or_si512(b1, b2), b3);
+    let bit = |shift: u32| {
+        _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srl_epi32(bits, _mm_cvtsi32_si128(shift as i32)), low5))
+    };
+    let bits = (0..BLOOM_BITS).fold(_mm512_setzero_si512(), |m, i| _mm512_or_si512(m, bit(27 - 5 * i)));
     _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(w, bits), bits)
 }
 
@@ -232,10 +232,10 @@ fn bloom_hits(bloom: &Bloom, (word, bits): (__m256i, __m256i), live: __m256i) ->
         _mm256_mask_i32gather_epi32::<4>(_mm256_setzero_si256(), bloom.words.as_ptr() as *const i32, w, live)
     };
     let (one, low5) = (_mm256_set1_epi32(1), _mm256_set1_epi32(31));
-    let b1 = _mm256_sllv_epi32(one, _mm256_srli_epi32::<27>(bits));
-    let b2 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<22>(bits), low5));
-    let b3 = _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srli_epi32::<17>(bits), low5));
-    let bits = _mm256_or_si256(_mm256_or_si256(b1, b2), b3);
+    let bit = |shift: u32| {
+        _mm256_sllv_epi32(one, _mm256_and_si256(_mm256_srl_epi32(bits, _mm_cvtsi32_si128(shift as i32)), low5))
+    };
+    let bits = (0..BLOOM_BITS).fold(_mm256_setzero_si256(), |m, i| _mm256_or_si256(m, bit(27 - 5 * i)));
     let hit = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits), live);
     _mm256_movemask_ps(_mm256_castsi256_ps(hit)) as u32
 }
