@@ -1,7 +1,9 @@
 //! Fuzz the IOC matcher: the input is a pattern list (a count, then length-prefixed patterns)
-//! and a payload. The filtered matcher must answer exactly as the plain automaton does.
+//! and a payload. The filtered matcher must answer exactly as the plain automaton does, with
+//! every probe kernel the CPU has.
 #![no_main]
 
+use ftagent::capture::gram::Simd;
 use ftagent::capture::ioc::ScanHint;
 use ftagent::capture::IocMatcher;
 use ftagent::config::IocPattern;
@@ -31,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let want = plain.first_match(rest);
-    assert_eq!(fast.first_match(rest), want, "{}", fast.describe());
-    // As the next payload of a stream that switched to wide probes.
-    assert_eq!(fast.first_match_hinted(rest, &mut ScanHint::wide()), want, "{}", fast.describe());
+    // Every probe kernel this CPU has, the best first.
+    for kernel in [Simd::Avx512, Simd::Avx2, Simd::Scalar] {
+        let mut fast = fast.clone();
+        fast.limit_simd(kernel);
+        assert_eq!(fast.first_match(rest), want, "{}", fast.describe());
+        // As the next payload of a stream that switched to wide probes.
+        assert_eq!(fast.first_match_hinted(rest, &mut ScanHint::wide()), want, "{}", fast.describe());
+    }
 });

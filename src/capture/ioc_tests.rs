@@ -169,9 +169,13 @@ mod properties {
             let fast = IocMatcher::build(&ps, true).unwrap().unwrap();
             let plain = IocMatcher::build(&ps, false).unwrap().unwrap();
             let want = plain.first_match(&hay);
-            prop_assert_eq!(fast.first_match(&hay), want, "{}", fast.describe());
-            // As the next payload of a stream that switched to wide probes.
-            prop_assert_eq!(fast.first_match_hinted(&hay, &mut ScanHint::wide()), want, "{}", fast.describe());
+            for kernel in [Simd::Avx512, Simd::Avx2, Simd::Scalar] {
+                let mut fast = fast.clone();
+                fast.limit_simd(kernel);
+                prop_assert_eq!(fast.first_match(&hay), want, "{}", fast.describe());
+                // As the next payload of a stream that switched to wide probes.
+                prop_assert_eq!(fast.first_match_hinted(&hay, &mut ScanHint::wide()), want, "{}", fast.describe());
+            }
         }
     }
 }
