@@ -15,8 +15,8 @@ use std::arch::x86_64::*;
 ///
 /// When two neighbouring probes fit 16 bytes (`stride + len <= 16`: windows up to 15) the grams
 /// come from four 16-byte loads, two probes each, and byte shuffles; otherwise they are gathered
-/// from the payload, a slower instruction (three times slower still on CPUs with the gather
-/// data-sampling fix).
+/// from the payload, a slower instruction (much slower still on CPUs with the fix for gather data
+/// sampling, "Downfall").
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -48,7 +48,10 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
         _mm256_add_epi8(at, _mm256_and_si256(second, _mm256_set1_epi8(stride as i8)))
     };
     let (lo_control, hi_control) = (control(0), control((WIDE - GRAM) as i8));
-    let gram = |pos: usize, at: __m256i, (control, skip): (__m256i, usize)| {
+    // The eight grams of the step at `pos` (`at`: its probe positions); `last`: the last four
+    // bytes of wide grams rather than the first.
+    let gram = |pos: usize, at: __m256i, last: bool| {
+        let (control, skip) = if last { (hi_control, WIDE - GRAM) } else { (lo_control, 0) };
         if shuffled {
             let p = hay.as_ptr().wrapping_add(pos) as *const __m128i;
             // SAFETY: the loads read hay[pos + 2 * j * stride ..][..16] for j < 4, inside
@@ -69,9 +72,9 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
     };
     while n == 0 && pos + reach <= hay.len() {
         let at = _mm256_add_epi32(_mm256_set1_epi32(pos as i32), lanes);
-        let g = gram(pos, at, (lo_control, 0));
+        let g = gram(pos, at, false);
         let (h, live) = if W {
-            let hi = gram(pos, at, (hi_control, WIDE - GRAM));
+            let hi = gram(pos, at, true);
             (pair_key(g, hi, super::WIDE_MUL), all)
         } else if f.pairs.is_empty() {
             (gram_key(g), all)
