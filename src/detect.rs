@@ -1,19 +1,48 @@
-//! The incident state machine (§5.3). Pure: each step takes the monotonic `now`, the wall time,
-//! the sample (or None for a gap) and the thresholds in force, and says what changed. Building
-//! events from the result is the agent's job.
+//! The incident state machine (§5.3, §5.4). Pure: each step takes the monotonic `now`, the wall
+//! time, the sample (or None for a gap) and the thresholds in force, and says what changed and
+//! whether the sample may be learned. Building events from the result is the agent's job. The
+//! agent runs one detector per direction (§5.5).
+//!
+//! Learning (§5.4): a sample may be learned only when it is under the normal (1×) thresholds,
+//! and during the grace period of a fresh start only when it is under the floors as well. The
+//! settle horizon ([`crate::learn`]) then drops it if an incident follows within a few seconds.
+//!
+//! Cooldown (hysteresis after a resolve): for `cooldown` a sample over 1× alone does not open
+//! an incident at once; it opens after `confirm_ticks` samples over 2×, or once traffic has stayed
+//! over 1× for [`COOLDOWN_SUSTAIN`]. Short blips right after a flood do not flap the incident,
+//! and a second wave under 2× is still caught, two seconds later. Incidents that open within
+//! `cooldown` of a resolve carry the previous incident's id.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::baseline::Thresholds;
 use crate::config::DetectConfig;
-use crate::counters::{ProtoCounters, Rates};
+use crate::counters::{ProtoCounters, Sample};
 
 /// Updates of an open incident are emitted at most this often.
 pub const UPDATE_EVERY: Duration = Duration::from_secs(5);
-/// A sample this many times the threshold opens an incident at once.
+/// A sample this many times the threshold opens an incident at once (during grace: the floors).
 pub const IMMEDIATE_FACTOR: f64 = 10.0;
-/// During the cooldown after a resolve, opening needs this many times the threshold.
+/// During the cooldown after a resolve, this many times the threshold confirms as usual.
 pub const COOLDOWN_FACTOR: f64 = 2.0;
+/// During the cooldown, traffic over 1× for this long opens an incident too.
+pub const COOLDOWN_SUSTAIN: Duration = Duration::from_secs(2);
+
+/// Which traffic a detector watches (§5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -50,6 +79,9 @@ impl ResolveReason {
 pub struct Incident {
     /// UUID v4 made by the agent at open time, before any network call.
     pub id: String,
+    pub direction: Direction,
+    /// The incident that resolved within `cooldown` before this one opened.
+    pub previous_id: Option<String>,
     pub opened_at: Instant,
     /// Wall time of the first sample over threshold.
     pub started_wall: SystemTime,
@@ -58,9 +90,10 @@ pub struct Incident {
     pub thresholds: Thresholds,
     pub pps: f64,
     pub bits_per_s: f64,
+    pub dropped_pps: f64,
     pub peak_pps: f64,
     pub peak_bits_per_s: f64,
-    /// Packets per protocol received since the first sample over threshold.
+    /// Packets per protocol since the first sample over threshold.
     pub proto: ProtoCounters,
     below: u32,
     last_update: Instant,
@@ -104,30 +137,63 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub change: Option<Change>,
-    /// The sample is normal traffic and may be learned by the baseline.
+    /// The sample is normal traffic and may be learned (after the settle horizon).
     pub learn: bool,
+}
+
+impl Step {
+    fn quiet(learn: bool) -> Self {
+        Step { change: None, learn }
+    }
+}
+
+/// A sample that is over some threshold, and by how much.
+struct Over {
+    pps: bool,
+    bps: bool,
+}
+
+impl Over {
+    fn of(s: &Sample, pps: f64, bps: f64) -> Self {
+        Over { pps: s.pps > pps, bps: s.bits_per_s > bps }
+    }
+
+    /// At or over (the 10× rule counts a sample of exactly ten times).
+    fn at_least(s: &Sample, pps: f64, bps: f64) -> Self {
+        Over { pps: s.pps >= pps, bps: s.bits_per_s >= bps }
+    }
+
+    fn any(&self) -> bool {
+        self.pps || self.bps
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Detector {
     cfg: DetectConfig,
+    direction: Direction,
     grace_until: Option<Instant>,
-    cooldown_until: Option<Instant>,
+    /// The last resolved incident and when: the cooldown, and `previous_id`.
+    last_resolved: Option<(String, Instant)>,
+    /// Consecutive samples over 1×, and over 2× (the cooldown's fast path).
     over: u32,
-    confirm_started: Option<SystemTime>,
+    over_double: u32,
+    confirm_since: Option<(Instant, SystemTime)>,
     confirm_proto: ProtoCounters,
     open: Option<Incident>,
 }
 
 impl Detector {
     /// `restored`: a saved baseline was loaded, so there is no grace period.
-    pub fn new(cfg: &DetectConfig, start: Instant, restored: bool) -> Self {
+    pub fn new(cfg: &DetectConfig, direction: Direction, start: Instant, restored: bool) -> Self {
         Detector {
             cfg: cfg.clone(),
+            direction,
             grace_until: (!restored).then(|| start + cfg.grace_period),
-            cooldown_until: None,
+            last_resolved: None,
             over: 0,
-            confirm_started: None,
+            over_double: 0,
+            confirm_since: None,
             confirm_proto: ProtoCounters::default(),
             open: None,
         }
@@ -136,6 +202,10 @@ impl Detector {
     /// Replace the tuning (e.g. from the API's `/agent/config`); state is kept.
     pub fn set_config(&mut self, cfg: &DetectConfig) {
         self.cfg = cfg.clone();
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
     }
 
     pub fn incident(&self) -> Option<&Incident> {
@@ -151,67 +221,121 @@ impl Detector {
         self.grace_until.is_some_and(|g| now < g)
     }
 
-    pub fn step(&mut self, now: Instant, wall: SystemTime, rates: Option<&Rates>, thr: &Thresholds) -> Step {
-        let Some(r) = rates else {
-            return Step { change: None, learn: false };
+    /// Time left in the grace period.
+    pub fn grace_left(&self, now: Instant) -> Duration {
+        self.grace_until.map(|g| g.saturating_duration_since(now)).unwrap_or_default()
+    }
+
+    fn in_cooldown(&self, now: Instant) -> bool {
+        self.last_resolved.as_ref().is_some_and(|(_, at)| now < *at + self.cfg.cooldown)
+    }
+
+    pub fn step(&mut self, now: Instant, wall: SystemTime, sample: Option<&Sample>, thr: &Thresholds) -> Step {
+        let Some(s) = sample else {
+            return Step::quiet(false);
         };
         if self.open.is_some() {
-            return Step { change: self.step_open(now, r), learn: false };
+            return Step { change: self.step_open(now, s), learn: false };
         }
         if self.in_grace(now) {
-            return Step { change: None, learn: true };
+            return self.step_grace(now, wall, s, thr);
         }
-        let factor = if self.cooldown_until.is_some_and(|c| now < c) { COOLDOWN_FACTOR } else { 1.0 };
-        let over_pps = r.pps > thr.pps * factor;
-        let over_bps = r.bits_per_s > thr.bits_per_s * factor;
-        if !over_pps && !over_bps {
-            self.over = 0;
-            self.confirm_started = None;
-            self.confirm_proto = ProtoCounters::default();
-            return Step { change: None, learn: true };
+        let over = Over::of(s, thr.pps, thr.bits_per_s);
+        if !over.any() {
+            self.reset_confirm();
+            return Step::quiet(true);
         }
+        self.count_over(now, wall, s, thr);
+        let immediate = Over::at_least(s, thr.pps * IMMEDIATE_FACTOR, thr.bits_per_s * IMMEDIATE_FACTOR).any();
+        let confirmed = if self.in_cooldown(now) {
+            self.over_double >= self.cfg.confirm_ticks
+                || (self.over >= self.cfg.confirm_ticks && self.sustained(now) >= COOLDOWN_SUSTAIN)
+        } else {
+            self.over >= self.cfg.confirm_ticks
+        };
+        if !confirmed && !immediate {
+            return Step::quiet(false);
+        }
+        let trigger = if over.pps { Trigger::Pps } else { Trigger::Bps };
+        self.open_incident(now, wall, s, thr, trigger);
+        Step { change: Some(Change::Opened), learn: false }
+    }
+
+    /// Grace: nothing opens unless it is ≥ 10× the floors; only samples under the floors
+    /// are learned (a floor of 0 does not limit).
+    fn step_grace(&mut self, now: Instant, wall: SystemTime, s: &Sample, thr: &Thresholds) -> Step {
+        let (fp, fb) = (self.cfg.min_pps_threshold, self.cfg.min_bits_per_s_threshold);
+        let huge = Over::at_least(s, fp * IMMEDIATE_FACTOR, fb * IMMEDIATE_FACTOR);
+        if (huge.pps && fp > 0.0) || (huge.bps && fb > 0.0) {
+            self.count_over(now, wall, s, thr);
+            let trigger = if huge.pps && fp > 0.0 { Trigger::Pps } else { Trigger::Bps };
+            self.open_incident(now, wall, s, thr, trigger);
+            return Step { change: Some(Change::Opened), learn: false };
+        }
+        let over_floor = (fp > 0.0 && s.pps > fp) || (fb > 0.0 && s.bits_per_s > fb);
+        Step::quiet(!over_floor && !Over::of(s, thr.pps, thr.bits_per_s).any())
+    }
+
+    fn count_over(&mut self, now: Instant, wall: SystemTime, s: &Sample, thr: &Thresholds) {
         self.over += 1;
-        self.confirm_started.get_or_insert(wall);
-        if let Some(p) = &r.proto {
+        let double = Over::of(s, thr.pps * COOLDOWN_FACTOR, thr.bits_per_s * COOLDOWN_FACTOR).any();
+        self.over_double = if double { self.over_double + 1 } else { 0 };
+        self.confirm_since.get_or_insert((now, wall));
+        if let Some(p) = &s.proto {
             self.confirm_proto.add(p);
         }
-        let immediate = r.pps >= thr.pps * IMMEDIATE_FACTOR || r.bits_per_s >= thr.bits_per_s * IMMEDIATE_FACTOR;
-        if self.over < self.cfg.confirm_ticks && !immediate {
-            return Step { change: None, learn: false };
-        }
+    }
+
+    fn sustained(&self, now: Instant) -> Duration {
+        self.confirm_since.map(|(t, _)| now.saturating_duration_since(t)).unwrap_or_default()
+    }
+
+    fn reset_confirm(&mut self) {
+        self.over = 0;
+        self.over_double = 0;
+        self.confirm_since = None;
+        self.confirm_proto = ProtoCounters::default();
+    }
+
+    fn open_incident(&mut self, now: Instant, wall: SystemTime, s: &Sample, thr: &Thresholds, trigger: Trigger) {
+        let previous_id =
+            self.in_cooldown(now).then(|| self.last_resolved.as_ref().map(|(id, _)| id.clone())).flatten();
         self.open = Some(Incident {
             id: uuid::Uuid::new_v4().to_string(),
+            direction: self.direction,
+            previous_id,
             opened_at: now,
-            started_wall: self.confirm_started.take().unwrap_or(wall),
-            trigger: if over_pps { Trigger::Pps } else { Trigger::Bps },
+            started_wall: self.confirm_since.map(|(_, w)| w).unwrap_or(wall),
+            trigger,
             thresholds: *thr,
-            pps: r.pps,
-            bits_per_s: r.bits_per_s,
-            peak_pps: r.pps,
-            peak_bits_per_s: r.bits_per_s,
+            pps: s.pps,
+            bits_per_s: s.bits_per_s,
+            dropped_pps: s.dropped_pps,
+            peak_pps: s.pps,
+            peak_bits_per_s: s.bits_per_s,
             proto: std::mem::take(&mut self.confirm_proto),
             below: 0,
             last_update: now,
         });
-        self.over = 0;
-        Step { change: Some(Change::Opened), learn: false }
+        self.reset_confirm();
     }
 
-    fn step_open(&mut self, now: Instant, r: &Rates) -> Option<Change> {
+    fn step_open(&mut self, now: Instant, s: &Sample) -> Option<Change> {
         let inc = self.open.as_mut().expect("caller checked");
-        inc.pps = r.pps;
-        inc.bits_per_s = r.bits_per_s;
-        inc.peak_pps = inc.peak_pps.max(r.pps);
-        inc.peak_bits_per_s = inc.peak_bits_per_s.max(r.bits_per_s);
-        if let Some(p) = &r.proto {
+        inc.pps = s.pps;
+        inc.bits_per_s = s.bits_per_s;
+        inc.dropped_pps = s.dropped_pps;
+        inc.peak_pps = inc.peak_pps.max(s.pps);
+        inc.peak_bits_per_s = inc.peak_bits_per_s.max(s.bits_per_s);
+        if let Some(p) = &s.proto {
             inc.proto.add(p);
         }
         // Both rates must be under: a BPS-opened incident stays open while BPS stays high.
-        let under = r.pps < inc.thresholds.pps && r.bits_per_s < inc.thresholds.bits_per_s;
+        let under = s.pps < inc.thresholds.pps && s.bits_per_s < inc.thresholds.bits_per_s;
         inc.below = if under { inc.below + 1 } else { 0 };
         if inc.below >= self.cfg.holddown_ticks {
             let done = self.open.take().expect("open");
-            self.cooldown_until = Some(now + self.cfg.cooldown);
+            self.last_resolved = Some((done.id.clone(), now));
             return Some(Change::Resolved(done, ResolveReason::TrafficNormal));
         }
         if now.saturating_duration_since(inc.last_update) >= UPDATE_EVERY {

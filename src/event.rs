@@ -91,12 +91,26 @@ impl Classification {
     }
 }
 
+fn inbound() -> String {
+    "inbound".into()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentOpen {
     pub incident_id: String,
+    /// `inbound` or `outbound` (§5.5).
+    #[serde(default = "inbound")]
+    pub direction: String,
+    /// The incident that resolved within `cooldown_s` before this one opened (§5.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_incident_id: Option<String>,
     pub interface: String,
+    /// Offered packets/s: received plus dropped by the NIC or kernel.
     pub pps: f64,
     pub bps: f64,
+    /// The part of `pps` the NIC or kernel dropped.
+    #[serde(default)]
+    pub dropped_pps: f64,
     pub threshold_pps: f64,
     pub threshold_bps: f64,
     pub baseline_pps: f64,
@@ -113,8 +127,12 @@ pub struct IncidentOpen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentUpdate {
     pub incident_id: String,
+    #[serde(default = "inbound")]
+    pub direction: String,
     pub pps: f64,
     pub bps: f64,
+    #[serde(default)]
+    pub dropped_pps: f64,
     pub peak_pps: f64,
     pub peak_bps: f64,
     pub duration_s: f64,
@@ -127,6 +145,8 @@ pub struct IncidentUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentResolve {
     pub incident_id: String,
+    #[serde(default = "inbound")]
+    pub direction: String,
     pub peak_pps: f64,
     pub peak_bps: f64,
     pub duration_s: f64,
@@ -152,6 +172,7 @@ mod tests {
             wall,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: "id".into(),
+                direction: "inbound".into(),
                 peak_pps: 1.0,
                 peak_bps: 2.0,
                 duration_s: 3.0,

@@ -6,6 +6,7 @@
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
 //! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
+//! - [`learn`]: one direction's baseline + detector + the settle horizon between them (§5.4, §5.5).
 //! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
 //!   the durable spool with its API/webhook sender threads.
@@ -31,6 +32,7 @@ pub mod event;
 pub mod fsutil;
 pub mod generate;
 pub mod insight;
+pub mod learn;
 pub mod logging;
 pub mod mix;
 pub mod paths;
