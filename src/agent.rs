@@ -99,6 +99,11 @@ impl Agent {
         self.inbound.detector.confirming() || self.outbound.detector.confirming()
     }
 
+    /// The thresholds in force at the last tick: (inbound, outbound).
+    pub fn thresholds(&self) -> (crate::baseline::Thresholds, crate::baseline::Thresholds) {
+        (self.inbound.thresholds(), self.outbound.thresholds())
+    }
+
     pub fn baseline_restored(&self) -> bool {
         self.restored
     }
@@ -382,3 +387,7 @@ fn round1(v: f64) -> f64 {
 #[cfg(test)]
 #[path = "agent_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "scenario_tests.rs"]
+mod scenarios;
