@@ -8,10 +8,11 @@
 //! settle horizon ([`crate::learn`]) then drops it if an incident follows within a few seconds.
 //!
 //! Cooldown (hysteresis after a resolve): for `cooldown` a sample over 1× alone does not open
-//! an incident at once; it opens after `confirm_ticks` samples over 2×, or once traffic has stayed
-//! over 1× for [`COOLDOWN_SUSTAIN`]. Short blips right after a flood do not flap the incident,
-//! and a second wave under 2× is still caught, two seconds later. Incidents that open within
-//! `cooldown` of a resolve carry the previous incident's id.
+//! an incident at once; it opens after `confirm_ticks` samples over 2×, or once a wave over 1×
+//! has lasted [`COOLDOWN_SUSTAIN`] (dips under 1× shorter than [`WAVE_GAP`] do not end a wave).
+//! Short blips right after a flood do not flap the incident, and a second wave under 2× is still
+//! caught, two seconds later. Incidents that open within `cooldown` of a resolve carry the
+//! previous incident's id.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,8 +26,10 @@ pub const UPDATE_EVERY: Duration = Duration::from_secs(5);
 pub const IMMEDIATE_FACTOR: f64 = 10.0;
 /// During the cooldown after a resolve, this many times the threshold confirms as usual.
 pub const COOLDOWN_FACTOR: f64 = 2.0;
-/// During the cooldown, traffic over 1× for this long opens an incident too.
+/// During the cooldown, a wave over 1× that lasts this long opens an incident too.
 pub const COOLDOWN_SUSTAIN: Duration = Duration::from_secs(2);
+/// A wave ends after this long with every sample under 1×.
+pub const WAVE_GAP: Duration = Duration::from_secs(1);
 
 /// Which traffic a detector watches (§5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +183,8 @@ pub struct Detector {
     over_double: u32,
     confirm_since: Option<(Instant, SystemTime)>,
     confirm_proto: ProtoCounters,
+    /// The current wave over 1×: (start, start wall time, last sample over).
+    wave: Option<(Instant, SystemTime, Instant)>,
     open: Option<Incident>,
 }
 
@@ -195,6 +200,7 @@ impl Detector {
             over_double: 0,
             confirm_since: None,
             confirm_proto: ProtoCounters::default(),
+            wave: None,
             open: None,
         }
     }
@@ -243,13 +249,15 @@ impl Detector {
         let over = Over::of(s, thr.pps, thr.bits_per_s);
         if !over.any() {
             self.reset_confirm();
+            if self.wave.is_some_and(|(_, _, last)| now.saturating_duration_since(last) >= WAVE_GAP) {
+                self.wave = None;
+            }
             return Step::quiet(true);
         }
         self.count_over(now, wall, s, thr);
         let immediate = Over::at_least(s, thr.pps * IMMEDIATE_FACTOR, thr.bits_per_s * IMMEDIATE_FACTOR).any();
         let confirmed = if self.in_cooldown(now) {
-            self.over_double >= self.cfg.confirm_ticks
-                || (self.over >= self.cfg.confirm_ticks && self.sustained(now) >= COOLDOWN_SUSTAIN)
+            self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
         } else {
             self.over >= self.cfg.confirm_ticks
         };
@@ -281,13 +289,15 @@ impl Detector {
         let double = Over::of(s, thr.pps * COOLDOWN_FACTOR, thr.bits_per_s * COOLDOWN_FACTOR).any();
         self.over_double = if double { self.over_double + 1 } else { 0 };
         self.confirm_since.get_or_insert((now, wall));
+        let (start, start_wall, _) = self.wave.unwrap_or((now, wall, now));
+        self.wave = Some((start, start_wall, now));
         if let Some(p) = &s.proto {
             self.confirm_proto.add(p);
         }
     }
 
-    fn sustained(&self, now: Instant) -> Duration {
-        self.confirm_since.map(|(t, _)| now.saturating_duration_since(t)).unwrap_or_default()
+    fn wave_lasted(&self, now: Instant) -> Duration {
+        self.wave.map(|(t, _, _)| now.saturating_duration_since(t)).unwrap_or_default()
     }
 
     fn reset_confirm(&mut self) {
@@ -305,7 +315,7 @@ impl Detector {
             direction: self.direction,
             previous_id,
             opened_at: now,
-            started_wall: self.confirm_since.map(|(_, w)| w).unwrap_or(wall),
+            started_wall: self.wave.map(|(_, w, _)| w).or(self.confirm_since.map(|(_, w)| w)).unwrap_or(wall),
             trigger,
             thresholds: *thr,
             pps: s.pps,
@@ -318,6 +328,7 @@ impl Detector {
             last_update: now,
         });
         self.reset_confirm();
+        self.wave = None;
     }
 
     fn step_open(&mut self, now: Instant, s: &Sample) -> Option<Change> {

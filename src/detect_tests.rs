@@ -199,7 +199,7 @@ fn cooldown_blips_under_twice_do_not_flap() {
     let mut s = Sim::past_grace();
     flood_and_resolve(&mut s);
     for _ in 0..3 {
-        // 1.5x for 1.2 s, then normal: a tail, not a wave.
+        // 1.5x for 1.2 s, then normal for 1.2 s: tails, not a wave.
         for _ in 0..6 {
             let st = s.tick(1500.0, 0.0);
             assert_eq!(
@@ -208,7 +208,9 @@ fn cooldown_blips_under_twice_do_not_flap() {
                 "1.5x blips in the cooldown neither open nor are learned"
             );
         }
-        s.tick(500.0, 0.0);
+        for _ in 0..6 {
+            s.tick(500.0, 0.0);
+        }
     }
 }
 
@@ -225,6 +227,38 @@ fn cooldown_second_wave_under_twice_opens_after_two_seconds() {
     }
     assert_eq!(opened_after, Some(COOLDOWN_SUSTAIN + TICK), "sustained 1.5x opens once it lasted 2 s");
     assert_eq!(s.d.incident().unwrap().previous_id.as_deref(), Some(first.as_str()));
+}
+
+#[test]
+fn cooldown_wave_with_short_dips_still_opens_after_two_seconds() {
+    // A paced sender seen at a fine interval: 1.6x with a dip under 1x every fifth sample.
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
+    let mut opened_at = None;
+    for n in 1..=20u32 {
+        let pps = if n % 5 == 0 { 800.0 } else { 1600.0 };
+        if s.opened(pps, 0.0) {
+            opened_at = Some(n);
+            break;
+        }
+    }
+    assert_eq!(opened_at, Some(11), "the wave began at sample 1 and lasted 2 s at sample 11");
+}
+
+#[test]
+fn cooldown_wave_ends_after_a_second_under() {
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
+    for _ in 0..6 {
+        assert!(!s.opened(1600.0, 0.0));
+    }
+    for _ in 0..5 {
+        assert!(!s.opened(500.0, 0.0), "1 s under ends the wave");
+    }
+    for _ in 0..10 {
+        assert!(!s.opened(1600.0, 0.0), "a new wave needs its own 2 s");
+    }
+    assert!(s.opened(1600.0, 0.0));
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod capture;
 #[cfg(feature = "capture-scapy")]
 mod capture_stop;
 mod cli;
+mod detection;
 mod fakeproc;
 mod limited;
 mod reporting;

@@ -290,3 +290,95 @@ impl Drop for NetnsPair {
         sh(&["ip", "netns", "del", &self.ns_b]);
     }
 }
+
+/// Which end of a [`NetnsPair`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Traffic into the agent's namespace (`b` → `a`).
+    Outside,
+    /// Traffic out of the agent's namespace (`a` → `b`).
+    Agent,
+}
+
+/// A paced UDP flood running on its own thread inside a namespace; `wait` joins it.
+pub struct Paced(Option<std::thread::JoinHandle<u64>>);
+
+impl Paced {
+    /// Wait for the flood to end; the number of datagrams sent.
+    pub fn wait(&mut self) -> u64 {
+        self.0.take().map(|t| t.join().expect("paced sender")).unwrap_or(0)
+    }
+}
+
+impl NetnsPair {
+    /// A UDP flood at a steady `pps` for `secs` seconds: 18-byte datagrams to port 9, sent
+    /// through a socket in the sending namespace (the thread joins it with setns(2)), a batch
+    /// every millisecond against absolute deadlines, so any 50 ms sample sees the rate asked for.
+    /// (hping3's pacing falls far short; trafgen's `-b` sends a second's packets in one burst.)
+    pub fn paced_udp(&self, from: Side, pps: u32, secs: u32) -> Paced {
+        let (ns, dst) = match from {
+            Side::Outside => (self.ns_b.clone(), self.addr_a.clone()),
+            Side::Agent => (self.ns_a.clone(), self.addr_b.clone()),
+        };
+        Paced(Some(std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+            // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+            let target = format!("{dst}:9");
+            let payload = [0x41u8; 18];
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed() < Duration::from_secs(u64::from(secs)) {
+                let due = (start.elapsed().as_secs_f64() * f64::from(pps)) as u64;
+                while sent < due {
+                    let _ = sock.send_to(&payload, &target);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent
+        })))
+    }
+
+    /// hping3 from `a` to `b` as fast as it goes for `secs` seconds: the agent's host attacking.
+    pub fn outbound_flood(&self, secs: u32) -> Child {
+        Command::new("timeout")
+            .args([
+                &format!("{secs}"),
+                "ip",
+                "netns",
+                "exec",
+                &self.ns_a,
+                "hping3",
+                "--udp",
+                "--flood",
+                "-q",
+                "-p",
+                "9",
+            ])
+            .arg(&self.addr_b)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hping3")
+    }
+}
+
+/// Poll the event log until `n` events named `name` are there; returns them (fewer on timeout).
+pub fn wait_for_events(path: &Path, name: &str, n: usize, limit: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found: Vec<Value> = read_events(path).into_iter().filter(|e| e["event"] == name).collect();
+        if found.len() >= n || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long after `onset` the event was written; a negative difference is an error, not zero.
+pub fn latency_since(onset: std::time::SystemTime, e: &Value) -> Duration {
+    event_time(e).duration_since(onset).unwrap_or_else(|_| panic!("event written before the onset: {e}"))
+}
