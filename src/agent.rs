@@ -8,7 +8,9 @@ use crate::baseline::{Baseline, Snapshot};
 use crate::config::Settings;
 use crate::counters::{ProtoCounters, Rates, Sampler};
 use crate::detect::{Change, Direction, Incident, ResolveReason};
-use crate::event::{rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate};
+use crate::event::{
+    rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate, ProtocolRates,
+};
 use crate::insight::PacketInsight;
 use crate::learn::Watch;
 use crate::mix;
@@ -40,6 +42,8 @@ pub struct Agent {
     test: bool,
     acc: MetricsAcc,
     last_rates: Option<Rates>,
+    /// The last per-protocol totals from capture and when they were read (§5.6).
+    class_prev: Option<(Instant, crate::classes::ClassTotals)>,
     next_metrics: Instant,
     next_heartbeat: Instant,
     next_save: Instant,
@@ -85,6 +89,7 @@ impl Agent {
             test: false,
             acc: MetricsAcc::default(),
             last_rates: None,
+            class_prev: None,
             incidents_total: 0,
         }
     }
@@ -151,8 +156,10 @@ impl Agent {
 
     /// The tick after sampling; `--test` feeds synthetic rates here.
     pub fn tick_with(&mut self, now: Instant, wall: SystemTime, rates: Option<Rates>) -> Vec<Outgoing> {
+        let classes = self.class_rates(now);
+        let inbound = rates.map(|r| crate::counters::Sample { classes, ..r.inbound() });
         let cfg = &self.settings.detect;
-        let rx = self.inbound.step(now, wall, rates.map(|r| r.inbound()).as_ref(), cfg);
+        let rx = self.inbound.step(now, wall, inbound.as_ref(), cfg);
         let tx = self.outbound.step(now, wall, rates.map(|r| r.outbound()).as_ref(), cfg);
         if let Some(r) = &rates {
             self.accumulate(r);
@@ -182,6 +189,14 @@ impl Agent {
         out.push(Outgoing::Event(Event::new(wall, EventBody::AgentStop {})));
         out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
         out
+    }
+
+    /// Per-protocol rates since the last tick, from capture's running totals.
+    fn class_rates(&mut self, now: Instant) -> Option<crate::classes::ClassRates> {
+        let cur = self.insight.as_ref().and_then(|i| i.class_totals())?;
+        let prev = self.class_prev.replace((now, cur));
+        let (at, before) = prev?;
+        crate::classes::rates(&before, &cur, now.saturating_duration_since(at).as_secs_f64())
     }
 
     fn snapshot(&self, wall: SystemTime) -> Snapshot {
@@ -216,7 +231,7 @@ impl Agent {
             wall,
             EventBody::IncidentOpen(IncidentOpen {
                 incident_id: inc.id.clone(),
-                direction: dir.as_str().into(),
+                direction: dir,
                 previous_incident_id: inc.previous_id.clone(),
                 interface: self.interface(),
                 pps: round1(inc.pps),
@@ -227,6 +242,12 @@ impl Agent {
                 baseline_pps: round1(inc.thresholds.baseline_pps),
                 severity: inc.severity().into(),
                 trigger: inc.trigger.as_str().into(),
+                protocol: inc.classes.map(|c| {
+                    Box::new(ProtocolRates {
+                        protocol_pps: class_map(c),
+                        protocol_threshold_pps: class_map(inc.thresholds.classes),
+                    })
+                }),
                 test: self.test,
                 started_at: rfc3339_ms(inc.started_wall),
                 class,
@@ -241,7 +262,7 @@ impl Agent {
             wall,
             EventBody::IncidentUpdate(IncidentUpdate {
                 incident_id: inc.id.clone(),
-                direction: dir.as_str().into(),
+                direction: dir,
                 pps: round1(inc.pps),
                 bps: round1(inc.bits_per_s),
                 dropped_pps: round1(inc.dropped_pps),
@@ -265,7 +286,7 @@ impl Agent {
             wall,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: inc.id.clone(),
-                direction: inc.direction.as_str().into(),
+                direction: inc.direction,
                 peak_pps: round1(inc.peak_pps),
                 peak_bps: round1(inc.peak_bits_per_s),
                 duration_s: round1(inc.duration(now).as_secs_f64()),
@@ -378,6 +399,11 @@ fn restore(
             (None, None)
         }
     }
+}
+
+/// `{"syn": .., "udp": .., "icmp": .., "fragments": ..}` for events.
+fn class_map(r: crate::classes::ClassRates) -> std::collections::BTreeMap<String, f64> {
+    crate::classes::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
 }
 
 fn round1(v: f64) -> f64 {

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::classes::{ClassRates, ClassSnapshot, ClassWindows};
 use crate::config::DetectConfig;
 
 /// Log-histogram bin ratio: p99 read from a bucket overestimates by at most this factor.
@@ -105,6 +106,8 @@ pub struct Thresholds {
     pub bits_per_s: f64,
     /// Mean PPS of the flat window: "normal" traffic, for reports.
     pub baseline_pps: f64,
+    /// Per-protocol thresholds (§5.6), compared only when capture counts the classes.
+    pub classes: ClassRates,
 }
 
 /// Heartbeat view of the baseline (§6.2).
@@ -138,6 +141,7 @@ pub struct Baseline {
     checkpoints: VecDeque<Checkpoint>,
     /// The p99 at which the threshold is the floor: growth from below it is not limited.
     floor_p99: (f64, f64),
+    classes: ClassWindows,
 }
 
 /// What is saved to `baseline.json`: one [`DirSnapshot`] per direction (§5.5).
@@ -162,6 +166,8 @@ pub struct DirSnapshot {
     hours: Vec<HourBucket>,
     #[serde(default)]
     checkpoints: Vec<Checkpoint>,
+    #[serde(default)]
+    classes: ClassSnapshot,
 }
 
 /// Why a saved baseline was not used.
@@ -203,6 +209,7 @@ impl Baseline {
             total_samples: 0,
             checkpoints: VecDeque::with_capacity(CHECKPOINTS + 2),
             floor_p99: floor_p99(cfg),
+            classes: ClassWindows::new(window_len),
         }
     }
 
@@ -224,9 +231,14 @@ impl Baseline {
         h.bits_per_s.add(bits_per_s);
         self.total_samples += 1;
         let every = (self.window_len / CHECKPOINTS).max(1) as u64;
-        if self.total_samples % every == 0 {
+        if self.total_samples.is_multiple_of(every) {
             self.checkpoint();
         }
+    }
+
+    /// Learn one normal sample's per-protocol rates (capture builds).
+    pub fn observe_classes(&mut self, r: &ClassRates) {
+        self.classes.observe(r);
     }
 
     /// Record the capped flat p99 now; keep the checkpoints of the last window.
@@ -285,13 +297,19 @@ impl Baseline {
     pub fn thresholds(&self, wall: SystemTime, cfg: &DetectConfig) -> Thresholds {
         let baseline_pps = mean(&self.pps);
         if !cfg.dynamic_threshold {
-            return Thresholds { pps: cfg.min_pps_threshold, bits_per_s: cfg.min_bits_per_s_threshold, baseline_pps };
+            return Thresholds {
+                pps: cfg.min_pps_threshold,
+                bits_per_s: cfg.min_bits_per_s_threshold,
+                baseline_pps,
+                classes: self.classes.thresholds(cfg),
+            };
         }
         let (p_pps, p_bps) = self.effective_p99(wall);
         Thresholds {
             pps: (cfg.threshold_multiplier * p_pps).max(cfg.min_pps_threshold),
             bits_per_s: (cfg.threshold_multiplier * p_bps).max(cfg.min_bits_per_s_threshold),
             baseline_pps,
+            classes: self.classes.thresholds(cfg),
         }
     }
 
@@ -326,6 +344,7 @@ impl Baseline {
             window_bits_per_s: self.bits_per_s.iter().copied().collect(),
             hours: self.hours.clone(),
             checkpoints: self.checkpoints.iter().copied().collect(),
+            classes: self.classes.snapshot(),
         }
     }
 
@@ -353,6 +372,7 @@ impl Baseline {
             .copied()
             .filter(|c| c.at <= snap.total_samples && c.pps.is_finite() && c.bits_per_s.is_finite())
             .collect();
+        b.classes = ClassWindows::restore(b.window_len, &snap.classes);
         Ok(b)
     }
 }

@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::baseline::Thresholds;
+use crate::classes::CLASSES;
 use crate::config::DetectConfig;
 use crate::counters::{ProtoCounters, Sample};
 
@@ -31,26 +32,14 @@ pub const COOLDOWN_SUSTAIN: Duration = Duration::from_secs(2);
 /// A wave ends after this long with every sample under 1×.
 pub const WAVE_GAP: Duration = Duration::from_secs(1);
 
-/// Which traffic a detector watches (§5.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
+pub use crate::event::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Pps,
     Bps,
+    /// A per-protocol rate (§5.6), by index into [`CLASSES`].
+    Class(usize),
 }
 
 impl Trigger {
@@ -58,6 +47,7 @@ impl Trigger {
         match self {
             Trigger::Pps => "pps",
             Trigger::Bps => "bps",
+            Trigger::Class(i) => CLASSES[i],
         }
     }
 }
@@ -96,6 +86,10 @@ pub struct Incident {
     pub dropped_pps: f64,
     pub peak_pps: f64,
     pub peak_bits_per_s: f64,
+    /// The largest per-protocol rate / threshold seen (capture builds; 0 without).
+    pub peak_class_ratio: f64,
+    /// Per-protocol rates of the opening sample (capture builds).
+    pub classes: Option<crate::classes::ClassRates>,
     /// Packets per protocol since the first sample over threshold.
     pub proto: ProtoCounters,
     below: u32,
@@ -109,8 +103,9 @@ impl Incident {
 
     /// `medium` ≥ 1×, `high` ≥ 2×, `critical` ≥ 5× the threshold, by the larger of PPS and BPS.
     pub fn severity(&self) -> &'static str {
-        let ratio =
-            ratio(self.peak_pps, self.thresholds.pps).max(ratio(self.peak_bits_per_s, self.thresholds.bits_per_s));
+        let ratio = ratio(self.peak_pps, self.thresholds.pps)
+            .max(ratio(self.peak_bits_per_s, self.thresholds.bits_per_s))
+            .max(self.peak_class_ratio);
         if ratio >= 5.0 {
             "critical"
         } else if ratio >= 2.0 {
@@ -134,7 +129,7 @@ fn ratio(v: f64, thr: f64) -> f64 {
 pub enum Change {
     Opened,
     Updated,
-    Resolved(Incident, ResolveReason),
+    Resolved(Box<Incident>, ResolveReason),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,25 +145,45 @@ impl Step {
     }
 }
 
-/// A sample that is over some threshold, and by how much.
+/// Which of a sample's rates are over `factor` × the thresholds.
 struct Over {
     pps: bool,
     bps: bool,
+    class: Option<usize>,
 }
 
 impl Over {
-    fn of(s: &Sample, pps: f64, bps: f64) -> Self {
-        Over { pps: s.pps > pps, bps: s.bits_per_s > bps }
+    fn of(s: &Sample, thr: &Thresholds, factor: f64) -> Self {
+        Self::check(s, thr, factor, |v, t| v > t)
     }
 
     /// At or over (the 10× rule counts a sample of exactly ten times).
-    fn at_least(s: &Sample, pps: f64, bps: f64) -> Self {
-        Over { pps: s.pps >= pps, bps: s.bits_per_s >= bps }
+    fn at_least(s: &Sample, thr: &Thresholds, factor: f64) -> Self {
+        Self::check(s, thr, factor, |v, t| v >= t)
+    }
+
+    fn check(s: &Sample, thr: &Thresholds, factor: f64, over: impl Fn(f64, f64) -> bool) -> Self {
+        let class = s.classes.and_then(|c| (0..c.len()).find(|&i| over(c[i], thr.classes[i] * factor)));
+        Over { pps: over(s.pps, thr.pps * factor), bps: over(s.bits_per_s, thr.bits_per_s * factor), class }
     }
 
     fn any(&self) -> bool {
-        self.pps || self.bps
+        self.pps || self.bps || self.class.is_some()
     }
+
+    fn trigger(&self) -> Trigger {
+        match (self.pps, self.bps, self.class) {
+            (true, _, _) => Trigger::Pps,
+            (_, true, _) => Trigger::Bps,
+            (_, _, Some(i)) => Trigger::Class(i),
+            _ => Trigger::Pps,
+        }
+    }
+}
+
+/// The largest per-protocol rate / threshold of a sample (0 without class rates).
+fn class_ratio(s: &Sample, thr: &Thresholds) -> f64 {
+    s.classes.map(|c| (0..c.len()).map(|i| ratio(c[i], thr.classes[i])).fold(0.0, f64::max)).unwrap_or(0.0)
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +261,7 @@ impl Detector {
         if self.in_grace(now) {
             return self.step_grace(now, wall, s, thr);
         }
-        let over = Over::of(s, thr.pps, thr.bits_per_s);
+        let over = Over::of(s, thr, 1.0);
         if !over.any() {
             self.reset_confirm();
             if self.wave.is_some_and(|(_, _, last)| now.saturating_duration_since(last) >= WAVE_GAP) {
@@ -255,7 +270,7 @@ impl Detector {
             return Step::quiet(true);
         }
         self.count_over(now, wall, s, thr);
-        let immediate = Over::at_least(s, thr.pps * IMMEDIATE_FACTOR, thr.bits_per_s * IMMEDIATE_FACTOR).any();
+        let immediate = Over::at_least(s, thr, IMMEDIATE_FACTOR).any();
         let confirmed = if self.in_cooldown(now) {
             self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
         } else {
@@ -264,29 +279,33 @@ impl Detector {
         if !confirmed && !immediate {
             return Step::quiet(false);
         }
-        let trigger = if over.pps { Trigger::Pps } else { Trigger::Bps };
-        self.open_incident(now, wall, s, thr, trigger);
+        self.open_incident(now, wall, s, thr, over.trigger());
         Step { change: Some(Change::Opened), learn: false }
     }
 
     /// Grace: nothing opens unless it is ≥ 10× the floors; only samples under the floors
     /// are learned (a floor of 0 does not limit).
     fn step_grace(&mut self, now: Instant, wall: SystemTime, s: &Sample, thr: &Thresholds) -> Step {
-        let (fp, fb) = (self.cfg.min_pps_threshold, self.cfg.min_bits_per_s_threshold);
-        let huge = Over::at_least(s, fp * IMMEDIATE_FACTOR, fb * IMMEDIATE_FACTOR);
-        if (huge.pps && fp > 0.0) || (huge.bps && fb > 0.0) {
+        // The floors as thresholds; a floor of 0 stands for "no limit" here.
+        let unlimited = |f: f64| if f > 0.0 { f } else { f64::INFINITY };
+        let floors = Thresholds {
+            pps: unlimited(self.cfg.min_pps_threshold),
+            bits_per_s: unlimited(self.cfg.min_bits_per_s_threshold),
+            baseline_pps: 0.0,
+            classes: [unlimited(self.cfg.min_protocol_pps_threshold); 4],
+        };
+        let huge = Over::at_least(s, &floors, IMMEDIATE_FACTOR);
+        if huge.any() {
             self.count_over(now, wall, s, thr);
-            let trigger = if huge.pps && fp > 0.0 { Trigger::Pps } else { Trigger::Bps };
-            self.open_incident(now, wall, s, thr, trigger);
+            self.open_incident(now, wall, s, thr, huge.trigger());
             return Step { change: Some(Change::Opened), learn: false };
         }
-        let over_floor = (fp > 0.0 && s.pps > fp) || (fb > 0.0 && s.bits_per_s > fb);
-        Step::quiet(!over_floor && !Over::of(s, thr.pps, thr.bits_per_s).any())
+        Step::quiet(!Over::of(s, &floors, 1.0).any() && !Over::of(s, thr, 1.0).any())
     }
 
     fn count_over(&mut self, now: Instant, wall: SystemTime, s: &Sample, thr: &Thresholds) {
         self.over += 1;
-        let double = Over::of(s, thr.pps * COOLDOWN_FACTOR, thr.bits_per_s * COOLDOWN_FACTOR).any();
+        let double = Over::of(s, thr, COOLDOWN_FACTOR).any();
         self.over_double = if double { self.over_double + 1 } else { 0 };
         self.confirm_since.get_or_insert((now, wall));
         let (start, start_wall, _) = self.wave.unwrap_or((now, wall, now));
@@ -323,6 +342,8 @@ impl Detector {
             dropped_pps: s.dropped_pps,
             peak_pps: s.pps,
             peak_bits_per_s: s.bits_per_s,
+            peak_class_ratio: class_ratio(s, thr),
+            classes: s.classes,
             proto: std::mem::take(&mut self.confirm_proto),
             below: 0,
             last_update: now,
@@ -338,16 +359,17 @@ impl Detector {
         inc.dropped_pps = s.dropped_pps;
         inc.peak_pps = inc.peak_pps.max(s.pps);
         inc.peak_bits_per_s = inc.peak_bits_per_s.max(s.bits_per_s);
+        inc.peak_class_ratio = inc.peak_class_ratio.max(class_ratio(s, &inc.thresholds));
         if let Some(p) = &s.proto {
             inc.proto.add(p);
         }
-        // Both rates must be under: a BPS-opened incident stays open while BPS stays high.
-        let under = s.pps < inc.thresholds.pps && s.bits_per_s < inc.thresholds.bits_per_s;
+        // Every rate must be under: a BPS-opened incident stays open while BPS stays high.
+        let under = !Over::at_least(s, &inc.thresholds, 1.0).any();
         inc.below = if under { inc.below + 1 } else { 0 };
         if inc.below >= self.cfg.holddown_ticks {
             let done = self.open.take().expect("open");
             self.last_resolved = Some((done.id.clone(), now));
-            return Some(Change::Resolved(done, ResolveReason::TrafficNormal));
+            return Some(Change::Resolved(Box::new(done), ResolveReason::TrafficNormal));
         }
         if now.saturating_duration_since(inc.last_update) >= UPDATE_EVERY {
             inc.last_update = now;
@@ -358,7 +380,7 @@ impl Detector {
 
     /// The agent is stopping: resolve any open incident with `agent_stopped`.
     pub fn stop(&mut self) -> Option<Change> {
-        self.open.take().map(|i| Change::Resolved(i, ResolveReason::AgentStopped))
+        self.open.take().map(|i| Change::Resolved(Box::new(i), ResolveReason::AgentStopped))
     }
 }
 

@@ -15,11 +15,11 @@ fn cfg() -> DetectConfig {
 }
 
 fn thr() -> Thresholds {
-    Thresholds { pps: 1000.0, bits_per_s: 1e6, baseline_pps: 100.0 }
+    Thresholds { pps: 1000.0, bits_per_s: 1e6, baseline_pps: 100.0, classes: [500.0; 4] }
 }
 
 fn sample(pps: f64, bits_per_s: f64) -> Sample {
-    Sample { pps, bits_per_s, dropped_pps: 0.0, proto: None }
+    Sample { pps, bits_per_s, dropped_pps: 0.0, proto: None, classes: None }
 }
 
 /// Drives a detector tick by tick on virtual time.

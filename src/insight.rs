@@ -21,4 +21,10 @@ pub trait PacketInsight: Send {
     fn dropped_packets(&self) -> u64;
     /// Capture is running now.
     fn active(&self) -> bool;
+    /// Received packets per class (SYN, UDP, ICMP, fragments; [`crate::classes::CLASSES`]) since
+    /// capture started, for the per-protocol thresholds (§5.6). None where the capture cannot
+    /// count them as they arrive.
+    fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
+        None
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::baseline::{Baseline, Thresholds};
+use crate::classes::ClassRates;
 use crate::config::DetectConfig;
 use crate::counters::Sample;
 use crate::detect::{Change, Detector, Direction};
@@ -20,12 +21,12 @@ pub const SETTLE: Duration = Duration::from_secs(5);
 /// Normal samples waiting out the settle horizon.
 #[derive(Debug, Clone, Default)]
 pub struct Settle {
-    pending: VecDeque<(Instant, SystemTime, f64, f64)>,
+    pending: VecDeque<(Instant, SystemTime, f64, f64, Option<ClassRates>)>,
 }
 
 impl Settle {
     pub fn push(&mut self, now: Instant, wall: SystemTime, s: &Sample) {
-        self.pending.push_back((now, wall, s.pps, s.bits_per_s));
+        self.pending.push_back((now, wall, s.pps, s.bits_per_s, s.classes));
     }
 
     /// Forget every held sample: something abnormal followed them.
@@ -35,11 +36,14 @@ impl Settle {
 
     /// Hand the samples older than [`SETTLE`] to the baseline.
     pub fn release(&mut self, now: Instant, baseline: &mut Baseline) {
-        while let Some(&(at, wall, pps, bps)) = self.pending.front() {
+        while let Some(&(at, wall, pps, bps, classes)) = self.pending.front() {
             if now.saturating_duration_since(at) < SETTLE {
                 break;
             }
             baseline.observe(wall, pps, bps);
+            if let Some(c) = &classes {
+                baseline.observe_classes(c);
+            }
             self.pending.pop_front();
         }
     }
@@ -114,7 +118,7 @@ mod tests {
     use super::*;
 
     fn sample(pps: f64) -> Sample {
-        Sample { pps, bits_per_s: pps * 800.0, dropped_pps: 0.0, proto: None }
+        Sample { pps, bits_per_s: pps * 800.0, dropped_pps: 0.0, proto: None, classes: None }
     }
 
     #[test]

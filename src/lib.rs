@@ -6,6 +6,7 @@
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
 //! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
+//! - [`classes`]: per-protocol rates and thresholds of capture builds (§5.6).
 //! - [`learn`]: one direction's baseline + detector + the settle horizon between them (§5.4, §5.5).
 //! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
@@ -23,6 +24,7 @@ pub mod app;
 pub mod baseline;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod capture;
+pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod counters;

@@ -26,6 +26,9 @@ struct Traffic {
     tx_bytes_per_packet: f64,
     /// Share of received packets that are UDP (the rest TCP).
     udp_share: f64,
+    /// What packet capture counts per class (SYN/s, UDP/s, ICMP/s, fragments/s), in scenarios
+    /// of capture builds; None = a build without capture.
+    classes: Option<[f64; 4]>,
 }
 
 /// Normal traffic: ~2000 pps in, ~1500 out, with deterministic jitter of ±10 %.
@@ -38,7 +41,14 @@ fn normal(t: f64) -> Traffic {
         tx_pps: 1500.0 * jitter,
         tx_bytes_per_packet: 600.0,
         udp_share: 0.1,
+        classes: None,
     }
+}
+
+/// Normal traffic as a capture build sees it: a few SYN/s, the UDP share, a little ICMP.
+fn captured(t: f64) -> Traffic {
+    let n = normal(t);
+    Traffic { classes: Some([0.02 * n.rx_pps, n.udp_share * n.rx_pps, 5.0, 0.0]), ..n }
 }
 
 /// Normal traffic plus a UDP flood of `pps` received packets of `bytes`.
@@ -83,6 +93,7 @@ struct Outcome {
     rx_threshold_pps: f64,
     tx_threshold_pps: f64,
     rx_threshold_bps: f64,
+    rx_threshold_classes: [f64; 4],
 }
 
 impl Outcome {
@@ -121,16 +132,52 @@ fn run(secs: f64, traffic: impl Fn(f64) -> Traffic) -> Outcome {
     run_with(settings(), secs, traffic)
 }
 
+/// Packet capture as the agent sees it through its seam: running per-class totals.
+struct CountingCapture(std::sync::Arc<std::sync::Mutex<[u64; 4]>>);
+
+impl crate::insight::PacketInsight for CountingCapture {
+    fn mode(&self) -> &'static str {
+        "capture-scapy"
+    }
+    fn incident_opened(&mut self, _: &str, _: SystemTime) {}
+    fn classify(&mut self) -> Option<crate::event::Classification> {
+        None
+    }
+    fn incident_resolved(&mut self, _: &str, _: SystemTime) -> Option<String> {
+        None
+    }
+    fn dropped_packets(&self) -> u64 {
+        0
+    }
+    fn active(&self) -> bool {
+        true
+    }
+    fn class_totals(&self) -> Option<[u64; 4]> {
+        Some(*self.0.lock().unwrap())
+    }
+}
+
 fn run_with(s: Settings, secs: f64, traffic: impl Fn(f64) -> Traffic) -> Outcome {
     let (t0, wall0) = (Instant::now(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600));
     let sampler = Sampler::new(Box::new(ProcSource::new("/nonexistent")), "eth0");
     let cap = CaptureStatus { mode: "limited".into(), reason: None };
-    let mut agent = Agent::new(s, sampler, None, cap, None, t0, wall0);
+    let totals = std::sync::Arc::new(std::sync::Mutex::new([0u64; 4]));
+    let insight = traffic(0.0)
+        .classes
+        .map(|_| Box::new(CountingCapture(totals.clone())) as Box<dyn crate::insight::PacketInsight>);
+    let mut agent = Agent::new(s, sampler, insight, cap, None, t0, wall0);
     let mut events = Vec::new();
     let ticks = (secs / TICK.as_secs_f64()) as u32;
     for n in 1..=ticks {
         let t = (TICK * n).as_secs_f64();
-        for m in agent.tick_with(t0 + TICK * n, wall0 + TICK * n, Some(rates(&traffic(t)))) {
+        let now = traffic(t);
+        if let Some(c) = now.classes {
+            let mut tot = totals.lock().unwrap();
+            for i in 0..4 {
+                tot[i] += (c[i] * TICK.as_secs_f64()).round() as u64;
+            }
+        }
+        for m in agent.tick_with(t0 + TICK * n, wall0 + TICK * n, Some(rates(&now))) {
             if let Outgoing::Event(e) = m {
                 let body = serde_json::to_value(&e).expect("event serialises");
                 let event = e.name();
@@ -141,7 +188,13 @@ fn run_with(s: Settings, secs: f64, traffic: impl Fn(f64) -> Traffic) -> Outcome
         }
     }
     let (rx, tx) = agent.thresholds();
-    Outcome { events, rx_threshold_pps: rx.pps, tx_threshold_pps: tx.pps, rx_threshold_bps: rx.bits_per_s }
+    Outcome {
+        events,
+        rx_threshold_pps: rx.pps,
+        tx_threshold_pps: tx.pps,
+        rx_threshold_bps: rx.bits_per_s,
+        rx_threshold_classes: rx.classes,
+    }
 }
 
 /// The same run with the attack taken out must end within 10 % of the attacked run.
@@ -150,12 +203,18 @@ fn assert_threshold_unpoisoned(attacked: &Outcome, secs: f64) {
 }
 
 fn assert_threshold_unpoisoned_with(s: Settings, attacked: &Outcome, secs: f64) {
+    assert_unpoisoned_against(s, attacked, secs, normal)
+}
+
+fn assert_unpoisoned_against(s: Settings, attacked: &Outcome, secs: f64, normal: impl Fn(f64) -> Traffic) {
     let clean = run_with(s, secs, normal);
     assert!(clean.events.is_empty(), "normal traffic alone opens nothing: {:?}", clean.summary());
     for (what, a, c) in [
         ("inbound pps", attacked.rx_threshold_pps, clean.rx_threshold_pps),
         ("outbound pps", attacked.tx_threshold_pps, clean.tx_threshold_pps),
         ("inbound bps", attacked.rx_threshold_bps, clean.rx_threshold_bps),
+        ("SYN/s", attacked.rx_threshold_classes[0], clean.rx_threshold_classes[0]),
+        ("UDP/s", attacked.rx_threshold_classes[1], clean.rx_threshold_classes[1]),
     ] {
         assert!(
             (a - c).abs() <= 0.1 * c,
@@ -394,4 +453,28 @@ fn saturated_nic_drops_count_as_offered_load() {
     assert!(open["dropped_pps"].as_f64().unwrap_or(0.0) >= 39_000.0, "{open}");
     assert!(open["pps"].as_f64().unwrap_or(0.0) >= 41_000.0, "pps is the offered load: {open}");
     assert_threshold_unpoisoned(&out, secs);
+}
+
+#[test]
+fn syn_flood_under_the_total_floor_opens_on_the_syn_threshold() {
+    // Capture build: 2500 SYN/s on top of ~2000 pps of normal traffic. Total PPS (~4500) stays
+    // under its 5000 floor; SYN/s is over its 2000 floor. A second flood during the cooldown.
+    let secs = WARM + 400.0;
+    let syn = |t: f64, extra: f64| {
+        let n = captured(t);
+        let c = n.classes.unwrap_or_default();
+        Traffic { rx_pps: n.rx_pps + extra, classes: Some([c[0] + extra, c[1], c[2], c[3]]), ..n }
+    };
+    let f = move |t: f64| match t - WARM {
+        x if (0.0..20.0).contains(&x) => syn(t, 2500.0),
+        x if (35.0..50.0).contains(&x) => syn(t, 5000.0),
+        _ => captured(t),
+    };
+    let out = run(secs, f);
+    out.assert_caught("inbound", &[WARM, WARM + 35.0], 1.0);
+    let open = &out.opens("inbound")[0].body;
+    assert_eq!(open["trigger"], "syn", "{open}");
+    assert!(open["pps"].as_f64().unwrap_or(0.0) < 5000.0, "total under its floor: {open}");
+    assert_eq!(open["protocol_threshold_pps"]["syn"], 2000.0, "{open}");
+    assert_unpoisoned_against(settings(), &out, secs, captured);
 }

@@ -5,7 +5,7 @@
 //! [`LiveCapture`] is the agent's [`PacketInsight`]: its methods copy the published value or send
 //! a command, and never wait on the capture, the disk or the network.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -60,11 +60,24 @@ struct State {
     writer: Option<EvidenceWriter>,
     max_packets: u64,
     kernel_dropped: u64,
+    /// Per-class packets of the windows already swapped out: with the current window's counts,
+    /// the running totals the sampling thread turns into SYN/s, UDP/s, ... (§5.6).
+    class_base: crate::classes::ClassTotals,
 }
 
+/// Running per-class totals, written by the capture thread, read by the sampling thread.
+type ClassCounters = Arc<[AtomicU64; 4]>;
+
 impl State {
+    fn class_totals(&self) -> crate::classes::ClassTotals {
+        let w = self.window.tally().class_counts();
+        std::array::from_fn(|i| self.class_base[i] + w[i])
+    }
+
     fn on_packet(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
         if ts_ns.saturating_sub(self.window_start_ns) >= WINDOW_NS {
+            let done = self.window.tally().class_counts();
+            self.class_base = std::array::from_fn(|i| self.class_base[i] + done[i]);
             std::mem::swap(&mut self.window, &mut self.prev);
             self.window.reset();
             self.window_start_ns = ts_ns;
@@ -122,6 +135,7 @@ impl State {
 /// The running capture; stops its thread when dropped.
 pub struct LiveCapture {
     published: Arc<Mutex<Published>>,
+    classes: ClassCounters,
     commands: Option<mpsc::Sender<Cmd>>,
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
@@ -180,22 +194,25 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
         writer,
         max_packets: settings.pcap_max_packets,
         kernel_dropped: 0,
+        class_base: [0; 4],
     };
+    let classes: ClassCounters = Arc::new(Default::default());
     let published = Arc::new(Mutex::new(Published::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(true));
     let (tx, rx) = mpsc::channel();
-    let (p, st, run) = (published.clone(), stop.clone(), running.clone());
+    let (p, st, run, cls) = (published.clone(), stop.clone(), running.clone(), classes.clone());
     let thread = std::thread::Builder::new()
         .name("ftagent-capture".into())
         .spawn(move || {
-            capture_loop(cap, state, &rx, &p, &st);
+            capture_loop(cap, state, &rx, &p, &cls, &st);
             run.store(false, Ordering::SeqCst);
         })
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     info!("packet capture on {iface} (libpcap, link type {linktype}, snaplen {snaplen})");
     Ok(LiveCapture {
         published,
+        classes,
         commands: Some(tx),
         stop,
         running,
@@ -220,6 +237,7 @@ fn capture_loop(
     mut state: State,
     commands: &mpsc::Receiver<Cmd>,
     published: &Mutex<Published>,
+    classes: &[AtomicU64; 4],
     stop: &AtomicBool,
 ) {
     let mut next_stats = Instant::now();
@@ -248,6 +266,9 @@ fn capture_loop(
             continue;
         }
         since_check = 0;
+        for (slot, v) in classes.iter().zip(state.class_totals()) {
+            slot.store(v, Ordering::Relaxed);
+        }
         let mut changed = false;
         while let Ok(cmd) = commands.try_recv() {
             state.command(cmd);
@@ -308,6 +329,10 @@ impl PacketInsight for LiveCapture {
 
     fn active(&self) -> bool {
         self.running.load(Ordering::SeqCst)
+    }
+
+    fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
+        Some(std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)))
     }
 }
 

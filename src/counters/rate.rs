@@ -41,6 +41,8 @@ pub struct Sample {
     /// The part of `pps` the NIC or kernel dropped (0 for outbound).
     pub dropped_pps: f64,
     pub proto: Option<ProtoCounters>,
+    /// SYN/s, UDP/s, ICMP/s, fragments/s from packet capture (inbound, capture builds).
+    pub classes: Option<crate::classes::ClassRates>,
 }
 
 impl Rates {
@@ -51,12 +53,19 @@ impl Rates {
             bits_per_s: self.bits_per_s,
             dropped_pps: self.dropped_pps,
             proto: self.proto,
+            classes: None,
         }
     }
 
     /// The outbound (TX) view.
     pub fn outbound(&self) -> Sample {
-        Sample { pps: self.tx_pps, bits_per_s: self.tx_bits_per_s, dropped_pps: 0.0, proto: self.proto_tx }
+        Sample {
+            pps: self.tx_pps,
+            bits_per_s: self.tx_bits_per_s,
+            dropped_pps: 0.0,
+            proto: self.proto_tx,
+            classes: None,
+        }
     }
 }
 

@@ -33,7 +33,7 @@ fn open() -> Outgoing {
         wall(),
         EventBody::IncidentOpen(IncidentOpen {
             incident_id: "inc-1".into(),
-            direction: "inbound".into(),
+            direction: crate::event::Direction::Inbound,
             previous_incident_id: Some("inc-0".into()),
             interface: "eth0".into(),
             pps: 50000.0,
@@ -44,6 +44,7 @@ fn open() -> Outgoing {
             baseline_pps: 120.0,
             severity: "critical".into(),
             trigger: "pps".into(),
+            protocol: None,
             test: false,
             started_at: crate::event::rfc3339_ms(wall()),
             class: class(),
@@ -56,7 +57,7 @@ fn update() -> Outgoing {
         wall(),
         EventBody::IncidentUpdate(IncidentUpdate {
             incident_id: "inc-1".into(),
-            direction: "inbound".into(),
+            direction: crate::event::Direction::Inbound,
             pps: 40000.0,
             bps: 2e7,
             dropped_pps: 0.0,
@@ -75,7 +76,7 @@ fn resolve(pcap: Option<&str>) -> Outgoing {
         wall(),
         EventBody::IncidentResolve(IncidentResolve {
             incident_id: "inc-1".into(),
-            direction: "inbound".into(),
+            direction: crate::event::Direction::Inbound,
             peak_pps: 50000.0,
             peak_bps: 2.56e7,
             duration_s: 12.5,

@@ -150,8 +150,8 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
 }
 
 /// An outbound incident is this host sending a flood, not receiving one.
-fn what(direction: &str) -> &'static str {
-    if direction == "outbound" {
+fn what(direction: &crate::event::Direction) -> &'static str {
+    if *direction == crate::event::Direction::Outbound {
         "Outbound flood (this host is sending)"
     } else {
         "DDoS incident"
@@ -201,7 +201,7 @@ mod tests {
             UNIX_EPOCH,
             EventBody::IncidentOpen(IncidentOpen {
                 incident_id: "inc-1".into(),
-                direction: "inbound".into(),
+                direction: crate::event::Direction::Inbound,
                 previous_incident_id: None,
                 interface: "eth0".into(),
                 pps: 123456.0,
@@ -212,6 +212,7 @@ mod tests {
                 baseline_pps: 100.0,
                 severity: "critical".into(),
                 trigger: "pps".into(),
+                protocol: None,
                 test: false,
                 started_at: String::new(),
                 class: class(),
@@ -228,7 +229,7 @@ mod tests {
             UNIX_EPOCH,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: "inc-1".into(),
-                direction: "outbound".into(),
+                direction: crate::event::Direction::Outbound,
                 peak_pps: 2e5,
                 peak_bps: 1e9,
                 duration_s: 42.4,
