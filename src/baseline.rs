@@ -65,6 +65,12 @@ impl LogHist {
         }
     }
 
+    /// Counts a restored file may hold: below the decay cap and adding up to `total`.
+    fn sane(&self) -> bool {
+        let sum = self.bins.iter().try_fold(0u32, |acc, (_, c)| acc.checked_add(*c));
+        self.total < HOUR_CAP && sum == Some(self.total)
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         if self.total == 0 {
             return 0.0;
@@ -232,9 +238,12 @@ impl Baseline {
 
     /// Rebuild from a snapshot; None when it is too old, from the future, or malformed.
     pub fn restore(cfg: &DetectConfig, snap: &Snapshot, wall: SystemTime) -> Option<Self> {
-        let saved = UNIX_EPOCH + Duration::from_secs(snap.saved_at);
+        let saved = UNIX_EPOCH.checked_add(Duration::from_secs(snap.saved_at))?;
         let age = wall.duration_since(saved).ok()?;
         if age > MAX_RESTORE_AGE || snap.version != 1 || snap.hours.len() != 24 {
+            return None;
+        }
+        if snap.total_samples > u64::MAX / 2 || !snap.hours.iter().all(|h| h.pps.sane() && h.bits_per_s.sane()) {
             return None;
         }
         if snap.window_pps.len() != snap.window_bits_per_s.len() {

@@ -142,3 +142,19 @@ fn quality_grows_with_samples() {
     b.total_samples = 5 * 3600 * 25;
     assert_eq!(b.quality(day0()).baseline_quality, "high");
 }
+
+#[test]
+fn restore_refuses_numbers_out_of_range_without_panicking() {
+    let c = cfg(10);
+    let mut b = Baseline::new(&c);
+    b.observe(day0(), 10.0, 100.0);
+    let good = b.snapshot(day0());
+    let far = Snapshot { saved_at: u64::MAX, ..good.clone() };
+    assert!(Baseline::restore(&c, &far, day0()).is_none());
+    let mut counts = good.clone();
+    counts.hours[0].pps.bins = vec![(3, u32::MAX), (4, 2)];
+    assert!(Baseline::restore(&c, &counts, day0()).is_none());
+    let samples = Snapshot { total_samples: u64::MAX, ..good.clone() };
+    assert!(Baseline::restore(&c, &samples, day0()).is_none());
+    assert!(Baseline::restore(&c, &good, day0()).is_some());
+}

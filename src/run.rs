@@ -32,23 +32,12 @@ pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
     settings.state_dir.join("baseline.json")
 }
 
-/// Read a saved baseline; a missing or unreadable one is logged and ignored.
+/// Read a saved baseline; a missing one is a fresh start, a corrupt one is moved aside
+/// (`baseline.json.corrupt`) with one warning ([`crate::statefile`]).
 pub fn load_baseline(path: &Path) -> Option<Snapshot> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            warn!("{}: cannot read saved baseline: {e}", path.display());
-            return None;
-        }
-    };
-    match serde_json::from_str(&text) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("{}: ignoring unreadable saved baseline: {e}", path.display());
-            None
-        }
-    }
+    crate::statefile::load_json(path, "saved baseline", |s: &Snapshot| {
+        crate::statefile::epoch_secs("saved_at", s.saved_at).map(|_| ())
+    })
 }
 
 /// The local sinks every run has: the event log (unless disabled) and the baseline file.

@@ -164,16 +164,9 @@ pub fn cache_path(state_dir: &Path) -> PathBuf {
     state_dir.join(CACHE_FILE)
 }
 
-/// The cached answer, if there is a readable one.
+/// The cached answer; a corrupt cache is moved aside with one warning ([`crate::statefile`]).
 pub fn load_cache(state_dir: &Path) -> Option<RemoteConfig> {
-    let bytes = std::fs::read(cache_path(state_dir)).ok()?;
-    match parse(&bytes) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!("{}: ignoring cached agent config: {e}", cache_path(state_dir).display());
-            None
-        }
-    }
+    crate::statefile::load(&cache_path(state_dir), "cached agent config", parse)
 }
 
 /// The API sender's config schedule.

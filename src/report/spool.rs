@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::{fsutil, statefile};
 
 /// What an item is; decides the request and whether the size cap may drop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +108,18 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// One item file; a corrupt one (or one whose `seq` is not its name's, which could never be
+/// removed after delivery) is moved aside by [`statefile`].
+fn read_item(path: &Path, seq: u64) -> Option<Item> {
+    statefile::load_json(path, "spool item", |i: &Item| {
+        if i.seq == seq {
+            Ok(())
+        } else {
+            Err(format!("its seq {} is not the {seq} of its name", i.seq))
+        }
+    })
+}
+
 impl Spool {
     /// Open (creating 0700) and index what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self> {
@@ -118,18 +130,14 @@ impl Spool {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) else { continue };
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            let kind = std::fs::read(entry.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Item>(&b).ok())
-                .map(|i| i.kind)
-                .unwrap_or(Kind::Open);
-            index.entries.insert(seq, (size, kind));
+            let Some(item) = read_item(&entry.path(), seq) else { continue };
+            index.entries.insert(seq, (size, item.kind));
             index.bytes += size;
             index.next_seq = index.next_seq.max(seq + 1);
         }
-        if let Ok(text) = std::fs::read(dir.join("incidents.json")) {
-            index.acks = serde_json::from_slice(&text).unwrap_or_default();
-        }
+        index.acks =
+            statefile::load_json(&dir.join("incidents.json"), "spool index", |_: &Vec<(String, OpenAck)>| Ok(()))
+                .unwrap_or_default();
         if !index.entries.is_empty() {
             info!("{}: {} spooled item(s) from an earlier run will be sent", dir.display(), index.entries.len());
         }
@@ -196,20 +204,14 @@ impl Spool {
         self.lock().dropped
     }
 
-    /// The oldest item. An unreadable file is moved to `rejected/` and the next one returned.
+    /// The oldest item. A file that became unreadable is moved aside (`.corrupt`) and the next
+    /// one returned.
     pub fn head(&self) -> Option<Item> {
         loop {
             let seq = *self.lock().entries.keys().next()?;
-            let path = self.path(seq);
-            match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Item>(&b).map_err(|e| format!("unreadable spool file: {e}")))
-            {
-                Ok(item) => return Some(item),
-                Err(reason) => {
-                    warn!("{}: {reason}; moved to rejected/", path.display());
-                    self.move_to_rejected(seq, &serde_json::json!({ "reason": reason }));
-                }
+            match read_item(&self.path(seq), seq) {
+                Some(item) => return Some(item),
+                None => self.forget(seq),
             }
         }
     }
@@ -217,6 +219,11 @@ impl Spool {
     /// The item was delivered: delete it.
     pub fn remove(&self, seq: u64) {
         let _ = std::fs::remove_file(self.path(seq));
+        self.forget(seq);
+    }
+
+    /// Drop an item from the index (its file is gone or was moved aside).
+    fn forget(&self, seq: u64) {
         let mut ix = self.lock();
         if let Some((size, _)) = ix.entries.remove(&seq) {
             ix.bytes -= size;
@@ -333,14 +340,25 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_file_moves_to_rejected_and_the_rest_goes_on() {
+    fn corrupt_file_is_moved_aside_and_the_rest_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let s = Spool::open(dir.path(), 1 << 20).unwrap();
         let a = push(&s, Kind::Open, 1);
-        push(&s, Kind::Update, 2);
+        let b = push(&s, Kind::Update, 2);
+        let c = push(&s, Kind::Resolve, 3);
         std::fs::write(s.path(a), b"{ not json").unwrap();
         assert_eq!(s.head().unwrap().kind, Kind::Update);
-        assert!(dir.path().join(format!("rejected/{a:020}.json")).exists());
+        assert!(statefile::corrupt_path(&s.path(a)).exists());
+        // At reopen: an item whose seq is not its name's, and a broken index.
+        let moved = std::fs::read_to_string(s.path(c)).unwrap().replace(&format!("\"seq\":{c}"), "\"seq\":999");
+        std::fs::write(s.path(c), moved).unwrap();
+        std::fs::write(dir.path().join("incidents.json"), b"\x00\x01").unwrap();
+        drop(s);
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.head().unwrap().seq, b);
+        assert!(statefile::corrupt_path(&s.path(c)).exists());
+        assert!(dir.path().join("incidents.json.corrupt").exists());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod statefiles;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
 mod update;
