@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{info, warn};
 
 use super::engine::Engine;
-use super::evidence::{incident_path, EvidenceWriter, Retention};
+use super::evidence::{incident_path, retention, EvidenceWriter};
 use super::ioc::IocMatcher;
 use super::parse::LinkType;
 use super::ring::Ring;
@@ -160,12 +160,7 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
     let ioc = IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
     let writer = if settings.pcap_enabled {
-        let r = Retention {
-            dir: settings.pcap_dir.clone(),
-            max_age: Duration::from_secs(u64::from(settings.pcap_retention_days) * 86_400),
-            max_bytes: settings.pcap_max_disk_mb.saturating_mul(1 << 20),
-        };
-        Some(EvidenceWriter::spawn(r).map_err(|e| format!("cannot start the capture writer: {e}"))?)
+        Some(EvidenceWriter::spawn(retention(settings)).map_err(|e| format!("cannot start the capture writer: {e}"))?)
     } else {
         None
     };

@@ -81,9 +81,7 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
         spec,
         pcap_dir: settings.pcap_dir.clone(),
         max_packets: settings.pcap_max_packets,
-        retention: (settings.pcap_retention_days > 0)
-            .then(|| Duration::from_secs(u64::from(settings.pcap_retention_days) * 86_400)),
-        max_bytes: settings.pcap_max_disk_mb.saturating_mul(1024 * 1024),
+        retention: crate::capture::evidence::retention(settings),
     };
     for d in [setup.pcap_dir.clone(), setup.ring_dir(), setup.work_dir()] {
         crate::fsutil::ensure_private_dir(&d).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
-//! Files on disk in tcpdump mode: the ring directory (newest 3 kept), retention by age and the
-//! disk cap over every capture file, ring files included (§7.5).
+//! Files on disk in tcpdump mode: the ring directory (newest 3 kept) and the scan of every
+//! capture file, ring files included, for the retention policy of [`crate::capture::evidence`]
+//! (§7.5), which decides what goes.
 //!
 //! The choice of what to delete is pure ([`prune_ring`], [`over_limits`]); [`scan`] and
 //! [`remove`] are the only file-system calls. Nothing here talks to tcpdump.
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use log::{info, warn};
+
+pub use crate::capture::evidence::{over_limits, FileInfo};
 
 /// Ring files kept: the one being written and the two before it (60–90 s of context).
 pub const RING_KEEP: usize = 3;
@@ -59,33 +62,6 @@ pub fn ring_keep(sorted: &[PathBuf], rotate: Duration, now: SystemTime) -> usize
     } else {
         RING_KEEP
     }
-}
-
-/// One capture file as retention sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileInfo {
-    pub path: PathBuf,
-    pub modified: SystemTime,
-    pub bytes: u64,
-    /// Still being written (the current ring file, an open incident's files): counted, never deleted.
-    pub in_use: bool,
-}
-
-/// The files to delete: those older than `max_age` (None = no age limit), then oldest first
-/// until the total is under `max_bytes`.
-pub fn over_limits(files: &[FileInfo], now: SystemTime, max_age: Option<Duration>, max_bytes: u64) -> Vec<PathBuf> {
-    let mut sorted: Vec<&FileInfo> = files.iter().collect();
-    sorted.sort_by_key(|f| f.modified);
-    let mut total: u64 = files.iter().map(|f| f.bytes).sum();
-    let mut out = Vec::new();
-    for f in sorted.into_iter().filter(|f| !f.in_use) {
-        let too_old = max_age.is_some_and(|age| now.duration_since(f.modified).is_ok_and(|d| d > age));
-        if too_old || total > max_bytes {
-            total = total.saturating_sub(f.bytes);
-            out.push(f.path.clone());
-        }
-    }
-    out
 }
 
 /// Every capture file under `pcap_dir`: incident files, ring files and an open incident's work
@@ -198,6 +174,22 @@ mod tests {
         // The file being written is never deleted, even when it alone is over the cap.
         assert_eq!(over_limits(&files, now, None, 1).last(), Some(&PathBuf::from("ring-2")));
         assert!(over_limits(&files, now, None, 10_000).is_empty());
+    }
+
+    /// tcpdump mode reads `pcap_retention_days` through the same policy: 0 = no age limit.
+    #[test]
+    fn retention_days_zero_keeps_old_files_in_tcpdump_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let env = crate::paths::Env { euid: 1000, home: Some(d.path().into()), root: "/".into(), ..Default::default() };
+        let mut s = crate::config::Settings::defaults(&crate::paths::Paths::resolve(&env, false));
+        s.pcap_retention_days = 0;
+        let r = crate::capture::evidence::retention(&s);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let files = [fi("year-old", 365 * 86_400, 10, false, now), fi("ring-current", 0, 10, true, now)];
+        assert!(over_limits(&files, now, r.max_age, r.max_bytes).is_empty());
+        s.pcap_retention_days = 7;
+        let r = crate::capture::evidence::retention(&s);
+        assert_eq!(over_limits(&files, now, r.max_age, r.max_bytes), vec![PathBuf::from("year-old")]);
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub struct Setup {
     pub spec: CaptureSpec,
     pub pcap_dir: PathBuf,
     pub max_packets: u64,
-    pub retention: Option<Duration>,
-    pub max_bytes: u64,
+    /// `pcap_retention_days` / `pcap_max_disk_mb` (the shared policy of both modes).
+    pub retention: crate::capture::evidence::Retention,
 }
 
 impl Setup {
@@ -255,7 +255,8 @@ impl Supervisor {
         let work = self.setup.work_dir();
         let in_use = |p: &Path| p.starts_with(&work) || Some(p) == current_ring;
         let files = ring::scan(&self.setup.pcap_dir, &in_use);
-        let doomed = ring::over_limits(&files, SystemTime::now(), self.setup.retention, self.setup.max_bytes);
+        let r = &self.setup.retention;
+        let doomed = crate::capture::evidence::over_limits(&files, SystemTime::now(), r.max_age, r.max_bytes);
         ring::remove(&doomed, "pcap_retention_days / pcap_max_disk_mb");
     }
 }
