@@ -89,6 +89,9 @@ pub struct DetectConfig {
     pub confirm_ticks: u32,
     pub holddown_ticks: u32,
     pub cooldown: Duration,
+    /// Set from the API's `confirm_ticks` (1-second ticks): confirm by time over threshold
+    /// instead of by `confirm_ticks` samples (confirmation samples come every quarter interval).
+    pub confirm_for: Option<Duration>,
 }
 
 impl Default for DetectConfig {
@@ -104,6 +107,7 @@ impl Default for DetectConfig {
             confirm_ticks: 2,
             holddown_ticks: 50,
             cooldown: Duration::from_secs(60),
+            confirm_for: None,
         }
     }
 }
@@ -199,6 +203,7 @@ impl Settings {
             confirm_ticks: r.range("confirm_ticks", 2, 1, 10_000)?,
             holddown_ticks: r.range("holddown_ticks", 50, 1, 1_000_000)?,
             cooldown: secs(r.range("cooldown_s", 60, 0, 86_400)?),
+            confirm_for: None,
         };
         let api_key: String = r.get("api_key", String::new())?;
         let node_uuid: String = r.get("node_uuid", String::new())?;

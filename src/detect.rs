@@ -115,6 +115,8 @@ pub struct Detector {
     cooldown_until: Option<Instant>,
     over: u32,
     confirm_started: Option<SystemTime>,
+    /// When the first sample over threshold was taken (for `DetectConfig::confirm_for`).
+    confirm_since: Option<Instant>,
     confirm_proto: ProtoCounters,
     open: Option<Incident>,
 }
@@ -128,6 +130,7 @@ impl Detector {
             cooldown_until: None,
             over: 0,
             confirm_started: None,
+            confirm_since: None,
             confirm_proto: ProtoCounters::default(),
             open: None,
         }
@@ -167,6 +170,7 @@ impl Detector {
         if !over_pps && !over_bps {
             self.over = 0;
             self.confirm_started = None;
+            self.confirm_since = None;
             self.confirm_proto = ProtoCounters::default();
             return Step { change: None, learn: true };
         }
@@ -176,7 +180,12 @@ impl Detector {
             self.confirm_proto.add(p);
         }
         let immediate = r.pps >= thr.pps * IMMEDIATE_FACTOR || r.bits_per_s >= thr.bits_per_s * IMMEDIATE_FACTOR;
-        if self.over < self.cfg.confirm_ticks && !immediate {
+        let since = *self.confirm_since.get_or_insert(now);
+        let confirmed = match self.cfg.confirm_for {
+            Some(d) => now.saturating_duration_since(since) >= d,
+            None => self.over >= self.cfg.confirm_ticks,
+        };
+        if !confirmed && !immediate {
             return Step { change: None, learn: false };
         }
         self.open = Some(Incident {
@@ -194,6 +203,7 @@ impl Detector {
             last_update: now,
         });
         self.over = 0;
+        self.confirm_since = None;
         Step { change: Some(Change::Opened), learn: false }
     }
 
