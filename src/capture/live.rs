@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{info, warn};
 
 use super::engine::Engine;
-use super::evidence::{incident_path, retention, EvidenceWriter};
+use super::evidence::{incident_path, retention, EvidenceWriter, Retention};
 use super::ioc::IocMatcher;
 use super::parse::LinkType;
 use super::ring::Ring;
@@ -37,8 +37,16 @@ struct Incident {
 
 /// Sent by the sampling thread; never blocks it.
 enum Cmd {
-    Open { path: Option<std::path::PathBuf>, snaplen: u32 },
+    Open {
+        path: Option<std::path::PathBuf>,
+        snaplen: u32,
+    },
     Resolve,
+    /// New options from the API: the compiled matcher, and whether evidence files are written.
+    Options {
+        ioc: Option<Arc<IocMatcher>>,
+        pcap_enabled: bool,
+    },
 }
 
 /// What the capture thread publishes for the sampling thread (locked for a copy only).
@@ -60,6 +68,9 @@ struct State {
     writer: Option<EvidenceWriter>,
     max_packets: u64,
     kernel_dropped: u64,
+    /// For a writer and ring started later, when the API turns `pcap_enabled` on.
+    retention: Retention,
+    ring_packets: usize,
 }
 
 impl State {
@@ -101,6 +112,26 @@ impl State {
                     }
                 }
             }
+            Cmd::Options { ioc, pcap_enabled } => self.set_options(ioc, pcap_enabled),
+        }
+    }
+
+    fn set_options(&mut self, ioc: Option<Arc<IocMatcher>>, pcap_enabled: bool) {
+        for e in [&mut self.window, &mut self.prev] {
+            e.set_ioc(ioc.clone());
+        }
+        if let Some(inc) = self.incident.as_mut() {
+            inc.engine.set_ioc(ioc);
+        }
+        if pcap_enabled && self.writer.is_none() {
+            match EvidenceWriter::spawn(self.retention.clone()) {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => warn!("cannot start the capture writer: {e}; no incident files"),
+            }
+        }
+        let ring = if pcap_enabled { self.ring_packets } else { 0 };
+        if ring != self.ring.capacity() {
+            self.ring = Ring::new(ring);
         }
     }
 
@@ -175,6 +206,8 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
         writer,
         max_packets: settings.pcap_max_packets,
         kernel_dropped: 0,
+        retention: retention(settings),
+        ring_packets: settings.pcap_ring_packets,
     };
     let published = Arc::new(Mutex::new(Published::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -303,6 +336,14 @@ impl PacketInsight for LiveCapture {
 
     fn active(&self) -> bool {
         self.running.load(Ordering::SeqCst)
+    }
+
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]) {
+        self.pcap_enabled = pcap_enabled;
+        let Some(tx) = self.commands.clone() else { return };
+        super::options::compile_then(ioc_patterns, move |ioc| {
+            let _ = tx.send(Cmd::Options { ioc, pcap_enabled });
+        });
     }
 }
 

@@ -97,7 +97,15 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
         .name("ftagent-tcpdump".into())
         .spawn(move || sup.run(rx))
         .map_err(|e| format!("cannot start the tcpdump supervisor thread: {e}"))?;
-    Ok(TcpdumpCapture { tx: Some(tx), shared, worker: Some(worker), pcap_dir, open: None, last_class: None })
+    Ok(TcpdumpCapture {
+        tx: Some(tx),
+        shared,
+        worker: Some(worker),
+        pcap_dir,
+        open: None,
+        last_class: None,
+        pcap_enabled: true,
+    })
 }
 
 fn start_ring(setup: &Setup) -> Result<Child, String> {
@@ -146,6 +154,8 @@ pub struct TcpdumpCapture {
     /// The open incident and its open time (names the evidence file).
     open: Option<(String, SystemTime)>,
     last_class: Option<Classification>,
+    /// `pcap_enabled` now (the API may turn it off and on): no evidence file while off.
+    pcap_enabled: bool,
 }
 
 impl TcpdumpCapture {
@@ -186,7 +196,7 @@ impl PacketInsight for TcpdumpCapture {
         self.last_class = None;
         let file = crate::capture::evidence::incident_path(&self.pcap_dir, incident_id, opened);
         self.send(Cmd::Resolve { id: incident_id.to_string(), file: file.clone() });
-        Some(file.display().to_string())
+        self.pcap_enabled.then(|| file.display().to_string())
     }
 
     fn dropped_packets(&self) -> u64 {
@@ -195,6 +205,14 @@ impl PacketInsight for TcpdumpCapture {
 
     fn active(&self) -> bool {
         self.shared.active.load(Ordering::Relaxed)
+    }
+
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]) {
+        self.pcap_enabled = pcap_enabled;
+        let Some(tx) = self.tx.clone() else { return };
+        crate::capture::options::compile_then(ioc_patterns, move |ioc| {
+            let _ = tx.send(Cmd::Options { ioc, pcap_enabled });
+        });
     }
 }
 

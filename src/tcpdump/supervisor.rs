@@ -32,8 +32,19 @@ const STATS_EVERY: Duration = Duration::from_secs(10);
 /// What the sampling thread asks for.
 #[derive(Debug)]
 pub enum Cmd {
-    Open { id: String, wall: SystemTime },
-    Resolve { id: String, file: PathBuf },
+    Open {
+        id: String,
+        wall: SystemTime,
+    },
+    Resolve {
+        id: String,
+        file: PathBuf,
+    },
+    /// New options from the API: the compiled IOC matcher, and whether evidence files are kept.
+    Options {
+        ioc: Option<Arc<crate::capture::IocMatcher>>,
+        pcap_enabled: bool,
+    },
 }
 
 /// State the sampling thread reads without waiting.
@@ -108,6 +119,8 @@ pub struct Supervisor {
     next_stats: Instant,
     merges: Vec<std::thread::JoinHandle<()>>,
     analysis: Analysis,
+    /// `pcap_enabled`: false keeps the analysis but merges no evidence file at resolve.
+    evidence: bool,
 }
 
 impl Supervisor {
@@ -127,6 +140,7 @@ impl Supervisor {
             next_stats: now + STATS_EVERY,
             merges: Vec::new(),
             analysis,
+            evidence: true,
         }
     }
 
@@ -165,10 +179,19 @@ impl Supervisor {
                     self.analysis.open(inc.capture_file());
                 }
             }
+            Cmd::Options { ioc, pcap_enabled } => {
+                self.analysis.set_ioc(ioc);
+                self.evidence = pcap_enabled;
+            }
             Cmd::Resolve { id, file } => match self.incident.take() {
                 Some(inc) if inc.id() == id => {
                     self.analysis.resolve(&ring::ring_files(&self.setup.ring_dir()));
                     self.publish(None);
+                    if !self.evidence {
+                        info!("incident {id}: \"pcap_enabled\" is off; no evidence file kept");
+                        inc.abandon();
+                        return;
+                    }
                     self.merges.retain(|h| !h.is_finished());
                     self.merges.extend(inc.resolve(&self.setup, &file));
                 }
