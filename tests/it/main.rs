@@ -11,6 +11,8 @@ mod capture_stop;
 mod cli;
 mod fakeproc;
 mod limited;
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+mod live_options;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
