@@ -177,7 +177,13 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let iface = capture_interface(settings).ok_or("no interface to capture on (none found in /proc/net/dev)")?;
     let snaplen = if settings.pcap_snaplen == 0 { 262_144 } else { settings.pcap_snaplen };
     let cap = pcap::Capture::from_device(iface.as_str())
-        .and_then(|c| c.snaplen(snaplen as i32).timeout(READ_TIMEOUT_MS).buffer_size(16 << 20).promisc(false).open())
+        .and_then(|c| {
+            c.snaplen(snaplen as i32)
+                .timeout(READ_TIMEOUT_MS)
+                .buffer_size(16 << 20)
+                .promisc(settings.pcap_promiscuous)
+                .open()
+        })
         .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
     // Non-blocking reads plus our own poll(2) with a timeout: on Linux (TPACKET_V3) libpcap's
     // read timeout does not fire while no packet arrives, which kept an idle interface's capture

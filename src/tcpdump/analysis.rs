@@ -54,7 +54,7 @@ impl Analysis {
         }
         let Some(newest) = ring_files.last() else { return false };
         if let Some(after) = &self.resume_after {
-            if newest <= after {
+            if super::ring::ring_order(newest) <= super::ring::ring_order(after) {
                 return false;
             }
             self.resume_after = None;

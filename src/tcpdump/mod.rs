@@ -75,7 +75,13 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
     let is_root = unsafe { libc::geteuid() } == 0;
     let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), is_root)?;
     let interface = resolve_interface(settings).ok_or("no interface to capture on was found")?;
-    let spec = CaptureSpec { interface, snaplen: settings.pcap_snaplen, user: command::effective_user_name() };
+    let spec = CaptureSpec {
+        interface,
+        snaplen: settings.pcap_snaplen,
+        user: command::effective_user_name(),
+        promiscuous: settings.pcap_promiscuous,
+        ring_file_mb: command::ring_file_mb(settings.pcap_max_disk_mb),
+    };
     let setup = Setup {
         tools,
         spec,

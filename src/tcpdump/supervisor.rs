@@ -24,8 +24,9 @@ use crate::event::Classification;
 /// How often the supervisor wakes up when nothing is asked of it: also how stale the ring's
 /// classification may be when an incident opens.
 const POLL: Duration = Duration::from_millis(50);
-/// Retention and disk cap are checked this often.
-const RETENTION_EVERY: Duration = Duration::from_secs(30);
+/// Retention and disk cap are checked this often, and whenever tcpdump starts a new ring file
+/// (every `-C` size at most), so the directory outgrows the cap by about one ring file.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
 /// tcpdump is asked for its drop counters this often.
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
@@ -119,6 +120,8 @@ pub struct Supervisor {
     next_stats: Instant,
     merges: Vec<std::thread::JoinHandle<()>>,
     analysis: Analysis,
+    /// The newest ring file at the last retention pass.
+    retained_at: Option<PathBuf>,
     /// `pcap_enabled`: false keeps the analysis but merges no evidence file at resolve.
     evidence: bool,
 }
@@ -140,6 +143,7 @@ impl Supervisor {
             next_stats: now + STATS_EVERY,
             merges: Vec::new(),
             analysis,
+            retained_at: None,
             evidence: true,
         }
     }
@@ -212,8 +216,9 @@ impl Supervisor {
         let read = self.analysis.poll_ring(&files) | self.analysis.poll_incident();
         let rotate = Duration::from_secs(super::command::RING_ROTATE_S.into());
         ring::remove(ring::prune_ring(&files, ring::ring_keep(&files, rotate, SystemTime::now())), "ring");
-        if now >= self.next_retention {
+        if now >= self.next_retention || files.last() != self.retained_at.as_ref() {
             self.next_retention = now + RETENTION_EVERY;
+            self.retained_at = files.last().cloned();
             self.retention(files.last().map(PathBuf::as_path));
         }
         if now >= self.next_stats {
