@@ -68,8 +68,8 @@ const MAX_ACKS: usize = 1000;
 
 #[derive(Debug, Default)]
 struct Index {
-    /// seq → (file size, kind)
-    entries: BTreeMap<u64, (u64, Kind)>,
+    /// seq → (file size, kind, stream: see [`stream_of`])
+    entries: BTreeMap<u64, (u64, Kind, String)>,
     next_seq: u64,
     bytes: u64,
     dropped: u64,
@@ -108,6 +108,14 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// The stream an item is ordered in: its incident, else its kind.
+fn stream_of(kind: Kind, incident: Option<&str>) -> String {
+    match incident {
+        Some(i) => format!("incident {i}"),
+        None => format!("{kind:?}"),
+    }
+}
+
 /// One item file; a corrupt one (or one whose `seq` is not its name's, which could never be
 /// removed after delivery) is moved aside by [`statefile`].
 fn read_item(path: &Path, seq: u64) -> Option<Item> {
@@ -131,7 +139,7 @@ impl Spool {
             let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) else { continue };
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             let Some(item) = read_item(&entry.path(), seq) else { continue };
-            index.entries.insert(seq, (size, item.kind));
+            index.entries.insert(seq, (size, item.kind, stream_of(item.kind, item.incident.as_deref())));
             index.bytes += size;
             index.next_seq = index.next_seq.max(seq + 1);
         }
@@ -164,7 +172,7 @@ impl Spool {
         let bytes = serde_json::to_vec(&item).map_err(|e| Error::Runtime(format!("serialising spool item: {e}")))?;
         fsutil::write_atomic(&self.path(seq), &bytes, 0o600)?;
         ix.next_seq += 1;
-        ix.entries.insert(seq, (bytes.len() as u64, kind));
+        ix.entries.insert(seq, (bytes.len() as u64, kind, stream_of(kind, item.incident.as_deref())));
         ix.bytes += bytes.len() as u64;
         self.enforce_cap(&mut ix);
         drop(ix);
@@ -174,7 +182,7 @@ impl Spool {
 
     fn enforce_cap(&self, ix: &mut Index) {
         while ix.bytes > self.max_bytes {
-            let Some((&seq, &(size, _))) = ix.entries.iter().find(|(_, (_, k))| k.droppable()) else { break };
+            let Some((&seq, &(size, ..))) = ix.entries.iter().find(|(_, (_, k, _))| k.droppable()) else { break };
             let _ = std::fs::remove_file(self.path(seq));
             ix.entries.remove(&seq);
             ix.bytes -= size;
@@ -188,6 +196,11 @@ impl Spool {
                 );
             }
         }
+    }
+
+    /// Whether item `seq` is still queued.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.lock().entries.contains_key(&seq)
     }
 
     /// Items waiting (the heartbeat's `retry_queue_size`).
@@ -207,8 +220,31 @@ impl Spool {
     /// The oldest item. A file that became unreadable is moved aside (`.corrupt`) and the next
     /// one returned.
     pub fn head(&self) -> Option<Item> {
+        self.head_where(|_| false)
+    }
+
+    /// The oldest item that may be sent now: not `held` (waiting for its own retry), and not
+    /// behind an earlier item of its stream (an incident, or heartbeats, or metrics). So order
+    /// holds within each stream while one stuck item holds up nothing else.
+    pub fn head_where(&self, held: impl Fn(u64) -> bool) -> Option<Item> {
         loop {
-            let seq = *self.lock().entries.keys().next()?;
+            let seq = {
+                let ix = self.lock();
+                let mut blocked: Vec<&str> = Vec::new();
+                let mut found = None;
+                for (&seq, (_, _, stream)) in &ix.entries {
+                    if blocked.contains(&stream.as_str()) {
+                        continue;
+                    }
+                    if held(seq) {
+                        blocked.push(stream);
+                        continue;
+                    }
+                    found = Some(seq);
+                    break;
+                }
+                found?
+            };
             match read_item(&self.path(seq), seq) {
                 Some(item) => return Some(item),
                 None => self.forget(seq),
@@ -225,7 +261,7 @@ impl Spool {
     /// Drop an item from the index (its file is gone or was moved aside).
     fn forget(&self, seq: u64) {
         let mut ix = self.lock();
-        if let Some((size, _)) = ix.entries.remove(&seq) {
+        if let Some((size, ..)) = ix.entries.remove(&seq) {
             ix.bytes -= size;
         }
     }
@@ -359,6 +395,21 @@ mod tests {
         assert_eq!(s.head().unwrap().seq, b);
         assert!(statefile::corrupt_path(&s.path(c)).exists());
         assert!(dir.path().join("incidents.json.corrupt").exists());
+    }
+
+    #[test]
+    fn a_held_item_blocks_only_its_own_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        let pcap = s.push(Kind::Pcap, Some("a".into()), "p".into(), json!({})).unwrap();
+        let hb = s.push(Kind::Heartbeat, None, "h".into(), json!({})).unwrap();
+        let open_b = s.push(Kind::Open, Some("b".into()), "o".into(), json!({})).unwrap();
+        assert_eq!(s.head().unwrap().seq, pcap);
+        assert_eq!(s.head_where(|q| q == pcap).unwrap().seq, hb);
+        assert_eq!(s.head_where(|q| q == pcap || q == hb).unwrap().seq, open_b);
+        // Within a stream order holds: b's update waits while b's open is held.
+        s.push(Kind::Update, Some("b".into()), "u".into(), json!({})).unwrap();
+        assert!(s.head_where(|q| q == pcap || q == hb || q == open_b).is_none(), "b's update waits for b's open");
     }
 
     #[test]
