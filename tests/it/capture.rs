@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::util::{self, Home, NetnsPair};
 
-use crate::util::{capinfos_count, shared_pcaps as capture_dir};
+use crate::util::{capinfos_count, captures as capture_dir};
 
 fn analyze_json(path: &Path) -> Value {
     let home = Home::new();

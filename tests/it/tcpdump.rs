@@ -27,7 +27,7 @@ fn netns_with_tools() -> Option<(NetnsPair, Home)> {
 fn tools_present() -> bool {
     for t in ["tcpdump", "mergecap", "capinfos", "hping3"] {
         if !util::have(t) {
-            eprintln!("SKIPPED: {t} is not installed (apt-get install tcpdump wireshark-common hping3)");
+            util::skip(&format!("{t} is not installed (apt-get install tcpdump wireshark-common hping3)"));
             return false;
         }
     }
@@ -244,7 +244,7 @@ fn expected_fallback_mode() -> &'static str {
 #[test]
 fn a_tcpdump_that_exits_at_once_ends_in_one_logged_fallback_not_a_loop() {
     if !is_root() {
-        eprintln!("SKIPPED: capture needs root (CI runs as root)");
+        util::skip("capture needs root (CI runs as root)");
         return;
     }
     let home = Home::new();
@@ -262,7 +262,7 @@ fn a_tcpdump_that_exits_at_once_ends_in_one_logged_fallback_not_a_loop() {
 #[test]
 fn missing_tcpdump_is_installed_as_root_and_never_otherwise() {
     if !is_root() || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("SKIPPED: needs root and setpriv (CI runs as root)");
+        util::skip("needs root and setpriv (CI runs as root)");
         return;
     }
     // A fake apt-get that records its command and "installs" a tcpdump that cannot capture.
