@@ -125,7 +125,14 @@ impl Agent {
     }
 
     /// Apply capture options from the API config (`pcap_enabled`, `ioc_patterns`).
+    /// The running capture gets them too (it never waits: see [`PacketInsight::set_options`]).
     pub fn set_capture_options(&mut self, pcap_enabled: bool, ioc_patterns: Vec<crate::config::IocPattern>) {
+        if pcap_enabled == self.settings.pcap_enabled && ioc_patterns == self.settings.ioc_patterns {
+            return;
+        }
+        if let Some(i) = self.insight.as_mut() {
+            i.set_options(pcap_enabled, &ioc_patterns);
+        }
         self.settings.pcap_enabled = pcap_enabled;
         self.settings.ioc_patterns = ioc_patterns;
     }

@@ -77,6 +77,12 @@ impl LogHist {
         }
     }
 
+    /// Counts a restored file may hold: below the decay cap and adding up to `total`.
+    fn sane(&self) -> bool {
+        let sum = self.bins.iter().try_fold(0u32, |acc, (_, c)| acc.checked_add(*c));
+        self.total < HOUR_CAP && sum == Some(self.total)
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         if self.total == 0 {
             return 0.0;
@@ -352,6 +358,9 @@ impl Baseline {
     pub fn restore(cfg: &DetectConfig, snap: &DirSnapshot) -> Result<Self, RestoreRefused> {
         if snap.hours.len() != 24 {
             return Err(RestoreRefused::Malformed("not 24 hour buckets"));
+        }
+        if snap.total_samples > u64::MAX / 2 || !snap.hours.iter().all(|h| h.pps.sane() && h.bits_per_s.sane()) {
+            return Err(RestoreRefused::Malformed("a sample count is out of range"));
         }
         if snap.window_pps.len() != snap.window_bits_per_s.len() {
             return Err(RestoreRefused::Malformed("window lengths differ"));

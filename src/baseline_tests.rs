@@ -211,3 +211,19 @@ fn quality_grows_with_samples() {
     b.total_samples = 5 * 3600 * 25;
     assert_eq!(b.quality(day0()).baseline_quality, "high");
 }
+
+#[test]
+fn restore_refuses_numbers_out_of_range_without_panicking() {
+    let c = cfg(10);
+    let mut b = Baseline::new(&c);
+    b.observe(day0(), 10.0, 100.0);
+    let good = b.snapshot();
+    let far = Snapshot { saved_at: u64::MAX, ..Snapshot::new(day0(), &c, good.clone(), good.clone()) };
+    assert!(far.usable(day0()).is_err());
+    let mut counts = good.clone();
+    counts.hours[0].pps.bins = vec![(3, u32::MAX), (4, 2)];
+    assert!(Baseline::restore(&c, &counts).is_err());
+    let samples = DirSnapshot { total_samples: u64::MAX, ..good.clone() };
+    assert!(Baseline::restore(&c, &samples).is_err());
+    assert!(Baseline::restore(&c, &good).is_ok());
+}

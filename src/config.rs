@@ -34,6 +34,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "pcap_max_packets",
     "pcap_retention_days",
     "pcap_max_disk_mb",
+    "pcap_promiscuous",
     "dynamic_threshold",
     "threshold_multiplier",
     "min_pps_threshold",
@@ -92,6 +93,9 @@ pub struct DetectConfig {
     pub confirm_ticks: u32,
     pub holddown_ticks: u32,
     pub cooldown: Duration,
+    /// Set from the API's `confirm_ticks` (1-second ticks): confirm by time over threshold
+    /// instead of by `confirm_ticks` samples (confirmation samples come every quarter interval).
+    pub confirm_for: Option<Duration>,
 }
 
 impl Default for DetectConfig {
@@ -108,6 +112,7 @@ impl Default for DetectConfig {
             confirm_ticks: 2,
             holddown_ticks: 50,
             cooldown: Duration::from_secs(60),
+            confirm_for: None,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct Settings {
     pub pcap_max_packets: u64,
     pub pcap_retention_days: u32,
     pub pcap_max_disk_mb: u64,
+    /// Capture in promiscuous mode (both capture modes); off = only traffic for this host.
+    pub pcap_promiscuous: bool,
     pub detect: DetectConfig,
     pub heartbeat_interval: Duration,
     pub metrics_interval: Duration,
@@ -204,6 +211,7 @@ impl Settings {
             confirm_ticks: r.range("confirm_ticks", 2, 1, 10_000)?,
             holddown_ticks: r.range("holddown_ticks", 50, 1, 1_000_000)?,
             cooldown: secs(r.range("cooldown_s", 60, 0, 86_400)?),
+            confirm_for: None,
         };
         let api_key: String = r.get("api_key", String::new())?;
         let node_uuid: String = r.get("node_uuid", String::new())?;
@@ -242,6 +250,7 @@ impl Settings {
             pcap_max_packets: r.range("pcap_max_packets", 10_000, 1, 1_000_000_000)?,
             pcap_retention_days: r.range("pcap_retention_days", 7, 0, 36_500)?,
             pcap_max_disk_mb: r.range("pcap_max_disk_mb", 2000, 1, 100_000_000)?,
+            pcap_promiscuous: r.get("pcap_promiscuous", false)?,
             detect,
             heartbeat_interval: secs(r.range("heartbeat_interval", 30, 1, 86_400)?),
             metrics_interval: secs(r.range("metrics_interval", 10, 1, 86_400)?),

@@ -274,7 +274,11 @@ impl Detector {
         let confirmed = if self.in_cooldown(now) {
             self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
         } else {
-            self.over >= self.cfg.confirm_ticks
+            match self.cfg.confirm_for {
+                // The server's `confirm_ticks` are seconds of confirmation, not samples.
+                Some(d) => self.sustained(now) >= d,
+                None => self.over >= self.cfg.confirm_ticks,
+            }
         };
         if !confirmed && !immediate {
             return Step::quiet(false);
@@ -313,6 +317,11 @@ impl Detector {
         if let Some(p) = &s.proto {
             self.confirm_proto.add(p);
         }
+    }
+
+    /// How long the samples have been over 1× without a break.
+    fn sustained(&self, now: Instant) -> Duration {
+        self.confirm_since.map(|(t, _)| now.saturating_duration_since(t)).unwrap_or_default()
     }
 
     fn wave_lasted(&self, now: Instant) -> Duration {

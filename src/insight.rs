@@ -27,4 +27,7 @@ pub trait PacketInsight: Send {
     fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
         None
     }
+    /// New `pcap_enabled` / `ioc_patterns` (the API's `/agent/config`) for the running capture,
+    /// from the next packets on. The patterns are compiled off the sampling thread.
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]);
 }

@@ -13,6 +13,7 @@
 //!   the durable spool with its API/webhook sender threads.
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
+//! - [`statefile`]: reading back state files; a corrupt one is moved aside, never a crash.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
@@ -43,6 +44,7 @@ pub mod run;
 pub mod selftest;
 pub mod service;
 pub mod setup;
+pub mod statefile;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tcpdump;
 pub mod update;

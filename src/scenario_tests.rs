@@ -155,6 +155,7 @@ impl crate::insight::PacketInsight for CountingCapture {
     fn class_totals(&self) -> Option<[u64; 4]> {
         Some(*self.0.lock().unwrap())
     }
+    fn set_options(&mut self, _: bool, _: &[crate::config::IocPattern]) {}
 }
 
 fn run_with(s: Settings, secs: f64, traffic: impl Fn(f64) -> Traffic) -> Outcome {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{info, warn};
 
 use super::engine::Engine;
-use super::evidence::{incident_path, EvidenceWriter, Retention};
+use super::evidence::{incident_path, retention, EvidenceWriter, Retention};
 use super::ioc::IocMatcher;
 use super::parse::LinkType;
 use super::ring::Ring;
@@ -37,8 +37,16 @@ struct Incident {
 
 /// Sent by the sampling thread; never blocks it.
 enum Cmd {
-    Open { path: Option<std::path::PathBuf>, snaplen: u32 },
+    Open {
+        path: Option<std::path::PathBuf>,
+        snaplen: u32,
+    },
     Resolve,
+    /// New options from the API: the compiled matcher, and whether evidence files are written.
+    Options {
+        ioc: Option<Arc<IocMatcher>>,
+        pcap_enabled: bool,
+    },
 }
 
 /// What the capture thread publishes for the sampling thread (locked for a copy only).
@@ -63,6 +71,9 @@ struct State {
     /// Per-class packets of the windows already swapped out: with the current window's counts,
     /// the running totals the sampling thread turns into SYN/s, UDP/s, ... (§5.6).
     class_base: crate::classes::ClassTotals,
+    /// For a writer and ring started later, when the API turns `pcap_enabled` on.
+    retention: Retention,
+    ring_packets: usize,
 }
 
 /// Running per-class totals, written by the capture thread, read by the sampling thread.
@@ -114,6 +125,26 @@ impl State {
                     }
                 }
             }
+            Cmd::Options { ioc, pcap_enabled } => self.set_options(ioc, pcap_enabled),
+        }
+    }
+
+    fn set_options(&mut self, ioc: Option<Arc<IocMatcher>>, pcap_enabled: bool) {
+        for e in [&mut self.window, &mut self.prev] {
+            e.set_ioc(ioc.clone());
+        }
+        if let Some(inc) = self.incident.as_mut() {
+            inc.engine.set_ioc(ioc);
+        }
+        if pcap_enabled && self.writer.is_none() {
+            match EvidenceWriter::spawn(self.retention.clone()) {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => warn!("cannot start the capture writer: {e}; no incident files"),
+            }
+        }
+        let ring = if pcap_enabled { self.ring_packets } else { 0 };
+        if ring != self.ring.capacity() {
+            self.ring = Ring::new(ring);
         }
     }
 
@@ -160,7 +191,13 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let iface = capture_interface(settings).ok_or("no interface to capture on (none found in /proc/net/dev)")?;
     let snaplen = if settings.pcap_snaplen == 0 { 262_144 } else { settings.pcap_snaplen };
     let cap = pcap::Capture::from_device(iface.as_str())
-        .and_then(|c| c.snaplen(snaplen as i32).timeout(READ_TIMEOUT_MS).buffer_size(16 << 20).promisc(false).open())
+        .and_then(|c| {
+            c.snaplen(snaplen as i32)
+                .timeout(READ_TIMEOUT_MS)
+                .buffer_size(16 << 20)
+                .promisc(settings.pcap_promiscuous)
+                .open()
+        })
         .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
     // Non-blocking reads plus our own poll(2) with a timeout: on Linux (TPACKET_V3) libpcap's
     // read timeout does not fire while no packet arrives, which kept an idle interface's capture
@@ -174,12 +211,7 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
     let ioc = IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
     let writer = if settings.pcap_enabled {
-        let r = Retention {
-            dir: settings.pcap_dir.clone(),
-            max_age: Duration::from_secs(u64::from(settings.pcap_retention_days) * 86_400),
-            max_bytes: settings.pcap_max_disk_mb.saturating_mul(1 << 20),
-        };
-        Some(EvidenceWriter::spawn(r).map_err(|e| format!("cannot start the capture writer: {e}"))?)
+        Some(EvidenceWriter::spawn(retention(settings)).map_err(|e| format!("cannot start the capture writer: {e}"))?)
     } else {
         None
     };
@@ -195,6 +227,8 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
         max_packets: settings.pcap_max_packets,
         kernel_dropped: 0,
         class_base: [0; 4],
+        retention: retention(settings),
+        ring_packets: settings.pcap_ring_packets,
     };
     let classes: ClassCounters = Arc::new(Default::default());
     let published = Arc::new(Mutex::new(Published::default()));
@@ -333,6 +367,14 @@ impl PacketInsight for LiveCapture {
 
     fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
         Some(std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)))
+    }
+
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]) {
+        self.pcap_enabled = pcap_enabled;
+        let Some(tx) = self.commands.clone() else { return };
+        super::options::compile_then(ioc_patterns, move |ioc| {
+            let _ = tx.send(Cmd::Options { ioc, pcap_enabled });
+        });
     }
 }
 
