@@ -356,19 +356,7 @@ impl Baseline {
 
     /// Rebuild one direction from a saved file that [`Snapshot::usable`] accepted.
     pub fn restore(cfg: &DetectConfig, snap: &DirSnapshot) -> Result<Self, RestoreRefused> {
-        if snap.hours.len() != 24 {
-            return Err(RestoreRefused::Malformed("not 24 hour buckets"));
-        }
-        if snap.total_samples > u64::MAX / 2 || !snap.hours.iter().all(|h| h.pps.sane() && h.bits_per_s.sane()) {
-            return Err(RestoreRefused::Malformed("a sample count is out of range"));
-        }
-        if snap.window_pps.len() != snap.window_bits_per_s.len() {
-            return Err(RestoreRefused::Malformed("window lengths differ"));
-        }
-        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x >= 0.0);
-        if !finite(&snap.window_pps) || !finite(&snap.window_bits_per_s) {
-            return Err(RestoreRefused::Malformed("a window value is negative or not a number"));
-        }
+        snap.check().map_err(RestoreRefused::Malformed)?;
         let mut b = Baseline::new(cfg);
         let skip = snap.window_pps.len().saturating_sub(b.window_len);
         b.pps.extend(snap.window_pps.iter().skip(skip).copied());
@@ -386,7 +374,38 @@ impl Baseline {
     }
 }
 
+impl DirSnapshot {
+    /// The shape and ranges a saved direction must have to be restored.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.hours.len() != 24 {
+            return Err("not 24 hour buckets");
+        }
+        if self.total_samples > u64::MAX / 2 || !self.hours.iter().all(|h| h.pps.sane() && h.bits_per_s.sane()) {
+            return Err("a sample count is out of range");
+        }
+        if self.window_pps.len() != self.window_bits_per_s.len() {
+            return Err("window lengths differ");
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x >= 0.0);
+        if !finite(&self.window_pps) || !finite(&self.window_bits_per_s) {
+            return Err("a window value is negative or not a number");
+        }
+        Ok(())
+    }
+}
+
 impl Snapshot {
+    /// Structural checks of a file read back: every saved direction well formed. (Age and
+    /// version are [`Snapshot::usable`]'s: an old file is not corrupt.)
+    pub fn check(&self) -> Result<(), String> {
+        for (name, dir) in [("inbound", &self.inbound), ("outbound", &self.outbound)] {
+            if let Some(d) = dir {
+                d.check().map_err(|why| format!("{name}: {why}"))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(wall: SystemTime, cfg: &DetectConfig, inbound: DirSnapshot, outbound: DirSnapshot) -> Self {
         Snapshot {
             version: SNAPSHOT_VERSION,

@@ -36,7 +36,8 @@ pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
 /// (`baseline.json.corrupt`) with one warning ([`crate::statefile`]).
 pub fn load_baseline(path: &Path) -> Option<Snapshot> {
     crate::statefile::load_json(path, "saved baseline", |s: &Snapshot| {
-        crate::statefile::epoch_secs("saved_at", s.saved_at).map(|_| ())
+        crate::statefile::epoch_secs("saved_at", s.saved_at)?;
+        s.check()
     })
 }
 

@@ -91,7 +91,7 @@ fn files(home: &Home) -> Vec<StateFile> {
             rel: "baseline.json",
             what: "saved baseline",
             extra: vec![
-                ("wrong types", with(&baseline, "window_pps", json!("many"))),
+                ("wrong types", with(&baseline, "inbound", json!("many"))),
                 ("out of range", with(&baseline, "saved_at", json!(u64::MAX))),
             ],
         },

@@ -405,3 +405,44 @@ pub fn wait_for_events(path: &Path, name: &str, n: usize, limit: Duration) -> Ve
 pub fn latency_since(onset: std::time::SystemTime, e: &Value) -> Duration {
     event_time(e).duration_since(onset).unwrap_or_else(|_| panic!("event written before the onset: {e}"))
 }
+
+impl NetnsPair {
+    /// TCP SYNs at a steady `rate` per second for `secs` seconds from `b` to `a`'s `port`: a
+    /// non-blocking connect(2) per SYN from a socket that is closed at once (the SYN is out), a
+    /// batch every millisecond. Total packets stay low while SYN/s is high.
+    pub fn paced_syn(&self, rate: u32, secs: u32, port: u16) -> Paced {
+        let (ns, dst) = (self.ns_b.clone(), self.addr_a.clone());
+        Paced(Some(std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+            // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+            let ip: std::net::Ipv4Addr = dst.parse().expect("IPv4");
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+                sin_zero: [0; 8],
+            };
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed() < Duration::from_secs(u64::from(secs)) {
+                let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+                while sent < due {
+                    // SAFETY: plain socket calls on a descriptor this loop owns and closes.
+                    unsafe {
+                        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+                        if fd >= 0 {
+                            let sa = &addr as *const libc::sockaddr_in as *const libc::sockaddr;
+                            libc::connect(fd, sa, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t);
+                            libc::close(fd);
+                        }
+                    }
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent
+        })))
+    }
+}
