@@ -40,7 +40,7 @@ trap summarise_skips EXIT
 
 echo "== default build (limited mode only, no libpcap)"
 cargo build --quiet
-if ldd target/debug/ftagent | grep libpcap >/dev/null; then
+if ldd "${CARGO_TARGET_DIR:-target}/debug/ftagent" | grep libpcap >/dev/null; then
   echo "the default build links libpcap; it must not" >&2
   exit 1
 fi
