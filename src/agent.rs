@@ -43,6 +43,8 @@ pub struct Agent {
     next_heartbeat: Instant,
     next_save: Instant,
     incidents_total: u64,
+    /// The state file's clock and history (§6.6), see `agent_status.rs`.
+    status: status::StatusClock,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +97,7 @@ impl Agent {
             last_thresholds,
             last_rates: None,
             incidents_total: 0,
+            status: status::StatusClock::new(now, wall),
         }
     }
 
@@ -279,6 +282,7 @@ impl Agent {
             self.next_save = now + SAVE_EVERY;
             out.push(Outgoing::SaveBaseline(Box::new(self.baseline.snapshot(wall))));
         }
+        self.publish_status(now, wall, out);
     }
 
     fn metrics(&mut self, wall: SystemTime) -> Metrics {
@@ -337,6 +341,10 @@ impl Agent {
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+#[path = "agent_status.rs"]
+mod status;
+pub use status::STATUS_EVERY;
 
 #[cfg(test)]
 #[path = "agent_tests.rs"]

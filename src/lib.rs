@@ -15,6 +15,8 @@
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
 //!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
+//! - [`reopen`]: log files that follow logrotate (SIGHUP).
+//! - [`status`]: the state file, `--status` and `--top` (§6.6).
 
 pub mod account;
 pub mod agent;
@@ -34,11 +36,13 @@ pub mod insight;
 pub mod logging;
 pub mod mix;
 pub mod paths;
+pub mod reopen;
 pub mod report;
 pub mod run;
 pub mod selftest;
 pub mod service;
 pub mod setup;
+pub mod status;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tcpdump;
 pub mod update;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod apisink;
 pub mod bodies;
 pub mod eventlog;
+pub mod health;
 pub mod messages;
 mod pcap;
 pub mod remote;

@@ -153,6 +153,9 @@ impl Drain {
             }
         }
         self.spool.remove(item.seq);
+        if matches!(self.dest, Dest::Api(_)) {
+            super::health::record_api_success(SystemTime::now());
+        }
         if self.breaker.on_success() {
             info!("{}: delivering again; {} item(s) waiting", self.name, self.spool.len());
         }
@@ -212,6 +215,7 @@ impl Drain {
     fn settle_plain(&mut self, now: Instant, failed: Option<String>) {
         match failed {
             None => {
+                super::health::record_api_success(SystemTime::now());
                 self.breaker.on_success();
             }
             Some(reason) => {

@@ -57,6 +57,8 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         sinks.push(Box::new(WebhookSink::spooled(&settings.webhook_url, spool.clone())));
         spools.push(spool);
     }
+    let status_path = crate::status::state_file(&settings.state_dir);
+    sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {
         sinks.push(Box::new(TextfileSink { path: path.clone(), spools }));
     }
