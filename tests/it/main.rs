@@ -16,6 +16,8 @@ mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod status;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
+mod top;
 mod update;
