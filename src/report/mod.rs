@@ -9,6 +9,7 @@ pub mod bodies;
 pub mod eventlog;
 pub mod health;
 pub mod messages;
+pub mod metrics_http;
 mod pcap;
 pub mod remote;
 pub mod retry;

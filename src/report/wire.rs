@@ -57,6 +57,9 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         sinks.push(Box::new(WebhookSink::spooled(&settings.webhook_url, spool.clone())));
         spools.push(spool);
     }
+    if let Some(addr) = settings.ops.metrics_listen {
+        sinks.push(Box::new(super::metrics_http::MetricsHttp::start(addr, spools.clone())?));
+    }
     let status_path = crate::status::state_file(&settings.state_dir);
     sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {

@@ -11,6 +11,7 @@ mod capture_stop;
 mod cli;
 mod fakeproc;
 mod limited;
+mod prometheus;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
