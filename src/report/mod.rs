@@ -17,6 +17,7 @@ pub mod sender;
 pub mod spool;
 pub mod textfile;
 pub mod webhook;
+pub mod webhook_format;
 pub mod wire;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};

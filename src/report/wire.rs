@@ -12,7 +12,7 @@ use super::apisink::ApiSink;
 use super::remote::{self, ConfigPoll, Control};
 use super::spool::Spool;
 use super::textfile::TextfileSink;
-use super::webhook::WebhookSink;
+use super::webhook::{WebhookOptions, WebhookSink};
 use super::Sink;
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -54,7 +54,11 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
     if !settings.webhook_url.is_empty() {
         check_webhook(&settings.webhook_url)?;
         let spool = Arc::new(Spool::open(&spool_root.join("webhook"), max_bytes)?);
-        sinks.push(Box::new(WebhookSink::spooled(&settings.webhook_url, spool.clone())));
+        sinks.push(Box::new(WebhookSink::spooled(
+            &settings.webhook_url,
+            spool.clone(),
+            WebhookOptions::from_settings(settings),
+        )));
         spools.push(spool);
     }
     if let Some(addr) = settings.ops.metrics_listen {
@@ -77,7 +81,7 @@ pub fn for_test(settings: &Settings) -> Result<Vec<Box<dyn Sink>>> {
     }
     if !settings.webhook_url.is_empty() {
         check_webhook(&settings.webhook_url)?;
-        sinks.push(Box::new(WebhookSink::direct(&settings.webhook_url)));
+        sinks.push(Box::new(WebhookSink::direct(&settings.webhook_url, WebhookOptions::from_settings(settings))));
     }
     Ok(sinks)
 }

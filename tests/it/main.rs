@@ -22,3 +22,4 @@ mod status;
 mod tcpdump;
 mod top;
 mod update;
+mod webhook_formats;
