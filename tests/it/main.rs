@@ -11,6 +11,7 @@ mod capture_stop;
 mod cli;
 mod fakeproc;
 mod limited;
+mod logs;
 mod prometheus;
 mod reporting;
 mod reporting_netns;
