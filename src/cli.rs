@@ -13,7 +13,8 @@ use clap::{ArgAction, Parser};
     version,
     about = "DDoS-detection agent: learns a host's normal traffic and opens an incident within a second of a flood",
     long_about = None,
-    after_help = "With no flags, runs the agent in the foreground until SIGTERM/SIGINT."
+    after_help = "With no flags, runs the agent in the foreground until SIGTERM/SIGINT.",
+    after_long_help = crate::cli_help::AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// Interactive setup wizard; with --limited it stores "limited": true

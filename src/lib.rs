@@ -1,7 +1,7 @@
 //! ftagent: a DDoS-detection agent for Linux servers.
 //!
 //! Crate map (data flows top to bottom):
-//! - [`cli`]: flags (§2), no I/O. [`app`]: what each invocation does.
+//! - [`cli`]: flags (§2), no I/O; [`cli_help`] its long help. [`app`]: what each invocation does.
 //! - [`paths`], [`config`]: where files live (§3.1) and the validated settings (§3.2).
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
@@ -25,6 +25,7 @@ pub mod baseline;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod capture;
 pub mod cli;
+pub mod cli_help;
 pub mod config;
 pub mod counters;
 pub mod detect;

@@ -17,7 +17,8 @@ use crate::report::spool::Spool;
 use crate::report::{Outgoing, Sink};
 
 /// Evidence fields `--top` shows, copied from the incident's latest classification.
-const TOP_FIELDS: &[&str] = &["top_src_ips", "top_dst_ports", "top_dst_ips", "source_ip_count", "protocol_breakdown"];
+/// (Capture records no per-target tally, so there is no top-target list to copy.)
+const TOP_FIELDS: &[&str] = &["top_src_ips", "top_dst_ports", "top_src_ports", "source_ip_count"];
 
 pub struct StatusSink {
     path: PathBuf,

@@ -93,9 +93,11 @@ fn detail_lines(s: &StatusSnapshot) -> Vec<Line<'static>> {
                 format!("INCIDENT   {} · {} · severity {} · {:.0} s", i.label, i.id, i.severity, i.duration_s),
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             ));
-            for (key, name) in [("top_src_ips", "sources"), ("top_dst_ips", "targets"), ("top_dst_ports", "ports")] {
+            for (key, name) in
+                [("top_src_ips", "sources"), ("top_dst_ports", "dst ports"), ("top_src_ports", "src ports")]
+            {
                 if let Some(list) = i.top.get(key).and_then(Value::as_array) {
-                    lines.push(Line::from(format!("top {name:<7}{}", top_list(list))));
+                    lines.push(Line::from(format!("top {name:<10}{}", top_list(list))));
                 }
             }
         }
