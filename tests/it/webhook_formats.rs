@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -127,4 +128,36 @@ fn every_body_is_signed_and_verifies_with_openssl() {
     }
     let unsigned = hooks(json!({}));
     assert!(unsigned[0].header("x-ftagent-signature").is_none(), "no secret, no signature");
+}
+
+/// The running agent's spooled path: a flood on a fake /proc tree opens and resolves an
+/// incident; PagerDuty gets a signed trigger and a signed resolve whose `dedup_key` is the
+/// incident id of the event log.
+#[test]
+fn a_running_agent_sends_signed_pagerduty_trigger_and_resolve_for_a_real_incident() {
+    use crate::fakeproc::{self, FakeProc};
+    use crate::reporting::{flood, merge, start_agent};
+    let home = Home::new();
+    let fake = FakeProc::start(home.path(), 100);
+    let hook = Server::http(0, Box::new(|_r: &Recorded| apiserver::ok("{\"status\":\"success\"}")));
+    let secret = "pd-secret-42";
+    let extra = json!({
+        "webhook_url": format!("{}/v2/enqueue", hook.base), "webhook_format": "pagerduty",
+        "pagerduty_routing_key": "R0UT1NGKEY", "webhook_secret": secret,
+    });
+    let cfg = home.write_config(merge(fakeproc::agent_config(&fake), extra));
+    let mut agent = start_agent(&home, &cfg);
+    std::thread::sleep(Duration::from_millis(1500));
+    let open = flood(&home, &fake, 1, Duration::from_millis(800));
+    assert!(hook.wait_until(Duration::from_secs(10), |r| r.len() >= 2), "{:?}", hook.requests());
+    util::terminate(&mut agent, Duration::from_secs(5));
+    let reqs = hook.requests();
+    let actions: Vec<Value> = reqs.iter().map(|r| r.json()["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("trigger"), json!("resolve")]);
+    for r in &reqs {
+        assert_eq!(r.json()["dedup_key"], open["incident_id"], "{}", String::from_utf8_lossy(&r.body));
+        let ts = r.header("x-ftagent-timestamp").expect("timestamp");
+        let sig = r.header("x-ftagent-signature").expect("signature");
+        assert_eq!(sig, format!("sha256={}", openssl_hmac(secret, ts, &r.body)));
+    }
 }
