@@ -32,6 +32,14 @@ impl StatusClock {
     pub(super) fn new(now: Instant, wall: SystemTime) -> Self {
         StatusClock { next: now, started_wall: wall, history: VecDeque::new(), active: false }
     }
+
+    /// Keep the last [`HISTORY_LEN`] seconds.
+    fn record(&mut self, p: HistoryPoint) {
+        self.history.push_back(p);
+        while self.history.len() > HISTORY_LEN {
+            self.history.pop_front();
+        }
+    }
 }
 
 impl Agent {
@@ -87,14 +95,7 @@ impl Agent {
             tx_bps: r.map(|r| r.tx_bits_per_s).unwrap_or(0.0),
         };
         let unix_ms = wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        self.status.history.push_back(HistoryPoint {
-            unix_s: unix_ms / 1000,
-            rx_pps: rates.rx_pps,
-            rx_bps: rates.rx_bps,
-        });
-        while self.status.history.len() > HISTORY_LEN {
-            self.status.history.pop_front();
-        }
+        self.status.record(HistoryPoint { unix_s: unix_ms / 1000, rx_pps: rates.rx_pps, rx_bps: rates.rx_bps });
         let thr = self.last_thresholds;
         StatusSnapshot {
             pid: std::process::id(),
@@ -164,4 +165,57 @@ fn proto_mix(p: Option<crate::counters::ProtoCounters>) -> ProtoMix {
     }
     let pct = |n: u64| (1000.0 * n as f64 / total).round() / 10.0;
     ProtoMix { tcp_pct: pct(p.tcp_in), udp_pct: pct(p.udp_in), icmp_pct: pct(p.icmp_in) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::CaptureStatus;
+    use crate::config::Settings;
+    use crate::counters::{ProcSource, Sampler};
+    use crate::paths::{Env, Paths};
+
+    fn write_dev(root: &std::path::Path, packets: u64) {
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        let line =
+            format!("  eth0: {} {packets} 0 0 0 0 0 0 {} {} 0 0 0 0 0 0\n", packets * 100, packets * 50, packets / 2);
+        std::fs::write(root.join("net/.dev"), line).unwrap();
+        std::fs::rename(root.join("net/.dev"), root.join("net/dev")).unwrap();
+    }
+
+    #[test]
+    fn one_snapshot_a_second_with_grace_counting_down_then_detection_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
+        let mut s = Settings::defaults(&Paths::resolve(&env, false));
+        s.detect.grace_period = Duration::from_secs(2);
+        s.procfs_root = dir.path().into();
+        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
+        let cap = CaptureStatus { mode: "limited".into(), reason: None };
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        let mut a = Agent::new(s, sampler, None, cap, None, t0, w0);
+        write_dev(dir.path(), 0);
+        a.start(w0);
+        let mut snaps = Vec::new();
+        for n in 1..=20u32 {
+            write_dev(dir.path(), 200 * n as u64); // 1000 pps at 200 ms ticks
+            let d = Duration::from_millis(200) * n;
+            for m in a.tick(t0 + d, w0 + d) {
+                if let Outgoing::Status(s) = m {
+                    snaps.push(*s);
+                }
+            }
+        }
+        assert_eq!(snaps.len(), 4, "one per second over 4 s (the first tick, then every second)");
+        let first = &snaps[0];
+        assert_eq!((first.interface.as_str(), first.mode.as_str()), ("eth0", "limited"));
+        assert!(!first.baseline.detection_active && first.baseline.grace_left_s > 0.5, "{:?}", first.baseline);
+        let rates = snaps[1].rates; // the first tick has no rate yet (one reading)
+        assert!((rates.rx_pps - 1000.0).abs() < 1.0 && (rates.tx_pps - 500.0).abs() < 1.0, "{rates:?}");
+        assert_eq!(first.thresholds.pps, 5000.0);
+        let last = snaps.last().unwrap();
+        assert!(last.baseline.detection_active && last.baseline.grace_left_s == 0.0, "{:?}", last.baseline);
+        assert_eq!(last.history.len(), 4);
+        assert!(last.mitigations.is_empty() && last.incident.is_none());
+    }
 }

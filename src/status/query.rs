@@ -105,10 +105,17 @@ fn pct(v: f64, of: f64) -> String {
 
 /// The human `--status` text.
 pub fn render_text(s: &StatusSnapshot, now: SystemTime) -> String {
-    let r = &s.rates;
-    let t = &s.thresholds;
-    let b = &s.baseline;
-    let mut lines = vec![
+    let mut lines = rate_lines(s);
+    lines.extend(state_lines(s));
+    let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    lines.push(format!("updated     {:.1} s ago", now_ms.saturating_sub(s.updated_unix_ms) as f64 / 1000.0));
+    lines.join("\n") + "\n"
+}
+
+/// Who runs, where, and the rates against the thresholds.
+fn rate_lines(s: &StatusSnapshot) -> Vec<String> {
+    let (r, t) = (&s.rates, &s.thresholds);
+    vec![
         format!("ftagent {} running (pid {}) since {}", s.version, s.pid, s.started_at),
         format!("mode        {}{}", s.mode, s.capture_reason.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()),
         format!("interface   {}", s.interface),
@@ -122,20 +129,19 @@ pub fn render_text(s: &StatusSnapshot, now: SystemTime) -> String {
             bits(t.bps)
         ),
         format!("tx          {:.0} pps · {}", r.tx_pps, bits(r.tx_bps)),
-    ];
+    ]
+}
+
+/// Baseline, incident, mitigations, spool, API.
+fn state_lines(s: &StatusSnapshot) -> Vec<String> {
+    let b = &s.baseline;
     let detection = if b.detection_active {
         "detection active".to_string()
     } else {
         format!("grace period, {:.0} s left", b.grace_left_s)
     };
-    lines.push(format!(
-        "baseline    quality {}, p99 {:.0} pps, {} samples{}; {detection}",
-        b.quality,
-        b.p99_pps,
-        b.total_samples,
-        if b.restored { ", restored" } else { "" }
-    ));
-    lines.push(match &s.incident {
+    let restored = if b.restored { ", restored" } else { "" };
+    let incident = match &s.incident {
         Some(i) => format!(
             "incident    {} {}, severity {}, open {:.0} s, peak {:.0} pps / {}",
             i.id,
@@ -146,20 +152,26 @@ pub fn render_text(s: &StatusSnapshot, now: SystemTime) -> String {
             bits(i.peak_bps)
         ),
         None => format!("incident    none ({} since start)", s.incidents_total),
-    });
-    lines.push(format!(
-        "mitigations {}",
-        if s.mitigations.is_empty() { "none".to_string() } else { format!("{} active", s.mitigations.len()) }
-    ));
-    lines.push(format!("spool       {} event(s) waiting", s.spool.events));
-    lines.push(match (&s.api.enabled, &s.api.last_success) {
-        (false, _) => "api         not configured (local mode)".into(),
-        (true, Some(t)) => format!("api         last success {t}"),
-        (true, None) => "api         no successful call yet".into(),
-    });
-    let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    lines.push(format!("updated     {:.1} s ago", now_ms.saturating_sub(s.updated_unix_ms) as f64 / 1000.0));
-    lines.join("\n") + "\n"
+    };
+    let mitigations = match s.mitigations.len() {
+        0 => "none".to_string(),
+        n => format!("{n} active"),
+    };
+    let api = match (s.api.enabled, &s.api.last_success) {
+        (false, _) => "not configured (local mode)".to_string(),
+        (true, Some(t)) => format!("last success {t}"),
+        (true, None) => "no successful call yet".to_string(),
+    };
+    vec![
+        format!(
+            "baseline    quality {}, p99 {:.0} pps, {} samples{restored}; {detection}",
+            b.quality, b.p99_pps, b.total_samples
+        ),
+        incident,
+        format!("mitigations {mitigations}"),
+        format!("spool       {} event(s) waiting", s.spool.events),
+        format!("api         {api}"),
+    ]
 }
 
 #[cfg(test)]
