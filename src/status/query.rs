@@ -59,8 +59,22 @@ fn pid_is_ftagent(pid: u32) -> bool {
     }
 }
 
+/// A state file this user may not read is an error (exit 1), not "no agent": the agent may well
+/// be running as another user.
+pub fn check_readable(state_dir: &Path) -> crate::Result<()> {
+    let path = state_file(state_dir);
+    match std::fs::File::open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(crate::Error::PermissionDenied {
+            path,
+            hint: "run it as root or as the agent's user (the state file is 0600)".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `--status`: print the state and return the exit code (0, or 3 when no agent runs).
 pub fn print(state_dir: &Path, config_shown: &str, json: bool, out: &mut dyn std::io::Write) -> crate::Result<u8> {
+    check_readable(state_dir)?;
     let now = SystemTime::now();
     let io = |e: std::io::Error| crate::Error::Runtime(format!("writing the status: {e}"));
     match running(state_dir, now) {

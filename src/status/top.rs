@@ -19,6 +19,7 @@ const REFRESH: Duration = Duration::from_millis(500);
 
 /// Run `--top` until quit; exit 3 when no agent is running at the start.
 pub fn run(state_dir: &Path, config_shown: &str) -> Result<u8> {
+    super::query::check_readable(state_dir)?;
     if let Err(why) = running(state_dir, SystemTime::now()) {
         eprintln!("ftagent: no agent is running for {config_shown}: {why}");
         return Ok(EXIT_NOT_RUNNING);

@@ -130,3 +130,24 @@ fn a_stopped_agent_whose_file_goes_stale_is_not_running() {
     wait_status(&home, &cfg, Duration::from_secs(5), |_| true);
     assert!(util::terminate(&mut agent.0, Duration::from_secs(5)).is_some_and(|s| s.success()));
 }
+
+#[test]
+fn a_state_file_this_user_cannot_read_is_an_error_not_no_agent() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to make a file another user cannot read (CI runs as root)");
+        return;
+    }
+    let home = Home::new();
+    let cfg = home.write_config(serde_json::json!({}));
+    std::fs::create_dir_all(home.state()).unwrap();
+    let file = home.state().join("status.json");
+    std::fs::write(&file, "{}").unwrap();
+    let mut cmd = home.unprivileged(); // hands the tree to nobody
+    std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = util::run(cmd.args(["--status", "--config"]).arg(&cfg));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("status.json") && err.contains("as root or as the agent's user"), "{err}");
+}
