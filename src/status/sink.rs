@@ -73,7 +73,7 @@ impl Sink for StatusSink {
                 _ => {}
             },
             Outgoing::Status(snap) => {
-                let body = serde_json::to_vec_pretty(&self.complete(snap))
+                let body = serde_json::to_vec(&self.complete(snap))
                     .map_err(|e| Error::Runtime(format!("serialising the state file: {e}")))?;
                 write_replace(&self.path, &body)?;
             }
