@@ -151,3 +151,27 @@ fn a_state_file_this_user_cannot_read_is_an_error_not_no_agent() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("status.json") && err.contains("as root or as the agent's user"), "{err}");
 }
+
+/// Capture builds: while an incident is open, the state file (and so `--top`) carries the
+/// incident's top sources and ports from its packet evidence.
+#[cfg(feature = "capture-scapy")]
+#[test]
+fn capture_build_status_shows_the_incidents_top_sources_and_ports() {
+    let Some(pair) = NetnsPair::create() else { return };
+    assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");
+    let home = Home::new();
+    let cfg = home.write_config(serde_json::json!({
+        "interface": pair.veth_a, "baseline_window_s": 10, "grace_period_s": 2,
+    }));
+    let mut agent = Reap(pair.spawn_agent(&home, &cfg));
+    wait_status(&home, &cfg, Duration::from_secs(10), |v| v["baseline"]["detection_active"] == true);
+    let mut flood = pair.syn_flood(6, 8080);
+    let during =
+        wait_status(&home, &cfg, Duration::from_secs(8), |v| v["incident"]["top"]["top_src_ips"][0]["ip"].is_string());
+    let _ = flood.wait();
+    assert_eq!(during["mode"], "capture-scapy", "{during}");
+    let top = &during["incident"]["top"];
+    assert_eq!(top["top_src_ips"][0]["ip"], pair.addr_b.as_str(), "{top}");
+    assert_eq!(top["top_dst_ports"][0]["port"], 8080, "{top}");
+    assert!(util::terminate(&mut agent.0, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
