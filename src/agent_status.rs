@@ -184,6 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn the_start_line_says_how_long_the_baseline_learns() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
+        let s = Settings::defaults(&Paths::resolve(&env, false));
+        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
+        let cap = CaptureStatus { mode: "limited".into(), reason: None };
+        let a = Agent::new(s, sampler, None, cap, None, Instant::now(), SystemTime::now());
+        assert_eq!(
+            a.learning_line(),
+            "learning the baseline: detection starts in 90 s (grace_period_s), the window fills in 300 s (baseline_window_s)"
+        );
+    }
+
+    #[test]
     fn one_snapshot_a_second_with_grace_counting_down_then_detection_active() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };

@@ -95,6 +95,8 @@ fn real_prometheus_scrapes_metrics_listen_and_evaluates_every_rule_and_panel() {
     let agent_port = free_port();
     let cfg = home.write_config(serde_json::json!({
         "interface": "lo", "limited": true, "metrics_listen": format!("127.0.0.1:{agent_port}"),
+        // Fixed thresholds: other tests share the loopback, and its traffic must not move them.
+        "dynamic_threshold": false,
     }));
     let _agent = Reap(
         home.command()

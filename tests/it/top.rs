@@ -96,7 +96,8 @@ fn top_in_tmux_shows_the_flood_rate_and_q_restores_the_terminal() {
 #[test]
 fn top_without_a_terminal_prints_one_line_per_second() {
     let home = Home::new();
-    let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true }));
+    // Fixed thresholds: other tests share the loopback, and its traffic must not move them.
+    let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true, "dynamic_threshold": false }));
     let mut agent = Reap(
         home.command()
             .args(["--no-update-check", "--config"])
