@@ -71,6 +71,13 @@ fn dashboard_exprs() -> Vec<String> {
             out.push(e.replace("$__rate_interval", "1m").replace("$__range", "1h"));
         }
     }
+    // Template variables: `label_values(SELECTOR, label)` is Grafana's; SELECTOR is PromQL.
+    for v in dash["templating"]["list"].as_array().expect("templating") {
+        if let Some(def) = v["definition"].as_str() {
+            let inner = def.strip_prefix("label_values(").and_then(|d| d.rsplit_once(',')).map(|(sel, _)| sel);
+            out.push(inner.expect("label_values(selector, label)").replace("$instance", ".*"));
+        }
+    }
     out
 }
 
@@ -153,7 +160,7 @@ fn real_prometheus_scrapes_metrics_listen_and_evaluates_every_rule_and_panel() {
         assert_eq!(v["status"], "success", "rule expression {e}: {v}");
     }
     let panels = dashboard_exprs();
-    assert!(panels.len() >= 10, "{panels:?}");
+    assert!(panels.len() >= 12, "{panels:?}");
     for e in &panels {
         let v = query(&prom, e);
         assert_eq!(v["status"], "success", "dashboard expression {e}: {v}");
