@@ -79,6 +79,33 @@ fn parse_listen(text: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+    use crate::paths::{Env, Paths};
+
+    fn parse(text: &str) -> crate::Result<Settings> {
+        let env = Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Env::default() };
+        Settings::from_json(text, Some(std::path::Path::new("/c.json")), &Paths::resolve(&env, false))
+    }
+
+    #[test]
+    fn defaults_are_off_json_unsigned() {
+        let s = parse("{}").unwrap();
+        assert_eq!(s.ops, OpsConfig::default());
+        assert!(s.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn keys_parse_and_bad_values_name_the_key() {
+        let s = parse(r#"{"metrics_listen": "9311", "webhook_format": "slack", "webhook_secret": "k"}"#).unwrap();
+        assert_eq!(s.ops.metrics_listen, Some("127.0.0.1:9311".parse().unwrap()));
+        assert_eq!((s.ops.webhook_format, s.ops.webhook_secret.as_str()), (WebhookFormat::Slack, "k"));
+        assert!(s.unknown_keys.is_empty(), "{:?}", s.unknown_keys);
+        let err = parse(r#"{"metrics_listen": "localhost"}"#).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
+        assert!(err.to_string().contains("metrics_listen") && err.to_string().contains("127.0.0.1:9311"), "{err}");
+        let err = parse(r#"{"webhook_format": "teams"}"#).unwrap_err().to_string();
+        assert!(err.contains("webhook_format") && err.contains("pagerduty"), "{err}");
+    }
 
     #[test]
     fn listen_forms() {

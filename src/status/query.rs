@@ -93,9 +93,20 @@ pub fn print(state_dir: &Path, config_shown: &str, json: bool, out: &mut dyn std
                 let v = serde_json::json!({ "running": false, "config": config_shown, "reason": why });
                 writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(io)?;
             }
-            eprintln!("ftagent: no agent is running for {config_shown}: {why}");
+            eprintln!("ftagent: no agent is running for {config_shown}: {why}{}", system_hint(state_dir));
             Ok(EXIT_NOT_RUNNING)
         }
+    }
+}
+
+/// For a user looking at their own state dir while the system service keeps its state elsewhere.
+pub fn system_hint(state_dir: &Path) -> &'static str {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && state_dir != Path::new("/var/lib/ftagent") && Path::new("/var/lib/ftagent").is_dir() {
+        "; for the system service, run it as root (sudo ftagent --status)"
+    } else {
+        ""
     }
 }
 

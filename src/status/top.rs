@@ -21,7 +21,7 @@ const REFRESH: Duration = Duration::from_millis(500);
 pub fn run(state_dir: &Path, config_shown: &str) -> Result<u8> {
     super::query::check_readable(state_dir)?;
     if let Err(why) = running(state_dir, SystemTime::now()) {
-        eprintln!("ftagent: no agent is running for {config_shown}: {why}");
+        eprintln!("ftagent: no agent is running for {config_shown}: {why}{}", super::query::system_hint(state_dir));
         return Ok(EXIT_NOT_RUNNING);
     }
     if std::io::stdout().is_terminal() {
