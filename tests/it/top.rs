@@ -1,6 +1,6 @@
 //! `--top` (§6.6) in a real terminal: tmux (on a private socket) runs `ftagent --top` in a
 //! shell while a veth flood hits the agent in namespace `a`; `capture-pane` must show the flood's
-//! rate, `q` must quit with status 0 and leave the terminal sane (main screen, `stty` back to
+//! rate, `q` (and, in a second session, Ctrl-C) must quit with status 0 and leave the terminal sane
 //! canonical mode with echo). Without a terminal, `--top` prints one line per second.
 
 use std::path::Path;
@@ -120,4 +120,33 @@ fn top_without_a_terminal_prints_one_line_per_second() {
     assert!((3..=5).contains(&lines.len()), "{} lines in 3.5 s:\n{text}", lines.len());
     assert!(lines.iter().all(|l| l.contains(" lo rx_pps=") && l.contains("threshold_pps=5000")), "{text}");
     assert!(!text.contains('\x1b'), "escape codes in the non-terminal output");
+}
+
+#[test]
+fn top_in_tmux_quits_on_ctrl_c_and_restores_the_terminal() {
+    assert!(util::have("tmux"), "tmux is needed (apt-get install tmux)");
+    let home = Home::new();
+    let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true, "dynamic_threshold": false }));
+    let _agent = Reap(
+        home.command()
+            .args(["--no-update-check", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !home.state().join("status.json").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tmux = Tmux { socket: format!("fta-topc-{}", std::process::id()) };
+    tmux.cmd(&["new-session", "-d", "-s", "top", "-x", "100", "-y", "30", "sh", "-c", &shell_line(&cfg)]);
+    let shown = tmux.wait_pane(Duration::from_secs(5), |p| p.contains("threshold 5000 pps"));
+    assert!(shown.contains("RX ") && shown.contains("q or Ctrl-C quits"), "{shown}");
+    tmux.cmd(&["send-keys", "-t", "top", "C-c"]);
+    let after = tmux.wait_pane(Duration::from_secs(5), |p| p.contains(" END"));
+    assert!(after.contains("TOP_EXIT=0"), "Ctrl-C did not quit --top with status 0:\n{after}");
+    assert!(after.contains("MODES icanon echo END"), "terminal left in raw mode:\n{after}");
+    assert_eq!(tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]).trim(), "0");
 }
