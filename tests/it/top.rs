@@ -1,7 +1,8 @@
 //! `--top` (§6.6) in a real terminal: tmux (on a private socket) runs `ftagent --top` in a
 //! shell while a veth flood hits the agent in namespace `a`; `capture-pane` must show the flood's
-//! rate, `q` (and, in a second session, Ctrl-C) must quit with status 0 and leave the terminal sane
-//! canonical mode with echo). Without a terminal, `--top` prints one line per second.
+//! rate, `q` (and, in a second session, Ctrl-C) must quit with status 0 and leave the terminal
+//! sane (main screen, `stty` back to canonical mode with echo). Without a terminal, `--top` prints
+//! one line per second.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
