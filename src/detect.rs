@@ -212,8 +212,10 @@ pub struct Detector {
     confirm_proto: ProtoCounters,
     /// The current wave over 1×: (start, start wall time, last sample over).
     wave: Option<(Instant, SystemTime, Instant)>,
-    /// Accumulated excess over the thresholds (seconds × (ratio − 1)), never below 0.
+    /// Accumulated excess over the thresholds (seconds × (ratio − 1)), never below 0, and since
+    /// when it has been above 0.
     excess: f64,
+    excess_since: Option<Instant>,
     last_step: Option<Instant>,
     open: Option<Incident>,
 }
@@ -232,6 +234,7 @@ impl Detector {
             confirm_proto: ProtoCounters::default(),
             wave: None,
             excess: 0.0,
+            excess_since: None,
             last_step: None,
             open: None,
         }
@@ -279,10 +282,12 @@ impl Detector {
         }
         if self.in_grace(now) {
             self.excess = 0.0;
+            self.excess_since = None;
             return self.step_grace(now, wall, s, thr);
         }
         let ratio = max_ratio(s, thr).min(IMMEDIATE_FACTOR);
         self.excess = (self.excess + (ratio - 1.0) * dt).max(0.0);
+        self.excess_since = if self.excess > 0.0 { self.excess_since.or(Some(now)) } else { None };
         let over = Over::of(s, thr, 1.0);
         if !over.any() {
             self.reset_confirm();
@@ -293,7 +298,7 @@ impl Detector {
         }
         self.count_over(now, wall, s, thr);
         let immediate = Over::at_least(s, thr, IMMEDIATE_FACTOR).any();
-        let confirmed = self.excess >= BURST_EXCESS
+        let confirmed = self.bursting(now)
             || if self.in_cooldown(now) {
                 self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
             } else {
@@ -342,6 +347,13 @@ impl Detector {
         }
     }
 
+    /// The excess reached [`BURST_EXCESS`], and has built up for at least the confirmation
+    /// duration the server asked for (`confirm_for`), which no path may cut short.
+    fn bursting(&self, now: Instant) -> bool {
+        let age = self.excess_since.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+        self.excess >= BURST_EXCESS && self.cfg.confirm_for.is_none_or(|d| age >= d)
+    }
+
     /// How long the samples have been over 1× without a break.
     fn sustained(&self, now: Instant) -> Duration {
         self.confirm_since.map(|(t, _)| now.saturating_duration_since(t)).unwrap_or_default()
@@ -383,6 +395,7 @@ impl Detector {
         self.reset_confirm();
         self.wave = None;
         self.excess = 0.0;
+        self.excess_since = None;
     }
 
     fn step_open(&mut self, now: Instant, s: &Sample) -> Option<Change> {
