@@ -6,7 +6,7 @@
 # root setup hands /etc/ftagent/config.json to `ftagent`; dpkg -r then --purge leave nothing
 # behind. The .rpm is checked with rpm -qlp / rpm -qp --scripts; lintian must report no error.
 #
-# Needs root and: debhelper dpkg-dev lintian rpm systemd man-db passwd adduser libpcap-dev, and
+# Needs root and: debhelper dpkg-dev lintian rpm systemd man-db passwd adduser libpcap-dev logrotate, and
 # cargo (found as debian/rules and the spec say). Build outputs go to a temp dir; the repository
 # tree is left as it was (cargo's target/ is a cache and stays).
 set -euo pipefail
@@ -15,7 +15,7 @@ REPO=$PWD
 T0=$SECONDS
 
 [ "$(id -u)" = 0 ] || { echo "package-check: needs root (dpkg -i, useradd)"; exit 1; }
-for tool in dpkg-buildpackage rpmbuild lintian systemd-analyze setpriv useradd; do
+for tool in dpkg-buildpackage rpmbuild lintian systemd-analyze setpriv useradd logrotate; do
     command -v "$tool" >/dev/null || { echo "package-check: $tool is missing"; exit 1; }
 done
 
@@ -75,6 +75,11 @@ for f in /usr/lib/systemd/system/ftagent.service /usr/lib/systemd/user/ftagent.s
     [ -f "$f" ] || fail "missing $f"
 done
 ok "units and completions installed"
+[ -f /etc/logrotate.d/ftagent ] || fail "missing /etc/logrotate.d/ftagent"
+cmp -s /etc/logrotate.d/ftagent debian/ftagent.logrotate || fail "/etc/logrotate.d/ftagent is not debian/ftagent.logrotate"
+logrotate -d -s "$WORK/logrotate.state" /etc/logrotate.d/ftagent >"$WORK/logrotate.txt" 2>&1 \
+    || { cat "$WORK/logrotate.txt"; fail "logrotate -d /etc/logrotate.d/ftagent"; }
+ok "logrotate file /etc/logrotate.d/ftagent installed and accepted by logrotate -d"
 dpkg -c "$DEB" >"$WORK/deb-files.txt"
 grep -q './usr/share/man/man1/ftagent.1.gz' "$WORK/deb-files.txt" || fail "no man page in the package"
 if [ -f /usr/share/man/man1/ftagent.1.gz ]; then
@@ -154,7 +159,9 @@ for f in /usr/bin/ftagent /usr/lib/systemd/system/ftagent.service /usr/lib/syste
     grep -qx "$f" "$WORK/rpm-files.txt" || fail "$f not in the rpm"
 done
 grep -q '^/usr/share/man/man1/ftagent.1' "$WORK/rpm-files.txt" || fail "no man page in the rpm"
-ok "rpm -qlp: binary, both units, man page, completions"
+grep -qx /etc/logrotate.d/ftagent "$WORK/rpm-files.txt" || fail "no logrotate file in the rpm"
+rpm -qcp "$RPM" 2>/dev/null | grep -qx /etc/logrotate.d/ftagent || fail "the rpm's logrotate file is not a %config file"
+ok "rpm -qlp: binary, both units, man page, completions, logrotate (%config)"
 rpm -qp --scripts "$RPM" >"$WORK/rpm-scripts.txt" 2>/dev/null
 grep -q 'useradd -r -g ftagent' "$WORK/rpm-scripts.txt" || fail "the rpm does not create the ftagent user"
 if grep -Eq 'systemctl( [^ ]+)* (enable|start)( |$)' "$WORK/rpm-scripts.txt"; then fail "the rpm enables or starts the service"; fi

@@ -48,6 +48,8 @@ pub struct Agent {
     next_heartbeat: Instant,
     next_save: Instant,
     incidents_total: u64,
+    /// The state file's clock and history (§6.6), see `agent_status.rs`.
+    status: status::StatusClock,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +93,7 @@ impl Agent {
             last_rates: None,
             class_prev: None,
             incidents_total: 0,
+            status: status::StatusClock::new(now, wall),
         }
     }
 
@@ -330,6 +333,7 @@ impl Agent {
             self.next_save = now + SAVE_EVERY;
             out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
         }
+        self.publish_status(now, wall, out);
     }
 
     fn metrics(&mut self, wall: SystemTime) -> Metrics {
@@ -416,6 +420,10 @@ fn class_map(r: crate::classes::ClassRates) -> std::collections::BTreeMap<String
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+#[path = "agent_status.rs"]
+mod status;
+pub use status::STATUS_EVERY;
 
 #[cfg(test)]
 #[path = "agent_tests.rs"]

@@ -22,13 +22,16 @@ pub fn main_with(cli: Cli) -> Result<u8> {
             return service::install(&setup::env_from_process(), cli.limited, &current_exe()?, &mut std::io::stdout())
         }
         Action::Analyze { file, json } => return analyze(&cli, &file, json),
-        Action::Run | Action::Test | Action::Update => {}
+        Action::Run | Action::Test | Action::Update | Action::Status { .. } | Action::Top => {}
     }
     let env = Env::from_process();
     let paths = Paths::resolve(&env, cli.limited);
     let mut settings = Settings::load(cli.config.as_deref(), &paths)?;
     if cli.limited {
         settings.limited = true;
+    }
+    if let Some(code) = crate::status::for_action(&action, &settings, &config_path(&cli))? {
+        return Ok(code);
     }
     let level = logging::adjust(settings.log_level, cli.verbosity_delta());
     let log_file = if action == Action::Run { settings.log_file.clone() } else { None };

@@ -13,7 +13,8 @@ use clap::{ArgAction, Parser};
     version,
     about = "DDoS-detection agent: learns a host's normal traffic and opens an incident within a second of a flood",
     long_about = None,
-    after_help = "With no flags, runs the agent in the foreground until SIGTERM/SIGINT."
+    after_help = "With no flags, runs the agent in the foreground until SIGTERM/SIGINT.",
+    after_long_help = crate::cli_help::AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// Interactive setup wizard; with --limited it stores "limited": true
@@ -48,9 +49,19 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub analyze: Option<PathBuf>,
 
-    /// With --analyze: print one JSON object instead of a summary
-    #[arg(long, requires = "analyze")]
+    /// With --analyze or --status: print one JSON object instead of text
+    #[arg(long)]
     pub json: bool,
+
+    /// Show the running agent's state (rates against thresholds, baseline, incident, spool,
+    /// API); exit 3 when no agent is running for this config
+    #[arg(long)]
+    pub status: bool,
+
+    /// Live view of the running agent (rates with a sparkline, thresholds, protocol mix); q
+    /// quits; one line per second when stdout is not a terminal
+    #[arg(long)]
+    pub top: bool,
 
     /// With --setup: take answers from flags and FTAGENT_API_KEY / FTAGENT_NODE_UUID, never prompt
     #[arg(long, requires = "setup")]
@@ -87,6 +98,8 @@ pub enum Action {
     InstallService,
     Analyze { file: PathBuf, json: bool },
     Generate(Vec<String>),
+    Status { json: bool },
+    Top,
 }
 
 impl Cli {
@@ -108,6 +121,15 @@ impl Cli {
         if let Some(file) = &self.analyze {
             let json = self.json;
             chosen.push(("--analyze", Action::Analyze { file: file.clone(), json }));
+        }
+        if self.status {
+            chosen.push(("--status", Action::Status { json: self.json }));
+        }
+        if self.top {
+            chosen.push(("--top", Action::Top));
+        }
+        if self.json && self.analyze.is_none() && !self.status {
+            return Err("--json goes with --analyze or --status".into());
         }
         if let Some(what) = &self.generate {
             chosen.push(("--generate", Action::Generate(what.clone())));
@@ -168,7 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn json_without_analyze_is_rejected() {
-        assert!(Cli::try_parse_from(["ftagent", "--json"]).is_err());
+    fn json_without_analyze_or_status_is_rejected() {
+        let err = parse(&["--json"]).action().unwrap_err();
+        assert!(err.contains("--json goes with"), "{err}");
+        assert_eq!(parse(&["--status", "--json"]).action(), Ok(Action::Status { json: true }));
+        assert_eq!(parse(&["--top"]).action(), Ok(Action::Top));
     }
 }

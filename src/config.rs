@@ -153,6 +153,8 @@ pub struct Settings {
     pub prometheus_textfile: Option<PathBuf>,
     pub ioc_patterns: Vec<IocPattern>,
     pub procfs_root: PathBuf,
+    /// `metrics_listen`, `webhook_format`, `webhook_secret`, `pagerduty_routing_key` (§6.6).
+    pub ops: ops::OpsConfig,
     /// Keys present in the file that this version does not know.
     pub unknown_keys: Vec<String>,
     /// The file's JSON object as read, so `--setup` can keep keys it does not ask about.
@@ -234,7 +236,11 @@ impl Settings {
             "TRACE" => LevelFilter::Trace,
             _ => return Err(r.invalid("log_level", "accepted: ERROR, WARN, INFO, DEBUG, TRACE")),
         };
-        let mut unknown_keys: Vec<String> = map.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())).cloned().collect();
+        let mut unknown_keys: Vec<String> = map
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !ops::KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
         unknown_keys.sort();
         Ok(Settings {
             source: path.map(Path::to_path_buf),
@@ -264,6 +270,7 @@ impl Settings {
             prometheus_textfile: r.optional_path("prometheus_textfile", PathBuf::new())?,
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
+            ops: ops::read(&r)?,
             api_key,
             state_dir,
             unknown_keys,
@@ -375,6 +382,8 @@ fn locate_key(text: &str, key: &str) -> (usize, usize) {
 pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, Value> {
     raw.iter().filter(|(k, _)| !asked.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
+
+pub mod ops;
 
 #[cfg(test)]
 mod tests;

@@ -56,6 +56,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn man_page_documents_the_operator_interfaces() {
+        let man = gen(&["man"]).unwrap();
+        for text in
+            ["\\-\\-status", "\\-\\-top", "status.json", "metrics_listen", "webhook_format", "pagerduty_routing_key"]
+        {
+            assert!(man.contains(text), "man page lacks {text}");
+        }
+        assert!(
+            man.contains("X\\-Ftagent\\-Signature") && man.contains("SIGHUP") && man.contains("3 no agent running")
+        );
+    }
+
     /// Regression: clap_complete panicked when stdout was closed (`--generate completions bash | head`).
     #[test]
     fn a_closed_output_is_an_error_not_a_panic() {

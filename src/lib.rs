@@ -1,7 +1,7 @@
 //! ftagent: a DDoS-detection agent for Linux servers.
 //!
 //! Crate map (data flows top to bottom):
-//! - [`cli`]: flags (§2), no I/O. [`app`]: what each invocation does.
+//! - [`cli`]: flags (§2), no I/O; [`cli_help`] its long help. [`app`]: what each invocation does.
 //! - [`paths`], [`config`]: where files live (§3.1) and the validated settings (§3.2).
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
@@ -18,6 +18,8 @@
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
 //!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
+//! - [`reopen`]: log files that follow logrotate (SIGHUP).
+//! - [`status`]: the state file, `--status` and `--top` (§6.6).
 
 pub mod account;
 pub mod agent;
@@ -27,6 +29,7 @@ pub mod baseline;
 pub mod capture;
 pub mod classes;
 pub mod cli;
+pub mod cli_help;
 pub mod config;
 pub mod counters;
 pub mod detect;
@@ -39,12 +42,14 @@ pub mod learn;
 pub mod logging;
 pub mod mix;
 pub mod paths;
+pub mod reopen;
 pub mod report;
 pub mod run;
 pub mod selftest;
 pub mod service;
 pub mod setup;
 pub mod statefile;
+pub mod status;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tcpdump;
 pub mod update;

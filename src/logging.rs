@@ -1,5 +1,6 @@
-//! Log set-up for the binary: stderr always (timestamps only on a terminal, since journald adds
-//! its own), plus `log_file` when set. The library itself only uses `log` macros.
+//! Log set-up for the binary: stderr always (timestamps and colours only on a terminal: journald
+//! adds its own timestamps, and a redirected stderr must carry no escape codes), plus `log_file`
+//! when set, reopened on SIGHUP for logrotate. The library itself only uses `log` macros.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,16 +31,14 @@ pub fn init(level: LevelFilter, log_file: Option<&Path>) {
         stderr_cfg.set_time_level(LevelFilter::Off);
     }
     let mut loggers: Vec<Box<dyn SharedLogger>> =
-        vec![TermLogger::new(level, stderr_cfg.build(), TerminalMode::Stderr, ColorChoice::Auto)];
+        vec![TermLogger::new(level, stderr_cfg.build(), TerminalMode::Stderr, colours(tty))];
     let mut file_error = None;
     if let Some(path) = log_file {
         let opened = path
             .parent()
             .map(|d| if d.exists() { Ok(()) } else { crate::fsutil::ensure_private_dir(d) })
             .unwrap_or(Ok(()))
-            .and_then(|_| {
-                std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| crate::Error::io(path, e))
-            });
+            .and_then(|_| crate::reopen::ReopeningFile::open(path, 0o640).map_err(|e| crate::Error::io(path, e)));
         match opened {
             Ok(f) => {
                 let mut cfg = ConfigBuilder::new();
@@ -53,6 +52,15 @@ pub fn init(level: LevelFilter, log_file: Option<&Path>) {
     let _ = CombinedLogger::init(loggers);
     if let Some(e) = file_error {
         log::warn!("log file disabled: {e}");
+    }
+}
+
+/// Colours only when stderr is a terminal; simplelog's `Auto` would colour a redirected stderr.
+pub fn colours(stderr_is_terminal: bool) -> ColorChoice {
+    if stderr_is_terminal {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
     }
 }
 

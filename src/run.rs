@@ -1,6 +1,7 @@
 //! The foreground agent: the only place that reads clocks and loops. Sampling runs on its own
 //! thread and hands messages to the report worker through a bounded channel; the main thread
-//! waits for SIGTERM/SIGINT and then stops both, within a few seconds, whatever the sinks do.
+//! waits for SIGTERM/SIGINT and then stops both, within a few seconds, whatever the sinks do;
+//! SIGHUP makes the log file and the event log reopen (logrotate).
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -56,7 +57,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     fsutil::ensure_private_dir(&settings.state_dir)?;
     let mut sinks = local_sinks(&settings)?;
     sinks.extend(opts.extra_sinks);
-    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
+    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| Error::Runtime(format!("cannot install signal handlers: {e}")))?;
 
     let saved = load_baseline(&baseline_path(&settings));
@@ -78,8 +79,15 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
 
     let mut signals = signals;
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == libc::SIGHUP {
+            // logrotate: the log file and the event log reopen their paths before the next write.
+            crate::reopen::request();
+            info!("SIGHUP: reopening the log file and the event log");
+            continue;
+        }
         info!("received signal {sig}; stopping");
+        break;
     }
     let _ = stop_tx.send(());
     if sampling.join().is_err() {
@@ -108,6 +116,7 @@ fn sample_loop(
                 interval.as_millis(),
                 if agent.baseline_restored() { ", saved baseline restored" } else { "" }
             );
+            info!("{}", agent.learning_line());
         }
     }
     outbox.send_all(vec![start]);

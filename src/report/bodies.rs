@@ -18,7 +18,7 @@ pub fn api_entries(msg: &Outgoing) -> Vec<Entry> {
         Outgoing::Heartbeat(h) => vec![(Kind::Heartbeat, None, key(), to_value(h))],
         Outgoing::Metrics(m) => vec![(Kind::Metrics, None, key(), to_value(m))],
         Outgoing::Event(e) => event_entries(e, key),
-        Outgoing::SaveBaseline(_) => vec![],
+        Outgoing::SaveBaseline(_) | Outgoing::Status(_) => vec![],
     }
 }
 

@@ -13,6 +13,8 @@ use crate::fsutil;
 pub struct EventLog {
     path: PathBuf,
     file: Option<File>,
+    /// The reopen generation last seen: after SIGHUP (logrotate) the file is reopened.
+    seen: u64,
 }
 
 impl EventLog {
@@ -24,7 +26,7 @@ impl EventLog {
             }
         }
         let file = Self::open_file(path)?;
-        Ok(EventLog { path: path.to_path_buf(), file: Some(file) })
+        Ok(EventLog { path: path.to_path_buf(), file: Some(file), seen: crate::reopen::generation() })
     }
 
     fn open_file(path: &Path) -> Result<File> {
@@ -52,6 +54,12 @@ impl Sink for EventLog {
     }
 
     fn handle(&mut self, msg: &Outgoing) -> Result<()> {
+        // Checked on every message (a state snapshot comes each second), so a rotated log is
+        // recreated within a second of SIGHUP even when no event follows.
+        if crate::reopen::generation() != self.seen {
+            self.seen = crate::reopen::generation();
+            self.file = Some(Self::open_file(&self.path)?);
+        }
         let Outgoing::Event(e) = msg else { return Ok(()) };
         let mut line = serde_json::to_vec(e).map_err(|e| Error::Runtime(format!("serialising event: {e}")))?;
         line.push(b'\n');
@@ -110,7 +118,7 @@ mod tests {
         if !dev_full.exists() {
             return;
         }
-        let mut log = EventLog { path: dev_full.into(), file: None };
+        let mut log = EventLog { path: dev_full.into(), file: None, seen: 0 };
         let err = log.handle(&Outgoing::Event(Event::new(SystemTime::now(), EventBody::AgentStop {}))).unwrap_err();
         assert!(err.to_string().contains("/dev/full"), "{err}");
     }

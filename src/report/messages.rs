@@ -13,6 +13,9 @@ pub enum Outgoing {
     Heartbeat(Heartbeat),
     /// Persist the baseline (every 60 s and at exit).
     SaveBaseline(Box<Snapshot>),
+    /// The once-a-second state for the state file and `/metrics` (§6.6); dropped, like metrics,
+    /// when the worker is behind.
+    Status(Box<crate::status::StatusSnapshot>),
 }
 
 impl Outgoing {

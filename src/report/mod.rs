@@ -7,7 +7,9 @@ pub mod api;
 pub mod apisink;
 pub mod bodies;
 pub mod eventlog;
+pub mod health;
 pub mod messages;
+pub mod metrics_http;
 mod pcap;
 pub mod remote;
 pub mod retry;
@@ -15,6 +17,7 @@ pub mod sender;
 pub mod spool;
 pub mod textfile;
 pub mod webhook;
+pub mod webhook_format;
 pub mod wire;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};

@@ -19,7 +19,12 @@ use super::spool::{Item, Kind, OpenAck, Spool};
 /// Where a spool goes.
 pub enum Dest {
     Api(ApiClient),
-    Webhook { url: String, timeout_s: u64 },
+    /// `secret` non-empty: every attempt is signed (§6.6, `report::webhook_format`).
+    Webhook {
+        url: String,
+        timeout_s: u64,
+        secret: String,
+    },
 }
 
 /// What one step did.
@@ -108,8 +113,8 @@ impl Drain {
     /// Send one item; `Ok(reply)` carries the server's answer, `Err` a transport failure.
     fn attempt(&mut self, item: &Item) -> Attempt {
         match &self.dest {
-            Dest::Webhook { url, timeout_s } => {
-                let req = webhook_request(url, &item.key, &item.body);
+            Dest::Webhook { url, timeout_s, secret } => {
+                let req = webhook_request(url, &item.key, &item.body, secret);
                 Attempt::Reply(api::send(&req, *timeout_s))
             }
             Dest::Api(client) => {
@@ -173,6 +178,9 @@ impl Drain {
             }
         }
         self.spool.remove(item.seq);
+        if matches!(self.dest, Dest::Api(_)) {
+            super::health::record_api_success(SystemTime::now());
+        }
         if self.breaker.on_success() {
             info!("{}: delivering again; {} item(s) waiting", self.name, self.spool.len());
         }
@@ -249,6 +257,7 @@ impl Drain {
     fn settle_plain(&mut self, now: Instant, failed: Option<String>) {
         match failed {
             None => {
+                super::health::record_api_success(SystemTime::now());
                 self.breaker.on_success();
             }
             Some(reason) => {
@@ -278,17 +287,19 @@ pub fn parse_uuid(body: &[u8]) -> Option<String> {
     ok.then(|| u.to_string())
 }
 
-pub fn webhook_request(url: &str, key: &str, body: &serde_json::Value) -> HttpRequest {
-    HttpRequest {
-        method: Method::Post,
-        url: url.to_string(),
-        headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("User-Agent".into(), format!("ftagent/{}", crate::event::AGENT_VERSION)),
-            ("Idempotency-Key".into(), key.to_string()),
-        ],
-        body: serde_json::to_vec(body).unwrap_or_default(),
+/// A webhook POST; signed with `secret` (when non-empty) at the time it is built.
+pub fn webhook_request(url: &str, key: &str, body: &serde_json::Value, secret: &str) -> HttpRequest {
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    let mut headers = vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("User-Agent".into(), format!("ftagent/{}", crate::event::AGENT_VERSION)),
+        ("Idempotency-Key".into(), key.to_string()),
+    ];
+    if !secret.is_empty() {
+        let unix_s = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        headers.extend(super::webhook_format::signature_headers(secret, unix_s, &body));
     }
+    HttpRequest { method: Method::Post, url: url.to_string(), headers, body }
 }
 
 /// Run the drain on its own thread until the spool is stopped.

@@ -74,7 +74,7 @@ pub fn render(m: &Metrics, spooled: u64) -> String {
     out
 }
 
-fn fmt(v: f64) -> String {
+pub(crate) fn fmt(v: f64) -> String {
     if v.is_finite() {
         format!("{v}")
     } else {
@@ -82,7 +82,7 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

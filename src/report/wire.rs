@@ -12,7 +12,7 @@ use super::apisink::ApiSink;
 use super::remote::{self, ConfigPoll, Control};
 use super::spool::Spool;
 use super::textfile::TextfileSink;
-use super::webhook::WebhookSink;
+use super::webhook::{WebhookOptions, WebhookSink};
 use super::Sink;
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -54,9 +54,18 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
     if !settings.webhook_url.is_empty() {
         check_webhook(&settings.webhook_url)?;
         let spool = Arc::new(Spool::open(&spool_root.join("webhook"), max_bytes)?);
-        sinks.push(Box::new(WebhookSink::spooled(&settings.webhook_url, spool.clone())));
+        sinks.push(Box::new(WebhookSink::spooled(
+            &settings.webhook_url,
+            spool.clone(),
+            WebhookOptions::from_settings(settings),
+        )));
         spools.push(spool);
     }
+    if let Some(addr) = settings.ops.metrics_listen {
+        sinks.push(Box::new(super::metrics_http::MetricsHttp::start(addr, spools.clone())?));
+    }
+    let status_path = crate::status::state_file(&settings.state_dir);
+    sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {
         sinks.push(Box::new(TextfileSink { path: path.clone(), spools }));
     }
@@ -72,7 +81,7 @@ pub fn for_test(settings: &Settings) -> Result<Vec<Box<dyn Sink>>> {
     }
     if !settings.webhook_url.is_empty() {
         check_webhook(&settings.webhook_url)?;
-        sinks.push(Box::new(WebhookSink::direct(&settings.webhook_url)));
+        sinks.push(Box::new(WebhookSink::direct(&settings.webhook_url, WebhookOptions::from_settings(settings))));
     }
     Ok(sinks)
 }

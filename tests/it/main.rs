@@ -14,12 +14,17 @@ mod fakeproc;
 mod limited;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
+mod logs;
+mod prometheus;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
 mod statefiles;
+mod status;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
+mod top;
 mod update;
+mod webhook_formats;

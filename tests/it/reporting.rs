@@ -48,7 +48,7 @@ fn api_keys(base: &str) -> Value {
     json!({ "api_key": "ftk_test_0123456789abcdef", "node_uuid": "node-it-1", "api_base": format!("{base}/api/v1") })
 }
 
-fn merge(mut a: Value, b: Value) -> Value {
+pub fn merge(mut a: Value, b: Value) -> Value {
     if let (Value::Object(x), Value::Object(y)) = (&mut a, b) {
         x.extend(y);
     }
@@ -57,7 +57,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 
 /// A flood on the fake tree: high rate until `incident_open` number `n`, hold, then back to
 /// normal until its resolve.
-fn flood(home: &Home, fake: &FakeProc, n: usize, hold: Duration) -> Value {
+pub fn flood(home: &Home, fake: &FakeProc, n: usize, hold: Duration) -> Value {
     fake.set_pps(20_000);
     let opens = wait_events(home, "incident_open", n, Duration::from_secs(10));
     assert_eq!(opens.len(), n, "incident_open #{n}; agent log:\n{}", agent_log(home));

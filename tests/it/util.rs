@@ -190,6 +190,18 @@ pub fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     }
 }
 
+/// A child that is killed when the test ends, also when an assertion fails first.
+pub struct Reap(pub Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn")
 }
