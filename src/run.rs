@@ -72,10 +72,13 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let saved = load_baseline(&baseline_path(&settings));
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
     let interval = settings.detect.sample_interval;
-    let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
-
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     let worker = report::spawn_worker(rx, sinks);
+    // Mitigation consumes incident events on its own thread and reports through the same sinks.
+    let mitigation = crate::mitigate::start(&settings, tx.clone());
+    let observer = mitigation.as_ref().map(|m| m.observer());
+    let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
+
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
     let close_signals = CloseOnDrop(signals.handle());
@@ -83,7 +86,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         .name("ftagent-sample".into())
         .spawn(move || {
             let _close = close_signals;
-            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control)
+            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer)
         })
         .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
 
@@ -92,7 +95,11 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         info!("received signal {sig}; stopping");
     }
     let _ = stop_tx.send(());
-    if sampling.join().is_err() {
+    let sampled = sampling.join();
+    if let Some(m) = mitigation {
+        m.stop();
+    }
+    if sampled.is_err() {
         return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
     }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
@@ -108,7 +115,14 @@ fn sample_loop(
     interval: Duration,
     stop: mpsc::Receiver<()>,
     control: Option<mpsc::Receiver<crate::report::remote::Control>>,
+    mitigation: Option<crate::mitigate::Observer>,
 ) {
+    let hand_over = |outbox: &mut Outbox, msgs: Vec<crate::report::Outgoing>| {
+        if let Some(m) = &mitigation {
+            m.observe(&msgs);
+        }
+        outbox.send_all(msgs);
+    };
     let start = agent.start(SystemTime::now());
     if let crate::report::Outgoing::Event(e) = &start {
         if let crate::event::EventBody::AgentStart { interface, mode, .. } = &e.body {
@@ -129,7 +143,7 @@ fn sample_loop(
             }
         }
         let msgs = agent.tick(Instant::now(), SystemTime::now());
-        outbox.send_all(msgs);
+        hand_over(&mut outbox, msgs);
         let now = Instant::now();
         next = if agent.confirming() {
             // Over threshold: confirm with a quick second look instead of a whole interval.
@@ -145,7 +159,7 @@ fn sample_loop(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    outbox.send_all(agent.stop(Instant::now(), SystemTime::now()));
+    hand_over(&mut outbox, agent.stop(Instant::now(), SystemTime::now()));
     outbox.flush_blocking();
 }
 

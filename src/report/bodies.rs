@@ -79,6 +79,15 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
             }
             out
         }
+        EventBody::MitigationApply(m) | EventBody::MitigationRemove(m) => {
+            // The service hears of mitigation in incident updates, as `mitigation` (§10).
+            let b = json!({
+                "client_incident_id": m.incident_id,
+                "ts": e.ts,
+                "mitigation": {"event": e.name(), "mode": m.mode, "rules": m.rules, "expires_at": m.expires_at, "reason": m.reason},
+            });
+            vec![(Kind::Update, Some(m.incident_id.clone()), key(), b)]
+        }
         EventBody::AgentStart { .. } | EventBody::AgentStop {} => vec![],
     }
 }
@@ -130,6 +139,14 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
             r.severity,
             r.reason.replace('_', " "),
             r.incident_id
+        ),
+        EventBody::MitigationApply(m) | EventBody::MitigationRemove(m) => format!(
+            "{} on {host}: {} rule(s) ({}), {} [{}]",
+            if e.name() == "mitigation_apply" { "Mitigation applied" } else { "Mitigation removed" },
+            m.rules.len(),
+            m.mode.replace('_', "-"),
+            m.reason.replace('_', " "),
+            m.incident_id
         ),
         _ => return None,
     };
