@@ -11,6 +11,8 @@ mod capture_stop;
 mod cli;
 mod fakeproc;
 mod limited;
+#[cfg(feature = "capture-scapy")]
+mod mitigation;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
