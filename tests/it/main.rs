@@ -13,6 +13,8 @@ mod fakeproc;
 mod limited;
 #[cfg(feature = "capture-scapy")]
 mod mitigation;
+#[cfg(feature = "capture-scapy")]
+mod mitigation_more;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
