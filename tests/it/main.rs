@@ -14,6 +14,8 @@ mod limited;
 #[cfg(feature = "capture-scapy")]
 mod mitigation;
 #[cfg(feature = "capture-scapy")]
+mod mitigation_bgp;
+#[cfg(feature = "capture-scapy")]
 mod mitigation_more;
 mod reporting;
 mod reporting_netns;
