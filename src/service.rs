@@ -61,8 +61,10 @@ pub fn unit_text(kind: UnitKind, exe: &Path) -> String {
 }
 
 fn system_unit(exe: &Path, capture: bool) -> String {
-    // Capture needs CAP_NET_RAW (+CAP_NET_ADMIN for promiscuous mode); a counters-only build
-    // needs no capability at all, so its bounding set is empty.
+    // Capture needs CAP_NET_RAW (+CAP_NET_ADMIN for promiscuous mode, and for the nftables
+    // rules of `mitigation`, which only capture builds plan; the `nft` child inherits it as an
+    // ambient capability, over AF_NETLINK). A counters-only build needs no capability at all,
+    // so its bounding set is empty.
     let caps = if capture {
         "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\nCapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"
     } else {
@@ -263,6 +265,15 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}");
         }
         assert!(!text.contains("User=root"));
+    }
+
+    #[test]
+    fn capture_builds_can_run_nft_for_mitigation() {
+        let text = system_unit(Path::new("/usr/bin/ftagent"), true);
+        let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).unwrap_or_default().to_string();
+        assert!(line("AmbientCapabilities=").contains("CAP_NET_ADMIN"), "{text}");
+        assert!(line("CapabilityBoundingSet=").contains("CAP_NET_ADMIN"), "{text}");
+        assert!(!text.contains("RestrictAddressFamilies") || line("RestrictAddressFamilies=").contains("AF_NETLINK"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod limited;
 mod mitigation;
 #[cfg(feature = "capture-scapy")]
 mod mitigation_bgp;
+mod mitigation_config;
 #[cfg(feature = "capture-scapy")]
 mod mitigation_more;
 mod reporting;
