@@ -23,6 +23,8 @@ pub struct Active {
     pub expires: SystemTime,
     /// Its incident resolved (or belonged to an earlier run): hold until `expires`, no renewal.
     pub resolved: bool,
+    /// In its incident's latest plan: only these are renewed; the others run out (`expired`).
+    pub wanted: bool,
     /// Packets dropped by earlier incarnations of the element (a renewal resets its counter).
     pub dropped_before: u64,
     pub dropped: u64,
@@ -99,6 +101,7 @@ impl State {
                 applied: Applied { rule: l.rule, incident: l.incident, timeout_s: l.expires_s.max(1) },
                 expires: now + Duration::from_secs(l.expires_s.max(1)),
                 resolved: true,
+                wanted: false,
                 dropped_before: l.packets,
                 dropped: l.packets,
             })
@@ -131,7 +134,7 @@ impl State {
                 for &i in &due {
                     self.active[i].resolved = true;
                 }
-                self.renew(&due, now + ttl);
+                self.renew(&due, now, ttl);
                 self.entries(|a| a.applied.incident == r.incident_id)
             }
             _ => Vec::new(),
@@ -141,6 +144,10 @@ impl State {
     fn planned(&mut self, id: &str, class: &Classification, reason: &str, now: SystemTime) -> Vec<Value> {
         self.open.insert(id.to_string());
         let planned = plan::plan(class, &self.cfg, &self.allow);
+        let wanted: HashSet<String> = planned.iter().map(|p| p.rule.key()).collect();
+        for a in self.active.iter_mut().filter(|a| a.applied.incident == id) {
+            a.wanted = wanted.contains(&a.applied.rule.key());
+        }
         let keys: HashSet<String> = self.active.iter().map(|a| a.applied.rule.key()).collect();
         let new: Vec<Planned> = planned.iter().filter(|p| !keys.contains(&p.rule.key())).cloned().collect();
         let wanted = new.len();
@@ -160,6 +167,7 @@ impl State {
                 applied: Applied { rule: p.rule, incident: id.to_string(), timeout_s },
                 expires: now + self.cfg.ttl,
                 resolved: false,
+                wanted: true,
                 dropped_before: 0,
                 dropped: 0,
             })
@@ -204,12 +212,13 @@ impl State {
             .filter(|&i| {
                 let a = &self.active[i];
                 !a.resolved
+                    && a.wanted
                     && self.open.contains(&a.applied.incident)
                     && a.expires.duration_since(now).unwrap_or_default() <= half
             })
             .collect();
         if !due.is_empty() {
-            self.renew(&due, now + self.cfg.ttl);
+            self.renew(&due, now, self.cfg.ttl);
             for id in self.incident_ids() {
                 let keys: HashSet<String> = due
                     .iter()
@@ -227,15 +236,16 @@ impl State {
         }
     }
 
-    fn renew(&mut self, idx: &[usize], until: SystemTime) {
+    /// Give the rules at `idx` a fresh `ttl` from `now`, in the kernel and here.
+    fn renew(&mut self, idx: &[usize], now: SystemTime, ttl: Duration) {
         if idx.is_empty() {
             return;
         }
         self.refresh_counters();
-        let timeout_s = until.duration_since(SystemTime::now()).unwrap_or_default().as_secs().max(1);
+        let timeout_s = ttl.as_secs().max(1);
         for &i in idx {
             let a = &mut self.active[i];
-            a.expires = until;
+            a.expires = now + ttl;
             a.applied.timeout_s = timeout_s;
             a.dropped_before = a.dropped;
         }
@@ -322,3 +332,7 @@ fn entry(a: &Active) -> Value {
         "dropped_packets": a.dropped,
     })
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;
