@@ -238,4 +238,25 @@ mod tests {
         assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
         assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
     }
+
+    #[test]
+    fn mitigation_events_reach_the_api_as_incident_updates_and_the_webhook() {
+        let m = crate::event::MitigationEvent {
+            incident_id: "inc-1".into(),
+            mode: "enforce".into(),
+            rules: vec![json!({"rule": "amp:192.0.2.1:161", "dropped_packets": 7})],
+            expires_at: "2026-01-01T00:10:00.000Z".into(),
+            reason: "incident_open".into(),
+        };
+        let e = Event::new(UNIX_EPOCH, EventBody::MitigationApply(m));
+        let entries = api_entries(&Outgoing::Event(e.clone()));
+        assert_eq!(entries.len(), 1);
+        let (kind, id, _, body) = &entries[0];
+        assert_eq!((*kind, id.as_deref()), (Kind::Update, Some("inc-1")));
+        assert_eq!(body["mitigation"]["event"], "mitigation_apply");
+        assert_eq!(body["mitigation"]["rules"][0]["dropped_packets"], 7);
+        let hook = webhook_body(&e, "web-1").unwrap();
+        assert_eq!(hook["text"], "Mitigation applied on web-1: 1 rule(s) (enforce), incident open [inc-1]");
+        assert_eq!(hook["rules"][0]["rule"], "amp:192.0.2.1:161");
+    }
 }
