@@ -117,11 +117,17 @@ fn sample_loop(
     control: Option<mpsc::Receiver<crate::report::remote::Control>>,
     mitigation: Option<crate::mitigate::Observer>,
 ) {
+    // Incident events reach the sinks before mitigation sees them, so a `mitigation_apply` never
+    // overtakes the `incident_open` it answers.
     let hand_over = |outbox: &mut Outbox, msgs: Vec<crate::report::Outgoing>| {
-        if let Some(m) = &mitigation {
-            m.observe(&msgs);
-        }
+        let incidents: Vec<crate::report::Outgoing> = match &mitigation {
+            Some(_) => msgs.iter().filter(|m| matches!(m, crate::report::Outgoing::Event(_))).cloned().collect(),
+            None => Vec::new(),
+        };
         outbox.send_all(msgs);
+        if let Some(m) = &mitigation {
+            m.observe(&incidents);
+        }
     };
     let start = agent.start(SystemTime::now());
     if let crate::report::Outgoing::Event(e) = &start {

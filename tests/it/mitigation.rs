@@ -245,6 +245,9 @@ fn dry_run_reports_the_exact_rules_and_applies_nothing() {
     let _ = replay.wait();
     let (udp1, rx1) = udp_and_rx(&pair.ns_a, &pair.veth_a);
     assert_eq!(table(&pair.ns_a), None, "dry run: nftables holds nothing of ours");
+    let names: Vec<Value> = r.events().iter().map(|e| e["event"].clone()).collect();
+    let pos = |n: &str| names.iter().position(|e| e == n).unwrap();
+    assert!(pos("incident_open") < pos("mitigation_apply"), "the open is reported first: {names:?}");
     assert!((udp1 - udp0) as f64 > 0.8 * (rx1 - rx0) as f64 * 0.9, "the flood was not dropped");
     r.stop();
 }
