@@ -75,7 +75,8 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
-    let mitigation = crate::mitigate::start(&settings, tx.clone());
+    let live = opts.insight.as_ref().and_then(|i| i.live_classification());
+    let mitigation = crate::mitigate::start(&settings, tx.clone(), live);
     let observer = mitigation.as_ref().map(|m| m.observer());
     let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
 

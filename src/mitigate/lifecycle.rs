@@ -14,6 +14,7 @@ use super::config::{Cidr, MitigationConfig, Mode};
 use super::nft::{self, Applied, Nft};
 use super::plan::{self, Planned};
 use crate::event::{rfc3339_ms, Classification, Event, EventBody, MitigationEvent};
+use crate::insight::LiveClassification;
 use crate::report::Outgoing;
 
 /// One rule in force (or, in dry-run, planned).
@@ -41,6 +42,10 @@ pub struct State {
     table: bool,
     handles: HashMap<String, u64>,
     capped_logged: bool,
+    /// The capture's latest classification, read while an open incident still has no rule.
+    live: Option<LiveClassification>,
+    /// Open incidents whose last plan put nothing in force.
+    pending: HashSet<String>,
 }
 
 impl State {
@@ -55,7 +60,13 @@ impl State {
             table: false,
             handles: HashMap::new(),
             capped_logged: false,
+            live: None,
+            pending: HashSet::new(),
         }
+    }
+
+    pub fn set_live(&mut self, live: Option<LiveClassification>) {
+        self.live = live;
     }
 
     pub fn mode(&self) -> Mode {
@@ -128,6 +139,7 @@ impl State {
             EventBody::IncidentUpdate(u) => self.planned(&u.incident_id, &u.class, "reclassified", now),
             EventBody::IncidentResolve(r) => {
                 self.open.remove(&r.incident_id);
+                self.pending.remove(&r.incident_id);
                 let ttl = self.cfg.ttl;
                 let due: Vec<usize> =
                     (0..self.active.len()).filter(|i| self.active[*i].applied.incident == r.incident_id).collect();
@@ -177,6 +189,11 @@ impl State {
             self.active.extend(fresh);
             self.report(true, id, reason, |a| keys.contains(&a.applied.rule.key()));
         }
+        if self.active.iter().any(|a| a.applied.incident == id) {
+            self.pending.remove(id);
+        } else {
+            self.pending.insert(id.to_string());
+        }
         // The hook hears the whole plan, including rules already in force.
         let keys: HashSet<String> = planned.iter().map(|p| p.rule.key()).collect();
         self.entries(|a| keys.contains(&a.applied.rule.key()))
@@ -207,6 +224,7 @@ impl State {
 
     /// Periodic: renew rules of open incidents past half their time; remove expired ones.
     pub fn tick(&mut self, now: SystemTime) {
+        self.replan_pending(now);
         let half = self.cfg.ttl / 2;
         let due: Vec<usize> = (0..self.active.len())
             .filter(|&i| {
@@ -233,6 +251,21 @@ impl State {
         }
         if self.active.iter().any(|a| a.expires <= now) {
             self.expire(now);
+        }
+    }
+
+    /// An incident opened on a classification too thin to act on (capture still catching up):
+    /// plan again from the capture's latest packets instead of waiting for the next update.
+    fn replan_pending(&mut self, now: SystemTime) {
+        let Some(live) = self.live.clone() else { return };
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(class) = live().filter(|c| c.classified_by == "packets") else { return };
+        let mut ids: Vec<String> = self.pending.iter().cloned().collect();
+        ids.sort();
+        for id in ids {
+            self.planned(&id, &class, "reclassified", now);
         }
     }
 

@@ -153,3 +153,21 @@ fn max_rules_caps_rules_across_incidents() {
     s.on_event(&open("i3", class(&["198.51.100.2"])), t0);
     assert_eq!(s.active_count(), 2, "nothing past max_rules");
 }
+
+#[test]
+fn an_open_too_thin_to_act_on_is_replanned_from_the_live_capture() {
+    let (mut s, rx) = state(200);
+    let live = std::sync::Arc::new(std::sync::Mutex::new(None::<Classification>));
+    let reader = live.clone();
+    s.set_live(Some(std::sync::Arc::new(move || reader.lock().unwrap().clone())));
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    // Capture had not classified yet: the open carries the counters' label only.
+    s.on_event(&open("i1", Classification { attack_family: "udp_flood".into(), ..Classification::unknown() }), t0);
+    s.tick(t0);
+    assert!(drain(&rx).is_empty());
+    *live.lock().unwrap() = Some(class(&["192.0.2.1"]));
+    s.tick(t0 + Duration::from_millis(100));
+    assert_eq!(drain(&rx), vec![ev("mitigation_apply", "reclassified", &["src:192.0.2.1"])]);
+    s.tick(t0 + Duration::from_millis(200));
+    assert!(drain(&rx).is_empty(), "planned once, not again every tick");
+}

@@ -28,6 +28,7 @@ pub use worker::{start, Mitigation, Observer};
 pub fn start(
     settings: &crate::config::Settings,
     _events: std::sync::mpsc::SyncSender<crate::report::Outgoing>,
+    _live: Option<crate::insight::LiveClassification>,
 ) -> Option<Mitigation> {
     if settings.mitigation.mode != config::Mode::Off {
         log::info!(

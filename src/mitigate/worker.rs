@@ -17,6 +17,7 @@ use super::lifecycle::State;
 use super::nft::Nft;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
+use crate::insight::LiveClassification;
 use crate::report::Outgoing;
 
 /// Incident events waiting for the worker; past it they are dropped with a log line (the next
@@ -73,7 +74,13 @@ pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run as root or the system
 (`sudo ftagent --install-service`), or `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)`";
 
 /// Start mitigation when the config asks for it and the process may; else one log line.
-pub fn start(settings: &Settings, events: SyncSender<Outgoing>) -> Option<Mitigation> {
+/// `live` reads the capture's latest classification: an incident whose open carried too little
+/// to act on is re-planned from it every tick until it has rules.
+pub fn start(
+    settings: &Settings,
+    events: SyncSender<Outgoing>,
+    live: Option<LiveClassification>,
+) -> Option<Mitigation> {
     let cfg = settings.mitigation.clone();
     if cfg.mode == Mode::Off {
         return None;
@@ -95,6 +102,7 @@ pub fn start(settings: &Settings, events: SyncSender<Outgoing>) -> Option<Mitiga
     let allow = allowlist(settings);
     let hook = if cfg.mode == Mode::Enforce { cfg.hook.clone().map(HookRunner::spawn) } else { None };
     let mut state = State::new(cfg.clone(), allow, nft, events);
+    state.set_live(live);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("ftagent-mitigate".into())

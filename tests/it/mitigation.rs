@@ -163,7 +163,6 @@ pub fn replay_snmp(pair: &NetnsPair, pps: u32, loops: u32) -> Child {
         .arg(format!("--dstipmap=10.10.10.10/32:{}/32", pair.addr_a))
         .arg(pcap)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("tcpreplay-edit")
 }
@@ -195,7 +194,7 @@ fn snmp_amplification_is_dropped_within_a_second_then_nothing_is_left() {
     let took = until_table(&pair.ns_a, Duration::from_secs(5), |t| elements(t, "amp4").contains(&want))
         .map(|_| onset.elapsed());
     let (udp1, rx1) = udp_and_rx(&pair.ns_a, &pair.veth_a);
-    let took = took.unwrap_or_else(|| panic!("no amp4 element for {want}: {}", r.stderr()));
+    let took = took.unwrap_or_else(|| panic!("no amp4 element for {want}: {}\n{:#?}", r.stderr(), r.events()));
     assert!(took <= Duration::from_secs(1), "rule in force {took:?} after onset");
     let _ = replay.wait();
     let (udp2, rx2) = udp_and_rx(&pair.ns_a, &pair.veth_a);
