@@ -47,28 +47,48 @@ impl UnitKind {
     }
 }
 
-/// True when this build can capture packets, so the system unit needs its two capabilities.
+/// True when this build can capture packets, so the system unit needs CAP_NET_RAW.
 pub const fn build_has_capture() -> bool {
     cfg!(any(feature = "capture-scapy", feature = "capture-tcpdump"))
 }
 
+/// True when this build changes the firewall (§10 mitigation through nftables), which needs
+/// CAP_NET_ADMIN. Capture never does: libpcap and tcpdump (`-p` or not) open AF_PACKET sockets
+/// and join promiscuous mode through them, which CAP_NET_RAW allows.
+pub const fn build_needs_net_admin() -> bool {
+    false
+}
+
 /// The unit file text, with `ExecStart` running `exe`.
 pub fn unit_text(kind: UnitKind, exe: &Path) -> String {
+    unit_text_for(kind, exe, build_needs_net_admin())
+}
+
+/// The unit text; `net_admin` adds CAP_NET_ADMIN (the config asks for nftables mitigation).
+pub fn unit_text_for(kind: UnitKind, exe: &Path, net_admin: bool) -> String {
     match kind {
-        UnitKind::System => system_unit(exe, build_has_capture()),
+        UnitKind::System => system_unit(exe, build_has_capture(), net_admin),
         UnitKind::User => user_unit(exe),
     }
 }
 
-fn system_unit(exe: &Path, capture: bool) -> String {
-    // Capture needs CAP_NET_RAW (+CAP_NET_ADMIN for promiscuous mode, and for the nftables
-    // rules of `mitigation`, which only capture builds plan; the `nft` child inherits it as an
-    // ambient capability, over AF_NETLINK). A counters-only build needs no capability at all,
-    // so its bounding set is empty.
-    let caps = if capture {
-        "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\nCapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"
+/// Whether the config at `path` enforces mitigation (§10) in a build that can: the system unit
+/// must then grant CAP_NET_ADMIN for `nft`. An unreadable or invalid config counts as no.
+pub fn config_wants_net_admin(path: &Path, paths: &Paths) -> bool {
+    use crate::mitigate::config::Mode;
+    build_has_capture()
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| crate::config::Settings::from_json(&text, Some(path), paths).ok())
+            .is_some_and(|s| s.mitigation.mode == Mode::Enforce)
+}
+
+fn system_unit(exe: &Path, capture: bool, net_admin: bool) -> String {
+    let caps = unit_caps(capture, net_admin);
+    let caps = if caps.is_empty() {
+        "CapabilityBoundingSet=\n".to_string()
     } else {
-        "CapabilityBoundingSet=\n"
+        format!("AmbientCapabilities={caps}\nCapabilityBoundingSet={caps}\n")
     };
     let families = if capture { "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET" } else { "AF_UNIX AF_INET AF_INET6" };
     format!(
@@ -125,6 +145,19 @@ WantedBy=multi-user.target
 ",
         exe = exe.display()
     )
+}
+
+/// What the unit grants: CAP_NET_RAW for capture (promiscuous mode included), CAP_NET_ADMIN
+/// only for mitigation; a counters-only build gets nothing, so its bounding set is empty.
+fn unit_caps(capture: bool, net_admin: bool) -> String {
+    let mut caps = Vec::new();
+    if capture {
+        caps.push("CAP_NET_RAW");
+    }
+    if net_admin {
+        caps.push("CAP_NET_ADMIN");
+    }
+    caps.join(" ")
 }
 
 fn user_unit(exe: &Path) -> String {
@@ -185,8 +218,13 @@ pub fn install(env: &Env, limited: bool, exe: &Path, out: &mut dyn Write) -> Res
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    fsutil::write_atomic(&path, unit_text(kind, exe).as_bytes(), 0o644)?;
+    let net_admin = kind == UnitKind::System && config_wants_net_admin(&paths.config, &paths);
+    fsutil::write_atomic(&path, unit_text_for(kind, exe, net_admin).as_bytes(), 0o644)?;
     let _ = writeln!(out, "wrote {}", path.display());
+    if net_admin {
+        let _ =
+            writeln!(out, "mitigation is enforced in {}: the unit also grants CAP_NET_ADMIN", paths.config.display());
+    }
     let code = enable(kind, out)?;
     if kind == UnitKind::User {
         let user = std::env::var("USER").unwrap_or_else(|_| "$USER".into());
@@ -249,10 +287,11 @@ mod tests {
 
     #[test]
     fn system_unit_is_hardened_and_never_root() {
-        let text = system_unit(Path::new("/usr/bin/ftagent"), true);
+        let text = system_unit(Path::new("/usr/bin/ftagent"), true, false);
         for line in [
             "User=ftagent",
-            "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN",
+            "AmbientCapabilities=CAP_NET_RAW",
+            "CapabilityBoundingSet=CAP_NET_RAW",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ProtectHome=yes",
@@ -265,20 +304,43 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}");
         }
         assert!(!text.contains("User=root"));
+        assert!(!text.contains("CAP_NET_ADMIN"), "capture, promiscuous or not, needs only CAP_NET_RAW");
     }
 
     #[test]
-    fn capture_builds_can_run_nft_for_mitigation() {
-        let text = system_unit(Path::new("/usr/bin/ftagent"), true);
-        let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).unwrap_or_default().to_string();
-        assert!(line("AmbientCapabilities=").contains("CAP_NET_ADMIN"), "{text}");
-        assert!(line("CapabilityBoundingSet=").contains("CAP_NET_ADMIN"), "{text}");
-        assert!(!text.contains("RestrictAddressFamilies") || line("RestrictAddressFamilies=").contains("AF_NETLINK"));
+    fn mitigation_would_add_net_admin() {
+        assert_eq!(unit_caps(true, true), "CAP_NET_RAW CAP_NET_ADMIN");
+        assert_eq!(unit_caps(false, true), "CAP_NET_ADMIN");
+        assert_eq!(unit_caps(false, false), "");
+    }
+
+    #[test]
+    fn enforced_mitigation_in_the_config_adds_net_admin_to_the_system_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 0, home: Some(dir.path().into()), root: dir.path().into(), ..Env::default() };
+        let paths = Paths::resolve(&env, false);
+        let cfg = dir.path().join("config.json");
+        for (text, want) in [
+            (r#"{"mitigation": {"mode": "enforce"}}"#, build_has_capture()),
+            (r#"{"mitigation": {"mode": "dry_run"}}"#, false),
+            ("{}", false),
+            ("not json", false),
+        ] {
+            std::fs::write(&cfg, text).unwrap();
+            assert_eq!(config_wants_net_admin(&cfg, &paths), want, "{text}");
+        }
+        assert!(!config_wants_net_admin(&dir.path().join("absent.json"), &paths));
+        let unit = unit_text_for(UnitKind::System, Path::new("/usr/bin/ftagent"), true);
+        assert!(unit.lines().any(|l| l.starts_with("AmbientCapabilities=") && l.ends_with("CAP_NET_ADMIN")), "{unit}");
+        assert!(
+            unit.lines().any(|l| l.starts_with("CapabilityBoundingSet=") && l.ends_with("CAP_NET_ADMIN")),
+            "{unit}"
+        );
     }
 
     #[test]
     fn counters_only_build_gets_no_capability() {
-        let text = system_unit(Path::new("/x"), false);
+        let text = system_unit(Path::new("/x"), false, false);
         assert!(!text.contains("AmbientCapabilities"));
         assert!(text.lines().any(|l| l == "CapabilityBoundingSet="));
     }

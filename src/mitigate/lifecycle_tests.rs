@@ -7,7 +7,6 @@ use std::time::UNIX_EPOCH;
 use serde_json::json;
 
 use super::*;
-use crate::event::{IncidentOpen, IncidentResolve, IncidentUpdate};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -33,54 +32,28 @@ fn class(sources: &[&str]) -> Classification {
     c
 }
 
+/// An incident event as the agent writes it (fields the planner does not read are fixed).
+fn incident(kind: &str, id: &str, c: Classification) -> Event {
+    let mut v = json!({"ts": "1970-01-01T00:00:00.000Z", "event": kind, "agent_version": "t", "incident_id": id,
+        "interface": "eth0", "pps": 1.0, "bps": 1.0, "threshold_pps": 1.0, "threshold_bps": 1.0, "baseline_pps": 1.0,
+        "severity": "high", "trigger": "pps", "test": false, "started_at": "", "peak_pps": 1.0, "peak_bps": 1.0,
+        "duration_s": 1.0, "reason": "traffic_normal"});
+    if let (Some(m), Ok(serde_json::Value::Object(c))) = (v.as_object_mut(), serde_json::to_value(&c)) {
+        m.extend(c);
+    }
+    serde_json::from_value(v).expect("an incident event")
+}
+
 fn open(id: &str, c: Classification) -> Event {
-    Event::new(
-        UNIX_EPOCH,
-        EventBody::IncidentOpen(IncidentOpen {
-            incident_id: id.into(),
-            interface: "eth0".into(),
-            pps: 1.0,
-            bps: 1.0,
-            threshold_pps: 1.0,
-            threshold_bps: 1.0,
-            baseline_pps: 1.0,
-            severity: "high".into(),
-            trigger: "pps".into(),
-            test: false,
-            started_at: String::new(),
-            class: c,
-        }),
-    )
+    incident("incident_open", id, c)
 }
 
 fn update(id: &str, c: Classification) -> Event {
-    let u = IncidentUpdate {
-        incident_id: id.into(),
-        pps: 1.0,
-        bps: 1.0,
-        peak_pps: 1.0,
-        peak_bps: 1.0,
-        duration_s: 1.0,
-        severity: "high".into(),
-        test: false,
-        class: c,
-    };
-    Event::new(UNIX_EPOCH, EventBody::IncidentUpdate(u))
+    incident("incident_update", id, c)
 }
 
 fn resolve(id: &str) -> Event {
-    let r = IncidentResolve {
-        incident_id: id.into(),
-        peak_pps: 1.0,
-        peak_bps: 1.0,
-        duration_s: 1.0,
-        severity: "high".into(),
-        reason: "traffic_normal".into(),
-        test: false,
-        pcap_file: None,
-        class: Classification::unknown(),
-    };
-    Event::new(UNIX_EPOCH, EventBody::IncidentResolve(r))
+    incident("incident_resolve", id, Classification::unknown())
 }
 
 /// (event name, reason, rule keys) of everything reported so far.

@@ -70,8 +70,9 @@ impl Observer {
 }
 
 /// The fix printed when mitigation is off for lack of privilege.
-pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run as root or the system service \
-(`sudo ftagent --install-service`), or `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)`";
+pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run as root, or run the system service \
+installed after `\"mode\": \"enforce\"` was set (`sudo ftagent --install-service` then grants it), or \
+`sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)`";
 
 /// Start mitigation when the config asks for it and the process may; else one log line.
 /// `live` reads the capture's latest classification: an incident whose open carried too little

@@ -9,8 +9,11 @@ mod capture;
 #[cfg(feature = "capture-scapy")]
 mod capture_stop;
 mod cli;
+mod detection;
 mod fakeproc;
 mod limited;
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+mod live_options;
 #[cfg(feature = "capture-scapy")]
 mod mitigation;
 #[cfg(feature = "capture-scapy")]
@@ -23,6 +26,7 @@ mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod statefiles;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
 mod update;

@@ -10,13 +10,10 @@ use serde_json::{json, Value};
 
 use crate::util::{self, Home, NetnsPair};
 
-/// Namespaces, or None off CI; on CI (root) their absence is a failure, never a silent pass.
+/// Namespaces (None off CI when they cannot be made; `util::skip` fails the test under CI) and
+/// the tools these tests drive.
 pub fn pair() -> Option<NetnsPair> {
     let p = NetnsPair::create();
-    assert!(
-        p.is_some() || std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true: these tests need root and namespaces"
-    );
     if p.is_some() {
         for t in ["nft", "hping3", "tcpreplay-edit"] {
             assert!(util::have(t), "needs {t} (packages nftables, hping3, tcpreplay)");
@@ -150,7 +147,7 @@ pub fn udp_and_rx(ns: &str, iface: &str) -> (u64, u64) {
 
 /// Replay the SNMP amplification capture from `b` at `pps`, rewritten to `a`'s MAC and address.
 pub fn replay_snmp(pair: &NetnsPair, pps: u32, loops: u32) -> Child {
-    let pcap = util::shared_pcaps().expect("the shared attack captures").join("amp.UDP.snmp.src161.pcapng");
+    let pcap = util::captures().expect("the attack captures (tests/data)").join("amp.UDP.snmp.src161.pcapng");
     let link = Command::new("ip").args(["-n", &pair.ns_a, "-j", "link", "show", &pair.veth_a]).output().unwrap();
     let v: Value = serde_json::from_slice(&link.stdout).unwrap();
     let mac = v[0]["address"].as_str().unwrap().to_string();
