@@ -20,6 +20,9 @@ use crate::event::Classification;
 pub const FEW_SOURCES: u64 = 16;
 /// ... carrying at least this share of the packets.
 pub const FEW_SOURCES_SHARE: f64 = 0.8;
+/// A source is blocked only when it sent at least this share of the packets: a neighbour's
+/// few packets beside a flood are not the flood.
+pub const SOURCE_SHARE: f64 = 0.02;
 /// A destination or port with at least this share of the packets is attacked.
 pub const TARGET_SHARE: f64 = 0.10;
 /// Most targets or ports one vector produces rules for.
@@ -201,6 +204,7 @@ fn rules_for(
         Action::BlockSources => ev
             .sources
             .iter()
+            .filter(|(ip, s)| *s >= SOURCE_SHARE && blockable(*ip))
             .take(FEW_SOURCES as usize)
             .map(|(ip, s)| Planned { rule: Rule::BlockSource { source: *ip }, width: *s })
             .collect(),
@@ -222,6 +226,20 @@ fn rules_for(
         }
         Action::DropFragments => each_target(&|t| Rule::DropFragments { target: t }),
         Action::None => Vec::new(),
+    }
+}
+
+/// Addresses a host must never drop: link-local (neighbour discovery, routers), loopback,
+/// multicast, unspecified.
+fn blockable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_link_local() || v4.is_loopback() || v4.is_multicast() || v4.is_unspecified() || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            !(link_local || v6.is_loopback() || v6.is_multicast() || v6.is_unspecified())
+        }
     }
 }
 

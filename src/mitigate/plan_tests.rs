@@ -145,3 +145,32 @@ fn rule_keys_are_stable_and_distinct() {
     .collect();
     assert_eq!(keys, ["amp:10.0.0.1:53", "src:2001:db8::1", "syn:80", "syn:any", "icmp:6", "frag:10.0.0.1"]);
 }
+
+#[test]
+fn a_neighbour_with_a_few_packets_beside_the_flood_is_not_blocked() {
+    let mut c = Classification {
+        attack_family: "udp_flood".into(),
+        classified_by: "packets".into(),
+        ..Classification::unknown()
+    };
+    c.evidence.insert("total_packets".into(), json!(100_000));
+    c.evidence.insert("source_ip_count".into(), json!(4));
+    c.evidence.insert(
+        "top_src_ips".into(),
+        json!([{"ip": "10.77.0.2", "count": 97_000}, {"ip": "10.77.0.3", "count": 2_990},
+               {"ip": "fe80::1", "count": 5}, {"ip": "169.254.1.1", "count": 5}]),
+    );
+    assert_eq!(
+        rules(&c, &MitigationConfig::default(), &[]),
+        vec![Rule::BlockSource { source: ip("10.77.0.2") }, Rule::BlockSource { source: ip("10.77.0.3") },]
+    );
+    c.evidence.insert(
+        "top_src_ips".into(),
+        json!([{"ip": "fe80::1", "count": 60_000}, {"ip": "10.77.0.2", "count": 40_000}]),
+    );
+    assert_eq!(
+        rules(&c, &MitigationConfig::default(), &[]),
+        vec![Rule::BlockSource { source: ip("10.77.0.2") }],
+        "link-local never"
+    );
+}
