@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::config::{Cidr, MitigationConfig, Mode};
 use super::nft::{self, Applied, Nft};
 use super::plan::{self, Planned};
-use crate::event::{rfc3339_ms, Classification, Event, EventBody, MitigationEvent};
+use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
 use crate::insight::LiveClassification;
 use crate::report::Outgoing;
 
@@ -135,6 +135,9 @@ impl State {
     /// rules (for the hook).
     pub fn on_event(&mut self, e: &Event, now: SystemTime) -> Vec<Value> {
         match &e.body {
+            // An outbound flood is this host attacking others: nothing to drop on the way in.
+            EventBody::IncidentOpen(o) if o.direction == Direction::Outbound => Vec::new(),
+            EventBody::IncidentUpdate(u) if u.direction == Direction::Outbound => Vec::new(),
             EventBody::IncidentOpen(o) => self.planned(&o.incident_id, &o.class, "incident_open", now),
             EventBody::IncidentUpdate(u) => self.planned(&u.incident_id, &u.class, "reclassified", now),
             EventBody::IncidentResolve(r) => {

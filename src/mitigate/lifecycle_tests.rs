@@ -144,3 +144,16 @@ fn an_open_too_thin_to_act_on_is_replanned_from_the_live_capture() {
     s.tick(t0 + Duration::from_millis(200));
     assert!(drain(&rx).is_empty(), "planned once, not again every tick");
 }
+
+#[test]
+fn outbound_incidents_get_no_rules() {
+    let (mut s, rx) = state(200);
+    let mut e = open("o1", class(&["192.0.2.1"]));
+    if let EventBody::IncidentOpen(o) = &mut e.body {
+        o.direction = crate::event::Direction::Outbound;
+    }
+    s.on_event(&e, UNIX_EPOCH);
+    s.tick(UNIX_EPOCH);
+    assert!(drain(&rx).is_empty());
+    assert_eq!(s.active_count(), 0);
+}

@@ -159,7 +159,7 @@ fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {
             Ok(e) => {
                 let now = SystemTime::now();
                 let planned = state.on_event(&e, now);
-                if let Some(h) = &hook {
+                if let (Some(h), false) = (&hook, outbound(&e)) {
                     h.send(hook_payload(&e, state.mode(), planned));
                 }
                 state.tick(now);
@@ -174,6 +174,18 @@ fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {
     }
     if let Some(h) = hook {
         h.stop(Duration::from_secs(2));
+    }
+}
+
+/// An outbound incident (§5.5) is this host attacking others: no rule and no hook run (an RTBH
+/// of our own address would cut the host off).
+fn outbound(e: &Event) -> bool {
+    use crate::event::Direction::Outbound;
+    match &e.body {
+        EventBody::IncidentOpen(o) => o.direction == Outbound,
+        EventBody::IncidentUpdate(u) => u.direction == Outbound,
+        EventBody::IncidentResolve(r) => r.direction == Outbound,
+        _ => false,
     }
 }
 
