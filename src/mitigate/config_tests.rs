@@ -1,3 +1,5 @@
+//! The `mitigation` object: defaults, every key, errors naming the key, CIDRs, host allowlist.
+
 use super::*;
 use serde_json::json;
 
