@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin nftables tcpreplay exabgp gobgpd)
-TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool setcap nft tcpreplay-edit exabgp gobgpd gobgp)
+PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin netsniff-ng nftables tcpreplay exabgp gobgpd)
+TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool setcap trafgen nft tcpreplay-edit exabgp gobgpd gobgp)
 
 missing=()
 for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
@@ -40,7 +40,7 @@ trap summarise_skips EXIT
 
 echo "== default build (limited mode only, no libpcap)"
 cargo build --quiet
-if ldd target/debug/ftagent | grep libpcap >/dev/null; then
+if ldd "${CARGO_TARGET_DIR:-target}/debug/ftagent" | grep libpcap >/dev/null; then
   echo "the default build links libpcap; it must not" >&2
   exit 1
 fi

@@ -452,7 +452,7 @@ fn mean(v: &VecDeque<f64>) -> f64 {
 }
 
 /// Nearest-rank 99th percentile of the window.
-fn p99(v: &VecDeque<f64>) -> f64 {
+pub(crate) fn p99(v: &VecDeque<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::GROWTH;
+use crate::baseline::{p99, GROWTH};
 use crate::config::DetectConfig;
 
 /// The classes, in the order of every `[_; 4]` here.
@@ -116,16 +116,6 @@ impl ClassWindows {
         c.checkpoints = s.checkpoints.iter().copied().filter(|(at, r)| *at <= s.learned && r.iter().all(ok)).collect();
         c
     }
-}
-
-fn p99(v: &VecDeque<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s: Vec<f64> = v.iter().copied().collect();
-    let rank = ((0.99 * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
-    let (_, x, _) = s.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-    *x
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@
 //! Short blips right after a flood do not flap the incident, and a second wave under 2× is still
 //! caught, two seconds later. Incidents that open within `cooldown` of a resolve carry the
 //! previous incident's id.
+//!
+//! Bursts: a flood sent as short bursts (a second's packets in 50 ms) never gives two samples
+//! over the threshold in a row. An accumulator of the excess over the threshold (CUSUM: the
+//! ratio over 1× times the time, drained by the time under it) opens an incident once it holds
+//! [`BURST_EXCESS`] seconds' worth — a few seconds into such a flood; a lone spike drains away.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,6 +36,8 @@ pub const COOLDOWN_FACTOR: f64 = 2.0;
 pub const COOLDOWN_SUSTAIN: Duration = Duration::from_secs(2);
 /// A wave ends after this long with every sample under 1×.
 pub const WAVE_GAP: Duration = Duration::from_secs(1);
+/// Excess over the threshold, in seconds at 1× over, that opens an incident whatever the pattern.
+pub const BURST_EXCESS: f64 = 2.0;
 
 pub use crate::event::Direction;
 
@@ -181,6 +188,11 @@ impl Over {
     }
 }
 
+/// The largest rate / threshold of a sample: PPS, BPS, and the classes when counted.
+fn max_ratio(s: &Sample, thr: &Thresholds) -> f64 {
+    ratio(s.pps, thr.pps).max(ratio(s.bits_per_s, thr.bits_per_s)).max(class_ratio(s, thr))
+}
+
 /// The largest per-protocol rate / threshold of a sample (0 without class rates).
 fn class_ratio(s: &Sample, thr: &Thresholds) -> f64 {
     s.classes.map(|c| (0..c.len()).map(|i| ratio(c[i], thr.classes[i])).fold(0.0, f64::max)).unwrap_or(0.0)
@@ -200,6 +212,11 @@ pub struct Detector {
     confirm_proto: ProtoCounters,
     /// The current wave over 1×: (start, start wall time, last sample over).
     wave: Option<(Instant, SystemTime, Instant)>,
+    /// Accumulated excess over the thresholds (seconds × (ratio − 1)), never below 0, and since
+    /// when it has been above 0.
+    excess: f64,
+    excess_since: Option<Instant>,
+    last_step: Option<Instant>,
     open: Option<Incident>,
 }
 
@@ -216,6 +233,9 @@ impl Detector {
             confirm_since: None,
             confirm_proto: ProtoCounters::default(),
             wave: None,
+            excess: 0.0,
+            excess_since: None,
+            last_step: None,
             open: None,
         }
     }
@@ -255,12 +275,19 @@ impl Detector {
         let Some(s) = sample else {
             return Step::quiet(false);
         };
+        // Capped: a long gap (suspend, overload) must not drain or fill the accumulator at once.
+        let dt = self.last_step.replace(now).map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64().min(1.0));
         if self.open.is_some() {
             return Step { change: self.step_open(now, s), learn: false };
         }
         if self.in_grace(now) {
+            self.excess = 0.0;
+            self.excess_since = None;
             return self.step_grace(now, wall, s, thr);
         }
+        let ratio = max_ratio(s, thr).min(IMMEDIATE_FACTOR);
+        self.excess = (self.excess + (ratio - 1.0) * dt).max(0.0);
+        self.excess_since = if self.excess > 0.0 { self.excess_since.or(Some(now)) } else { None };
         let over = Over::of(s, thr, 1.0);
         if !over.any() {
             self.reset_confirm();
@@ -271,15 +298,16 @@ impl Detector {
         }
         self.count_over(now, wall, s, thr);
         let immediate = Over::at_least(s, thr, IMMEDIATE_FACTOR).any();
-        let confirmed = if self.in_cooldown(now) {
-            self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
-        } else {
-            match self.cfg.confirm_for {
-                // The server's `confirm_ticks` are seconds of confirmation, not samples.
-                Some(d) => self.sustained(now) >= d,
-                None => self.over >= self.cfg.confirm_ticks,
-            }
-        };
+        let confirmed = self.bursting(now)
+            || if self.in_cooldown(now) {
+                self.over_double >= self.cfg.confirm_ticks || self.wave_lasted(now) >= COOLDOWN_SUSTAIN
+            } else {
+                match self.cfg.confirm_for {
+                    // The server's `confirm_ticks` are seconds of confirmation, not samples.
+                    Some(d) => self.sustained(now) >= d,
+                    None => self.over >= self.cfg.confirm_ticks,
+                }
+            };
         if !confirmed && !immediate {
             return Step::quiet(false);
         }
@@ -317,6 +345,13 @@ impl Detector {
         if let Some(p) = &s.proto {
             self.confirm_proto.add(p);
         }
+    }
+
+    /// The excess reached [`BURST_EXCESS`], and has built up for at least the confirmation
+    /// duration the server asked for (`confirm_for`), which no path may cut short.
+    fn bursting(&self, now: Instant) -> bool {
+        let age = self.excess_since.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+        self.excess >= BURST_EXCESS && self.cfg.confirm_for.is_none_or(|d| age >= d)
     }
 
     /// How long the samples have been over 1× without a break.
@@ -359,6 +394,8 @@ impl Detector {
         });
         self.reset_confirm();
         self.wave = None;
+        self.excess = 0.0;
+        self.excess_since = None;
     }
 
     fn step_open(&mut self, now: Instant, s: &Sample) -> Option<Change> {

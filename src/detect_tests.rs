@@ -341,3 +341,32 @@ fn incident_ids_are_uuid_v4() {
     let id = uuid::Uuid::parse_str(&s.d.incident().unwrap().id).unwrap();
     assert_eq!(id.get_version_num(), 4);
 }
+
+#[test]
+fn bursts_never_two_in_a_row_open_on_their_excess() {
+    // 8x the threshold for one sample in five: the consecutive rule never fires.
+    let mut s = Sim::past_grace();
+    let mut opened_at = None;
+    for n in 1..=100u32 {
+        let pps = if n % 5 == 1 { 8000.0 } else { 100.0 };
+        if s.opened(pps, 0.0) {
+            opened_at = Some(n);
+            break;
+        }
+    }
+    // The first sample has no interval yet; then each burst adds 7 x 0.2 s = 1.4 and the four
+    // quiet samples drain 0.9 x 0.8 s = 0.72: 0.68 after the second burst, 2.08 at the third.
+    assert_eq!(opened_at, Some(11), "opened at sample {opened_at:?}");
+}
+
+#[test]
+fn a_lone_spike_drains_away() {
+    // A 9x spike every 11 samples: +1.6, then ten quiet samples drain 1.8.
+    let mut s = Sim::past_grace();
+    for _ in 0..20 {
+        assert!(!s.opened(9000.0, 0.0), "a 9x spike alone (+1.6) does not open");
+        for _ in 0..10 {
+            assert!(!s.opened(100.0, 0.0));
+        }
+    }
+}

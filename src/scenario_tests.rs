@@ -479,3 +479,41 @@ fn syn_flood_under_the_total_floor_opens_on_the_syn_threshold() {
     assert_eq!(open["protocol_threshold_pps"]["syn"], 2000.0, "{open}");
     assert_unpoisoned_against(settings(), &out, secs, captured);
 }
+
+#[test]
+fn sub_second_bursts_are_caught_by_their_excess() {
+    // 8000 pps on average, sent as one 200 ms burst at 40k pps every second (8x the threshold,
+    // never two samples over in a row), for 30 s.
+    let secs = WARM + 30.0 + 400.0;
+    let f = |t: f64| {
+        let x = t - WARM;
+        if (0.0..30.0).contains(&x) && x % 1.0 < 0.19 {
+            with_flood(t, 40_000.0, 60.0)
+        } else {
+            normal(t)
+        }
+    };
+    let out = run(secs, f);
+    out.assert_caught("inbound", &[WARM], 5.0);
+    assert_eq!(out.opens("inbound").len(), 1, "one incident for the whole burst train: {:?}", out.summary());
+    assert_threshold_unpoisoned(&out, secs);
+}
+
+#[test]
+fn replies_to_an_inbound_flood_are_no_outbound_incident() {
+    // A SYN flood answered packet for packet (RST or SYN-ACK): the host sends as much as it gets.
+    let secs = WARM + 30.0 + 400.0;
+    let f = |t: f64| {
+        let x = t - WARM;
+        if (0.0..30.0).contains(&x) {
+            let n = with_flood(t, 50_000.0, 60.0);
+            Traffic { tx_pps: n.tx_pps + 50_000.0, tx_bytes_per_packet: 60.0, ..n }
+        } else {
+            normal(t)
+        }
+    };
+    let out = run(secs, f);
+    out.assert_caught("inbound", &[WARM], 1.0);
+    assert!(out.opens("outbound").is_empty(), "{:?}", out.summary());
+    assert_threshold_unpoisoned(&out, secs);
+}

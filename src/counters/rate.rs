@@ -57,11 +57,14 @@ impl Rates {
         }
     }
 
-    /// The outbound (TX) view.
+    /// The outbound (TX) view: what was sent beyond what was received. A host under a flood
+    /// answers it (SYN-ACK or RST per SYN, ICMP unreachable per datagram), at most about one
+    /// packet per packet received; those replies are not this host attacking anyone. A host that
+    /// floods others, or reflects small requests into large answers, sends far more than that.
     pub fn outbound(&self) -> Sample {
         Sample {
-            pps: self.tx_pps,
-            bits_per_s: self.tx_bits_per_s,
+            pps: (self.tx_pps - self.pps).max(0.0),
+            bits_per_s: (self.tx_bits_per_s - self.bits_per_s).max(0.0),
             dropped_pps: 0.0,
             proto: self.proto_tx,
             classes: None,
@@ -144,6 +147,15 @@ mod tests {
         let s = r.inbound();
         assert_eq!((s.pps, s.dropped_pps), (10_000.0, 8000.0), "received + dropped");
         assert_eq!(r.outbound().dropped_pps, 0.0);
+    }
+
+    #[test]
+    fn outbound_counts_what_was_sent_beyond_what_was_received() {
+        let r = Rates { pps: 30_000.0, bits_per_s: 1.4e7, tx_pps: 30_500.0, tx_bits_per_s: 1.3e7, ..Rates::default() };
+        let s = r.outbound();
+        assert_eq!((s.pps, s.bits_per_s), (500.0, 0.0), "replies to a flood are no outbound flood");
+        let r = Rates { pps: 100.0, bits_per_s: 1e5, tx_pps: 50_000.0, tx_bits_per_s: 2.4e7, ..Rates::default() };
+        assert_eq!(r.outbound().pps, 49_900.0);
     }
 
     #[test]

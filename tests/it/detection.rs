@@ -167,3 +167,16 @@ fn five_pulses_of_four_seconds_are_each_caught_within_a_second() {
     }
     rig.stop();
 }
+
+#[test]
+fn bursty_flood_that_never_gives_two_samples_in_a_row_is_caught() {
+    let Some(rig) = Rig::start() else { return };
+    assert!(util::have("trafgen"), "trafgen is needed (apt-get install netsniff-ng)");
+    // 8000 pps on average, each second's packets in one ~50 ms burst.
+    let (onset, open, mut f) = rig.expect_open(1, |p| p.bursty_udp(8000, 8));
+    assert_within("bursty 8k pps flood", onset, &open, Duration::from_secs(5));
+    f.finish();
+    let opens = util::wait_for_events(&rig.home.events_file(), "incident_open", 2, Duration::from_secs(2));
+    assert_eq!(opens.len(), 1, "one incident for the whole flood: {opens:?}");
+    rig.stop();
+}

@@ -446,3 +446,37 @@ impl NetnsPair {
         })))
     }
 }
+
+impl NetnsPair {
+    fn mac(ns: &str, dev: &str) -> String {
+        let out = Command::new("ip").args(["-n", ns, "-br", "link", "show", "dev", dev]).output().expect("ip link");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace().nth(2).unwrap_or_else(|| panic!("no MAC for {dev} in {ns}: {text}")).to_string()
+    }
+
+    /// trafgen from `b` to `a` at `pps` on average for `secs` seconds, as trafgen's `-b` sends
+    /// it: each second's packets in one burst of a few tens of milliseconds. 60-byte UDP frames.
+    pub fn bursty_udp(&self, pps: u32, secs: u32) -> Child {
+        let bytes = |mac: &str| mac.split(':').map(|b| format!("0x{b}")).collect::<Vec<_>>().join(", ");
+        let ip = |a: &str| a.replace('.', ", ");
+        let cfg = format!(
+            "{{ {}, {}, c16(0x0800), 0x45, 0x00, c16(46), drnd(2), c16(0x4000), 64, 17, csumip(14, 33), {}, {}, \
+             c16(40000), c16(9), c16(26), c16(0), fill(0x41, 18) }}\n",
+            bytes(&Self::mac(&self.ns_a, &self.veth_a)),
+            bytes(&Self::mac(&self.ns_b, &self.veth_b)),
+            ip(&self.addr_b),
+            ip(&self.addr_a)
+        );
+        let path = std::env::temp_dir().join(format!("{}-bursty.cfg", self.veth_b));
+        std::fs::write(&path, cfg).expect("trafgen config");
+        Command::new("timeout")
+            .arg(secs.to_string())
+            .args(["ip", "netns", "exec", &self.ns_b, "trafgen", "-o", &self.veth_b, "-i"])
+            .arg(&path)
+            .args(["-b", &format!("{pps}pps"), "-P", "1", "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn trafgen (netsniff-ng)")
+    }
+}
