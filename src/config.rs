@@ -59,6 +59,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "prometheus_textfile",
     "ioc_patterns",
     "procfs_root",
+    "mitigation",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +156,8 @@ pub struct Settings {
     pub procfs_root: PathBuf,
     /// `metrics_listen`, `webhook_format`, `webhook_secret`, `pagerduty_routing_key` (§6.6).
     pub ops: ops::OpsConfig,
+    /// Automatic mitigation (§10).
+    pub mitigation: crate::mitigate::config::MitigationConfig,
     /// Keys present in the file that this version does not know.
     pub unknown_keys: Vec<String>,
     /// The file's JSON object as read, so `--setup` can keep keys it does not ask about.
@@ -271,6 +274,8 @@ impl Settings {
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
             ops: ops::read(&r)?,
+            mitigation: crate::mitigate::config::parse(map.get("mitigation"))
+                .map_err(|(key, msg)| r.invalid_nested("mitigation", &key, &msg))?,
             api_key,
             state_dir,
             unknown_keys,
@@ -352,6 +357,12 @@ impl Reader<'_> {
                 Ok(Some(PathBuf::from(s)).filter(|p| !p.as_os_str().is_empty()))
             }
         }
+    }
+
+    /// An error in a nested object: located at `outer`, named by its full dotted `key`.
+    fn invalid_nested(&self, outer: &str, key: &str, msg: &str) -> Error {
+        let (line, column) = locate_key(self.text, outer);
+        Error::ConfigValue { path: self.path.clone(), key: key.to_string(), line, column, msg: msg.to_string() }
     }
 
     fn invalid(&self, key: &str, msg: &str) -> Error {

@@ -34,6 +34,8 @@ impl Event {
             EventBody::IncidentUpdate(_) => "incident_update",
             EventBody::IncidentResolve(_) => "incident_resolve",
             EventBody::AgentStop {} => "agent_stop",
+            EventBody::MitigationApply(_) => "mitigation_apply",
+            EventBody::MitigationRemove(_) => "mitigation_remove",
         }
     }
 
@@ -43,6 +45,7 @@ impl Event {
             EventBody::IncidentOpen(o) => Some(&o.incident_id),
             EventBody::IncidentUpdate(u) => Some(&u.incident_id),
             EventBody::IncidentResolve(r) => Some(&r.incident_id),
+            EventBody::MitigationApply(m) | EventBody::MitigationRemove(m) => Some(&m.incident_id),
             _ => None,
         }
     }
@@ -62,6 +65,24 @@ pub enum EventBody {
     IncidentUpdate(IncidentUpdate),
     IncidentResolve(IncidentResolve),
     AgentStop {},
+    MitigationApply(MitigationEvent),
+    MitigationRemove(MitigationEvent),
+}
+
+/// `mitigation_apply` / `mitigation_remove` (§10): the rules of one incident put in force (or
+/// planned, in dry-run) or taken out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationEvent {
+    pub incident_id: String,
+    /// `dry_run` or `enforce`.
+    pub mode: String,
+    /// One object per rule: `rule` (its key), `action`, `nft` (the nftables JSON commands),
+    /// `expires_at`, `dropped_packets`.
+    pub rules: Vec<Value>,
+    /// When the last of these rules expires (RFC 3339).
+    pub expires_at: String,
+    /// apply: `incident_open`, `reclassified`, `renewed`, `adopted`; remove: `resolved`, `expired`.
+    pub reason: String,
 }
 
 /// How an incident was classified and the evidence behind it.

@@ -8,6 +8,10 @@ use std::time::SystemTime;
 
 use crate::event::Classification;
 
+/// A reader of the capture's latest classification that another thread may call (mitigation
+/// re-plans from it while an open incident has no rule yet). Copies a published value only.
+pub type LiveClassification = std::sync::Arc<dyn Fn() -> Option<Classification> + Send + Sync>;
+
 pub trait PacketInsight: Send {
     /// `capture-scapy` or `capture-tcpdump`, for `agent_start`.
     fn mode(&self) -> &'static str;
@@ -21,6 +25,10 @@ pub trait PacketInsight: Send {
     fn dropped_packets(&self) -> u64;
     /// Capture is running now.
     fn active(&self) -> bool;
+    /// A handle on the latest classification for other threads; None when there is none.
+    fn live_classification(&self) -> Option<LiveClassification> {
+        None
+    }
     /// Received packets per class (SYN, UDP, ICMP, fragments; [`crate::classes::CLASSES`]) since
     /// capture started, for the per-protocol thresholds (§5.6). None where the capture cannot
     /// count them as they arrive.

@@ -13,6 +13,8 @@
 //!   the durable spool with its API/webhook sender threads.
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
+//! - [`mitigate`]: the `mitigation` config (every build); in capture builds the planner, the
+//!   nftables backend, its worker thread and the hook.
 //! - [`statefile`]: reading back state files; a corrupt one is moved aside, never a crash.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
@@ -40,6 +42,7 @@ pub mod generate;
 pub mod insight;
 pub mod learn;
 pub mod logging;
+pub mod mitigate;
 pub mod mix;
 pub mod paths;
 pub mod reopen;

@@ -63,10 +63,14 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let saved = load_baseline(&baseline_path(&settings));
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
     let interval = settings.detect.sample_interval;
-    let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
-
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     let worker = report::spawn_worker(rx, sinks);
+    // Mitigation consumes incident events on its own thread and reports through the same sinks.
+    let live = opts.insight.as_ref().and_then(|i| i.live_classification());
+    let mitigation = crate::mitigate::start(&settings, tx.clone(), live);
+    let observer = mitigation.as_ref().map(|m| m.observer());
+    let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
+
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
     let close_signals = CloseOnDrop(signals.handle());
@@ -74,7 +78,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         .name("ftagent-sample".into())
         .spawn(move || {
             let _close = close_signals;
-            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control)
+            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer)
         })
         .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
 
@@ -90,7 +94,11 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         break;
     }
     let _ = stop_tx.send(());
-    if sampling.join().is_err() {
+    let sampled = sampling.join();
+    if let Some(m) = mitigation {
+        m.stop();
+    }
+    if sampled.is_err() {
         return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
     }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
@@ -106,7 +114,20 @@ fn sample_loop(
     interval: Duration,
     stop: mpsc::Receiver<()>,
     control: Option<mpsc::Receiver<crate::report::remote::Control>>,
+    mitigation: Option<crate::mitigate::Observer>,
 ) {
+    // Incident events reach the sinks before mitigation sees them, so a `mitigation_apply` never
+    // overtakes the `incident_open` it answers.
+    let hand_over = |outbox: &mut Outbox, msgs: Vec<crate::report::Outgoing>| {
+        let incidents: Vec<crate::report::Outgoing> = match &mitigation {
+            Some(_) => msgs.iter().filter(|m| matches!(m, crate::report::Outgoing::Event(_))).cloned().collect(),
+            None => Vec::new(),
+        };
+        outbox.send_all(msgs);
+        if let Some(m) = &mitigation {
+            m.observe(&incidents);
+        }
+    };
     let start = agent.start(SystemTime::now());
     if let crate::report::Outgoing::Event(e) = &start {
         if let crate::event::EventBody::AgentStart { interface, mode, .. } = &e.body {
@@ -128,7 +149,7 @@ fn sample_loop(
             }
         }
         let msgs = agent.tick(Instant::now(), SystemTime::now());
-        outbox.send_all(msgs);
+        hand_over(&mut outbox, msgs);
         let now = Instant::now();
         next = if agent.confirming() {
             // Over threshold: confirm with a quick second look instead of a whole interval.
@@ -144,7 +165,7 @@ fn sample_loop(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    outbox.send_all(agent.stop(Instant::now(), SystemTime::now()));
+    hand_over(&mut outbox, agent.stop(Instant::now(), SystemTime::now()));
     outbox.flush_blocking();
 }
 

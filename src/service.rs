@@ -61,14 +61,30 @@ pub const fn build_needs_net_admin() -> bool {
 
 /// The unit file text, with `ExecStart` running `exe`.
 pub fn unit_text(kind: UnitKind, exe: &Path) -> String {
+    unit_text_for(kind, exe, build_needs_net_admin())
+}
+
+/// The unit text; `net_admin` adds CAP_NET_ADMIN (the config asks for nftables mitigation).
+pub fn unit_text_for(kind: UnitKind, exe: &Path, net_admin: bool) -> String {
     match kind {
-        UnitKind::System => system_unit(exe, build_has_capture()),
+        UnitKind::System => system_unit(exe, build_has_capture(), net_admin),
         UnitKind::User => user_unit(exe),
     }
 }
 
-fn system_unit(exe: &Path, capture: bool) -> String {
-    let caps = unit_caps(capture, build_needs_net_admin());
+/// Whether the config at `path` enforces mitigation (§10) in a build that can: the system unit
+/// must then grant CAP_NET_ADMIN for `nft`. An unreadable or invalid config counts as no.
+pub fn config_wants_net_admin(path: &Path, paths: &Paths) -> bool {
+    use crate::mitigate::config::Mode;
+    build_has_capture()
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| crate::config::Settings::from_json(&text, Some(path), paths).ok())
+            .is_some_and(|s| s.mitigation.mode == Mode::Enforce)
+}
+
+fn system_unit(exe: &Path, capture: bool, net_admin: bool) -> String {
+    let caps = unit_caps(capture, net_admin);
     let caps = if caps.is_empty() {
         "CapabilityBoundingSet=\n".to_string()
     } else {
@@ -202,8 +218,13 @@ pub fn install(env: &Env, limited: bool, exe: &Path, out: &mut dyn Write) -> Res
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    fsutil::write_atomic(&path, unit_text(kind, exe).as_bytes(), 0o644)?;
+    let net_admin = kind == UnitKind::System && config_wants_net_admin(&paths.config, &paths);
+    fsutil::write_atomic(&path, unit_text_for(kind, exe, net_admin).as_bytes(), 0o644)?;
     let _ = writeln!(out, "wrote {}", path.display());
+    if net_admin {
+        let _ =
+            writeln!(out, "mitigation is enforced in {}: the unit also grants CAP_NET_ADMIN", paths.config.display());
+    }
     let code = enable(kind, out)?;
     if kind == UnitKind::User {
         let user = std::env::var("USER").unwrap_or_else(|_| "$USER".into());
@@ -266,7 +287,7 @@ mod tests {
 
     #[test]
     fn system_unit_is_hardened_and_never_root() {
-        let text = system_unit(Path::new("/usr/bin/ftagent"), true);
+        let text = system_unit(Path::new("/usr/bin/ftagent"), true, false);
         for line in [
             "User=ftagent",
             "AmbientCapabilities=CAP_NET_RAW",
@@ -294,8 +315,32 @@ mod tests {
     }
 
     #[test]
+    fn enforced_mitigation_in_the_config_adds_net_admin_to_the_system_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 0, home: Some(dir.path().into()), root: dir.path().into(), ..Env::default() };
+        let paths = Paths::resolve(&env, false);
+        let cfg = dir.path().join("config.json");
+        for (text, want) in [
+            (r#"{"mitigation": {"mode": "enforce"}}"#, build_has_capture()),
+            (r#"{"mitigation": {"mode": "dry_run"}}"#, false),
+            ("{}", false),
+            ("not json", false),
+        ] {
+            std::fs::write(&cfg, text).unwrap();
+            assert_eq!(config_wants_net_admin(&cfg, &paths), want, "{text}");
+        }
+        assert!(!config_wants_net_admin(&dir.path().join("absent.json"), &paths));
+        let unit = unit_text_for(UnitKind::System, Path::new("/usr/bin/ftagent"), true);
+        assert!(unit.lines().any(|l| l.starts_with("AmbientCapabilities=") && l.ends_with("CAP_NET_ADMIN")), "{unit}");
+        assert!(
+            unit.lines().any(|l| l.starts_with("CapabilityBoundingSet=") && l.ends_with("CAP_NET_ADMIN")),
+            "{unit}"
+        );
+    }
+
+    #[test]
     fn counters_only_build_gets_no_capability() {
-        let text = system_unit(Path::new("/x"), false);
+        let text = system_unit(Path::new("/x"), false, false);
         assert!(!text.contains("AmbientCapabilities"));
         assert!(text.lines().any(|l| l == "CapabilityBoundingSet="));
     }

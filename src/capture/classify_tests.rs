@@ -175,3 +175,20 @@ fn too_few_packets_is_unknown() {
     assert_eq!((v.family, v.confidence), ("unknown", 0));
     assert_eq!(run(Vec::<Vec<u8>>::new()).family, "unknown");
 }
+
+#[test]
+fn target_ips_name_the_attacked_addresses_with_shares() {
+    let other = [10, 9, 9, 10];
+    let mut e = Engine::new(None);
+    for i in 0..1000u32 {
+        let dst = if i % 4 == 0 { other } else { VICTIM };
+        let fr = eth4(src(i), dst, 17, &udp(161, 40000, &[0; 100]));
+        e.push(LinkType::Ethernet, u64::from(i) * 1000, fr.len() as u32, &fr);
+    }
+    let c = e.classification();
+    let t = c.evidence["target_ips"].as_array().expect("target_ips");
+    assert_eq!(t[0]["ip"], "10.9.9.9");
+    assert_eq!(t[0]["share"], 0.75);
+    assert_eq!(t[1]["ip"], "10.9.9.10");
+    assert_eq!(t[1]["count"], 250);
+}

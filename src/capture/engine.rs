@@ -119,6 +119,7 @@ impl Engine {
         m.insert("total_packets".into(), json!(t.packets));
         m.insert("top_src_ips".into(), top_src_ips(t));
         m.insert("source_ip_count".into(), json!(t.sources.estimate()));
+        m.insert("target_ips".into(), target_ips(t));
         m.insert("top_dst_ports".into(), ports_json(&t.dst_ports));
         m.insert("top_src_ports".into(), ports_json(&t.src_ports));
         m.insert("protocol_breakdown".into(), self.protocol_breakdown());
@@ -189,6 +190,7 @@ impl Engine {
             "tcp_flags": self.tcp_flags(),
             "top_src_ips": top_src_ips(t),
             "source_ip_count": t.sources.estimate(),
+            "target_ips": target_ips(t),
             "top_dst_ports": ports_json(&t.dst_ports),
             "top_src_ports": ports_json(&t.src_ports),
             "attack_family": v.family,
@@ -209,6 +211,18 @@ impl Engine {
 fn top_src_ips(t: &Tally) -> Value {
     Value::Array(
         t.src_ips.top_guaranteed(TOP_N).into_iter().map(|(k, c)| json!({"ip": key_ip(k), "count": c})).collect(),
+    )
+}
+
+/// The attacked addresses (§5.6): top destinations with their share of IP packets.
+fn target_ips(t: &Tally) -> Value {
+    let ip = t.ip_packets().max(1) as f64;
+    Value::Array(
+        t.dst_ips
+            .top_guaranteed(TOP_N)
+            .into_iter()
+            .map(|(k, c)| json!({"ip": key_ip(k), "count": c, "share": round3(c as f64 / ip)}))
+            .collect(),
     )
 }
 

@@ -352,6 +352,11 @@ impl PacketInsight for LiveCapture {
         self.published().class.clone()
     }
 
+    fn live_classification(&self) -> Option<crate::insight::LiveClassification> {
+        let published = Arc::clone(&self.published);
+        Some(Arc::new(move || published.lock().unwrap_or_else(|e| e.into_inner()).class.clone()))
+    }
+
     fn incident_resolved(&mut self, _incident_id: &str, _wall: SystemTime) -> Option<String> {
         self.send(Cmd::Resolve);
         self.incident_file.take()

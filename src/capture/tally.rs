@@ -39,6 +39,8 @@ const SIZE_BOUNDS: &[u32] = &[64, 128, 256, 512, 1024, 1514, 9000];
 const SRC_SKETCH: usize = 64;
 const PORT_SKETCH: usize = 32;
 const DNS_SKETCH: usize = 16;
+/// Destinations tracked for `target_ips` (§5.6): the host's own addresses are few.
+const DST_SKETCH: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct Tally {
@@ -70,6 +72,8 @@ pub struct Tally {
     pub udp_dst_443: u64,
     pub udp_dst_53: u64,
     pub src_ips: SpaceSaving<u128>,
+    /// Destination addresses, for `target_ips` (§5.6).
+    pub dst_ips: SpaceSaving<u128>,
     pub sources: HyperLogLog,
     pub dst_ports: SpaceSaving<u16>,
     pub src_ports: SpaceSaving<u16>,
@@ -110,6 +114,7 @@ impl Default for Tally {
             udp_dst_443: 0,
             udp_dst_53: 0,
             src_ips: SpaceSaving::new(SRC_SKETCH),
+            dst_ips: SpaceSaving::new(DST_SKETCH),
             sources: HyperLogLog::default(),
             dst_ports: SpaceSaving::new(PORT_SKETCH),
             src_ports: SpaceSaving::new(PORT_SKETCH),
@@ -193,6 +198,9 @@ impl Tally {
         let key = ip_key(src);
         self.src_ips.add(key);
         self.sources.add_u128(key);
+        if let Some(dst) = p.dst {
+            self.dst_ips.add(ip_key(dst));
+        }
         self.ttl[usize::from(p.ttl)] += 1;
         if p.fragment.is_fragment {
             self.fragments += 1;

@@ -87,6 +87,15 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
             }
             out
         }
+        EventBody::MitigationApply(m) | EventBody::MitigationRemove(m) => {
+            // The service hears of mitigation in incident updates, as `mitigation` (§10).
+            let b = json!({
+                "client_incident_id": m.incident_id,
+                "ts": e.ts,
+                "mitigation": {"event": e.name(), "mode": m.mode, "rules": m.rules, "expires_at": m.expires_at, "reason": m.reason},
+            });
+            vec![(Kind::Update, Some(m.incident_id.clone()), key(), b)]
+        }
         EventBody::AgentStart { .. } | EventBody::AgentStop {} => vec![],
     }
 }
@@ -140,6 +149,14 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
             r.severity,
             r.reason.replace('_', " "),
             r.incident_id
+        ),
+        EventBody::MitigationApply(m) | EventBody::MitigationRemove(m) => format!(
+            "{} on {host}: {} rule(s) ({}), {} [{}]",
+            if e.name() == "mitigation_apply" { "Mitigation applied" } else { "Mitigation removed" },
+            m.rules.len(),
+            m.mode.replace('_', "-"),
+            m.reason.replace('_', " "),
+            m.incident_id
         ),
         _ => return None,
     };
@@ -244,5 +261,26 @@ mod tests {
         assert!(text.starts_with("[TEST] Outbound flood (this host is sending) resolved on web-1"), "{text}");
         assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
         assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
+    }
+
+    #[test]
+    fn mitigation_events_reach_the_api_as_incident_updates_and_the_webhook() {
+        let m = crate::event::MitigationEvent {
+            incident_id: "inc-1".into(),
+            mode: "enforce".into(),
+            rules: vec![json!({"rule": "amp:192.0.2.1:161", "dropped_packets": 7})],
+            expires_at: "2026-01-01T00:10:00.000Z".into(),
+            reason: "incident_open".into(),
+        };
+        let e = Event::new(UNIX_EPOCH, EventBody::MitigationApply(m));
+        let entries = api_entries(&Outgoing::Event(e.clone()));
+        assert_eq!(entries.len(), 1);
+        let (kind, id, _, body) = &entries[0];
+        assert_eq!((*kind, id.as_deref()), (Kind::Update, Some("inc-1")));
+        assert_eq!(body["mitigation"]["event"], "mitigation_apply");
+        assert_eq!(body["mitigation"]["rules"][0]["dropped_packets"], 7);
+        let hook = webhook_body(&e, "web-1").unwrap();
+        assert_eq!(hook["text"], "Mitigation applied on web-1: 1 rule(s) (enforce), incident open [inc-1]");
+        assert_eq!(hook["rules"][0]["rule"], "amp:192.0.2.1:161");
     }
 }

@@ -17,8 +17,7 @@ use crate::report::spool::Spool;
 use crate::report::{Outgoing, Sink};
 
 /// Evidence fields `--top` shows, copied from the incident's latest classification.
-/// (Capture records no per-target tally, so there is no top-target list to copy.)
-const TOP_FIELDS: &[&str] = &["top_src_ips", "top_dst_ports", "top_src_ports", "source_ip_count"];
+const TOP_FIELDS: &[&str] = &["target_ips", "top_src_ips", "top_dst_ports", "top_src_ports", "source_ip_count"];
 
 pub struct StatusSink {
     path: PathBuf,
@@ -26,11 +25,13 @@ pub struct StatusSink {
     api_enabled: bool,
     /// The open incident's id, label and evidence, from its last open/update event.
     incident: Option<(String, String, Map<String, Value>)>,
+    /// Active mitigation rules by rule key, from `mitigation_apply` / `mitigation_remove` (§10).
+    mitigations: std::collections::BTreeMap<String, Value>,
 }
 
 impl StatusSink {
     pub fn new(path: PathBuf, spools: Vec<Arc<Spool>>, api_enabled: bool) -> Self {
-        StatusSink { path, spools, api_enabled, incident: None }
+        StatusSink { path, spools, api_enabled, incident: None, mitigations: Default::default() }
     }
 
     fn remember(&mut self, id: &str, class: &Classification) {
@@ -49,6 +50,7 @@ impl StatusSink {
         s.spool.events = self.spools.iter().map(|sp| sp.len()).sum();
         s.api.enabled = self.api_enabled;
         s.api.last_success = crate::report::health::last_api_success().map(rfc3339_ms);
+        s.mitigations = self.mitigations.values().cloned().collect();
         if let (Some(inc), Some((id, label, top))) = (s.incident.as_mut(), &self.incident) {
             if inc.id == *id {
                 inc.label = label.clone();
@@ -70,6 +72,23 @@ impl Sink for StatusSink {
                 EventBody::IncidentOpen(o) => self.remember(&o.incident_id, &o.class),
                 EventBody::IncidentUpdate(u) => self.remember(&u.incident_id, &u.class),
                 EventBody::IncidentResolve(_) => self.incident = None,
+                EventBody::MitigationApply(m) => {
+                    for rule in &m.rules {
+                        let key = rule.get("rule").map(|k| k.to_string()).unwrap_or_default();
+                        let mut r = rule.clone();
+                        if let Value::Object(o) = &mut r {
+                            o.remove("nft");
+                            o.insert("incident_id".into(), m.incident_id.clone().into());
+                            o.insert("mode".into(), m.mode.clone().into());
+                        }
+                        self.mitigations.insert(key, r);
+                    }
+                }
+                EventBody::MitigationRemove(m) => {
+                    for rule in &m.rules {
+                        self.mitigations.remove(&rule.get("rule").map(|k| k.to_string()).unwrap_or_default());
+                    }
+                }
                 _ => {}
             },
             Outgoing::Status(snap) => {
@@ -140,6 +159,30 @@ mod tests {
                 class,
             }),
         ))
+    }
+
+    #[test]
+    fn active_mitigations_follow_apply_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = StatusSink::new(dir.path().join("status.json"), vec![], false);
+        let rule = |k: &str| serde_json::json!({"rule": k, "action": "drop", "nft": [{"add": {}}]});
+        let m = |rules| crate::event::MitigationEvent {
+            incident_id: "inc-1".into(),
+            mode: "enforce".into(),
+            rules,
+            expires_at: String::new(),
+            reason: "incident_open".into(),
+        };
+        let ev = |b| Outgoing::Event(Event::new(SystemTime::now(), b));
+        sink.handle(&ev(EventBody::MitigationApply(m(vec![rule("a"), rule("b")])))).unwrap();
+        let s = sink.complete(&StatusSnapshot::default());
+        assert_eq!(s.mitigations.len(), 2);
+        assert_eq!(s.mitigations[0]["incident_id"], "inc-1");
+        assert!(s.mitigations[0].get("nft").is_none(), "the status shows rules, not nft batches");
+        sink.handle(&ev(EventBody::MitigationRemove(m(vec![rule("a")])))).unwrap();
+        let s = sink.complete(&StatusSnapshot::default());
+        assert_eq!(s.mitigations.len(), 1);
+        assert_eq!(s.mitigations[0]["rule"], "b");
     }
 
     #[test]

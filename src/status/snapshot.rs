@@ -35,7 +35,8 @@ pub struct StatusSnapshot {
     pub capture_dropped_packets: u64,
     pub spool: SpoolNow,
     pub api: ApiNow,
-    /// Active mitigations (§10). Empty until mitigation exists in this build.
+    /// Active mitigation rules (§10): `rule`, `action`, `expires_at`, `dropped_packets` (at
+    /// apply), `incident_id`, `mode`; empty when mitigation is off.
     pub mitigations: Vec<Value>,
     /// The last [`HISTORY_LEN`] seconds, oldest first.
     pub history: Vec<HistoryPoint>,

@@ -93,9 +93,12 @@ fn detail_lines(s: &StatusSnapshot) -> Vec<Line<'static>> {
                 format!("INCIDENT   {} · {} · severity {} · {:.0} s", i.label, i.id, i.severity, i.duration_s),
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             ));
-            for (key, name) in
-                [("top_src_ips", "sources"), ("top_dst_ports", "dst ports"), ("top_src_ports", "src ports")]
-            {
+            for (key, name) in [
+                ("target_ips", "targets"),
+                ("top_src_ips", "sources"),
+                ("top_dst_ports", "dst ports"),
+                ("top_src_ports", "src ports"),
+            ] {
                 if let Some(list) = i.top.get(key).and_then(Value::as_array) {
                     lines.push(Line::from(format!("top {name:<10}{}", top_list(list))));
                 }
@@ -164,12 +167,14 @@ mod tests {
         s.history = (0..30).map(|i| HistoryPoint { unix_s: i, rx_pps: i as f64 * 100.0, rx_bps: 0.0 }).collect();
         let mut inc = IncidentNow { id: "abc".into(), label: "syn_flood".into(), ..Default::default() };
         inc.top.insert("top_src_ips".into(), serde_json::json!([{"ip": "10.1.2.3", "count": 77}]));
+        inc.top.insert("target_ips".into(), serde_json::json!([{"ip": "10.9.9.9", "count": 70, "share": 0.9}]));
         s.incident = Some(inc);
         let text = screen(Some(&s));
         assert!(text.contains("123456 pps"), "{text}");
         assert!(text.contains("threshold 5000 pps"), "{text}");
         assert!(text.contains("INCIDENT   syn_flood"), "{text}");
         assert!(text.contains("10.1.2.3 (77)"), "{text}");
+        assert!(text.contains("targets   10.9.9.9 (70)"), "{text}");
         assert!(text.contains("last 30 s (peak 2900)"), "{text}");
     }
 

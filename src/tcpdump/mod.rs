@@ -194,6 +194,11 @@ impl PacketInsight for TcpdumpCapture {
         self.last_class.clone()
     }
 
+    fn live_classification(&self) -> Option<crate::insight::LiveClassification> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || shared.classification.lock().ok().and_then(|c| c.clone())))
+    }
+
     fn incident_resolved(&mut self, incident_id: &str, wall: SystemTime) -> Option<String> {
         let opened = match self.open.take() {
             Some((id, t)) if id == incident_id => t,

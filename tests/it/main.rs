@@ -15,6 +15,13 @@ mod limited;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
 mod logs;
+#[cfg(feature = "capture-scapy")]
+mod mitigation;
+#[cfg(feature = "capture-scapy")]
+mod mitigation_bgp;
+mod mitigation_config;
+#[cfg(feature = "capture-scapy")]
+mod mitigation_more;
 mod prometheus;
 mod reporting;
 mod reporting_netns;
