@@ -16,6 +16,7 @@
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
 //!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
 
+pub mod accesslog;
 pub mod account;
 pub mod agent;
 pub mod app;
