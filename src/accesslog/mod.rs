@@ -11,5 +11,6 @@
 pub mod aggregate;
 pub mod baseline;
 pub mod detect;
+pub mod follow;
 pub mod parse;
 pub mod sketch;
