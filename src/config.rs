@@ -57,6 +57,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "prometheus_textfile",
     "ioc_patterns",
     "procfs_root",
+    "access_logs",
+    "http_min_rps_threshold",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +144,10 @@ pub struct Settings {
     pub prometheus_textfile: Option<PathBuf>,
     pub ioc_patterns: Vec<IocPattern>,
     pub procfs_root: PathBuf,
+    /// Web-server access logs to follow (§11).
+    pub access_logs: Vec<crate::accesslog::AccessLog>,
+    /// Floor of the requests/s threshold of access-log detection.
+    pub http_min_rps_threshold: f64,
     /// Keys present in the file that this version does not know.
     pub unknown_keys: Vec<String>,
     /// The file's JSON object as read, so `--setup` can keep keys it does not ask about.
@@ -221,6 +227,8 @@ impl Settings {
             "TRACE" => LevelFilter::Trace,
             _ => return Err(r.invalid("log_level", "accepted: ERROR, WARN, INFO, DEBUG, TRACE")),
         };
+        let access_logs: Vec<crate::accesslog::AccessLog> = r.get("access_logs", Vec::new())?;
+        crate::accesslog::check(&access_logs).map_err(|m| r.invalid("access_logs", &m))?;
         let mut unknown_keys: Vec<String> = map.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())).cloned().collect();
         unknown_keys.sort();
         Ok(Settings {
@@ -250,6 +258,8 @@ impl Settings {
             prometheus_textfile: r.optional_path("prometheus_textfile", PathBuf::new())?,
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
+            access_logs,
+            http_min_rps_threshold: r.range("http_min_rps_threshold", crate::accesslog::DEFAULT_MIN_RPS, 1.0, 1e9)?,
             api_key,
             state_dir,
             unknown_keys,

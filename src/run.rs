@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub extra_sinks: Vec<Box<dyn Sink>>,
     /// Control messages for the sampling loop (API config), drained with `try_recv` each tick.
     pub control: Option<mpsc::Receiver<crate::report::remote::Control>>,
+    /// Where the access-log thread leaves its requests/s for the Prometheus textfile.
+    pub http_gauges: std::sync::Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
@@ -72,9 +74,11 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let saved = load_baseline(&baseline_path(&settings));
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
     let interval = settings.detect.sample_interval;
+    let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
+    // Access logs (§11) on their own thread beside the counters, through the same channel.
+    let access_logs = crate::accesslog::worker::start(&settings, tx.clone(), opts.http_gauges.clone());
     let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
 
-    let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     let worker = report::spawn_worker(rx, sinks);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
@@ -92,6 +96,9 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         info!("received signal {sig}; stopping");
     }
     let _ = stop_tx.send(());
+    if let Some(a) = access_logs {
+        a.stop();
+    }
     if sampling.join().is_err() {
         return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
     }

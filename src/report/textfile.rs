@@ -15,6 +15,8 @@ pub struct TextfileSink {
     pub path: PathBuf,
     /// Spools whose sizes make `ftagent_spool_events`.
     pub spools: Vec<Arc<Spool>>,
+    /// Requests/s per access log (§11).
+    pub http: Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 impl Sink for TextfileSink {
@@ -26,7 +28,8 @@ impl Sink for TextfileSink {
         let Outgoing::Metrics(m) = msg else { return Ok(()) };
         let spooled = self.spools.iter().map(|s| s.len()).sum();
         // 0644: node_exporter usually runs as another user; metrics are not secret.
-        fsutil::write_atomic(&self.path, render(m, spooled).as_bytes(), 0o644)
+        let text = render(m, spooled) + &render_http(&self.http.snapshot());
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o644)
     }
 }
 
@@ -70,6 +73,20 @@ pub fn render(m: &Metrics, spooled: u64) -> String {
     for (name, kind, help, value) in rows {
         let _ =
             writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{interface=\"{iface}\"}} {}", fmt(value));
+    }
+    out
+}
+
+/// `ftagent_http_requests_per_second{log="..."}` for each followed access log (none: nothing).
+pub fn render_http(logs: &[(String, f64)]) -> String {
+    if logs.is_empty() {
+        return String::new();
+    }
+    let name = "ftagent_http_requests_per_second";
+    let mut out =
+        format!("# HELP {name} Requests per second in a followed access log (last second).\n# TYPE {name} gauge\n");
+    for (log, rps) in logs {
+        let _ = writeln!(out, "{name}{{log=\"{}\"}} {}", escape(log), fmt(*rps));
     }
     out
 }
@@ -118,5 +135,15 @@ mod tests {
         assert!(text.contains("ftagent_spool_events{interface=\"eth\\\"0\"} 4\n"));
         assert!(text.contains("ftagent_incident_active{interface=\"eth\\\"0\"} 1\n"));
         assert_eq!(text.matches("# HELP ").count(), 8);
+    }
+
+    #[test]
+    fn renders_requests_per_second_per_log() {
+        assert_eq!(render_http(&[]), "");
+        let text = render_http(&[("/var/log/a.log".into(), 1500.0), ("/b\"".into(), 0.5)]);
+        assert!(text.starts_with("# HELP ftagent_http_requests_per_second "), "{text}");
+        assert!(text.contains("# TYPE ftagent_http_requests_per_second gauge\n"));
+        assert!(text.contains("ftagent_http_requests_per_second{log=\"/var/log/a.log\"} 1500\n"), "{text}");
+        assert!(text.contains("ftagent_http_requests_per_second{log=\"/b\\\"\"} 0.5\n"), "{text}");
     }
 }

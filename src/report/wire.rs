@@ -22,6 +22,8 @@ pub struct Wiring {
     pub sinks: Vec<Box<dyn Sink>>,
     /// Control messages (API config) for the sampling loop.
     pub control: Option<mpsc::Receiver<Control>>,
+    /// Requests/s of the access-log thread, shown by the Prometheus textfile.
+    pub http_gauges: Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 fn check_webhook(url: &str) -> Result<()> {
@@ -57,10 +59,11 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         sinks.push(Box::new(WebhookSink::spooled(&settings.webhook_url, spool.clone())));
         spools.push(spool);
     }
+    let http_gauges = Arc::new(crate::accesslog::worker::HttpGauges::default());
     if let Some(path) = &settings.prometheus_textfile {
-        sinks.push(Box::new(TextfileSink { path: path.clone(), spools }));
+        sinks.push(Box::new(TextfileSink { path: path.clone(), spools, http: http_gauges.clone() }));
     }
-    Ok(Wiring { sinks, control })
+    Ok(Wiring { sinks, control, http_gauges })
 }
 
 /// Sinks for `--test`: direct delivery, no spool and no sender threads (a running agent may
