@@ -23,16 +23,28 @@ use crate::report::{Outbox, Outgoing};
 
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// The last requests/s of each log, for the Prometheus textfile.
+/// What the Prometheus textfile shows of one log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogGauge {
+    pub log: String,
+    /// Requests in the last second.
+    pub requests_per_second: f64,
+    /// Requests read since the agent started.
+    pub requests_total: u64,
+    /// Lines not understood since the agent started.
+    pub malformed_total: u64,
+}
+
+/// The figures of each followed log, for the Prometheus textfile.
 #[derive(Debug, Default)]
-pub struct HttpGauges(Mutex<Vec<(String, f64)>>);
+pub struct HttpGauges(Mutex<Vec<LogGauge>>);
 
 impl HttpGauges {
-    pub fn snapshot(&self) -> Vec<(String, f64)> {
+    pub fn snapshot(&self) -> Vec<LogGauge> {
         self.0.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    fn set(&self, values: Vec<(String, f64)>) {
+    fn set(&self, values: Vec<LogGauge>) {
         if let Ok(mut g) = self.0.lock() {
             *g = values;
         }
@@ -61,6 +73,7 @@ struct Followed {
     follower: Follower,
     window: Window,
     detector: HttpDetector,
+    requests_total: u64,
     malformed_total: u64,
 }
 
@@ -104,6 +117,7 @@ pub fn start(settings: &Settings, tx: SyncSender<Outgoing>, gauges: Arc<HttpGaug
                 follower: Follower::new(&l.path),
                 window: Window::default(),
                 detector: HttpDetector::new(&cfg, now),
+                requests_total: 0,
                 malformed_total: 0,
             }
         })
@@ -137,8 +151,14 @@ fn run(mut logs: Vec<Followed>, mut outbox: Outbox, stop: mpsc::Receiver<()>, ga
             if let Some(change) = log.detector.step(now, wall, rps, &summary) {
                 msgs.push(Outgoing::Event(events::event(&log.path, &change, now, wall)));
             }
+            log.requests_total += log.window.requests();
             log.window.reset();
-            values.push((log.path.display().to_string(), rps));
+            values.push(LogGauge {
+                log: log.path.display().to_string(),
+                requests_per_second: rps,
+                requests_total: log.requests_total,
+                malformed_total: log.malformed_total,
+            });
         }
         gauges.set(values);
         outbox.send_all(msgs);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::spool::Spool;
 use super::{Metrics, Outgoing, Sink};
+use crate::accesslog::worker::LogGauge;
 use crate::error::Result;
 use crate::fsutil;
 
@@ -77,16 +78,36 @@ pub fn render(m: &Metrics, spooled: u64) -> String {
     out
 }
 
-/// `ftagent_http_requests_per_second{log="..."}` for each followed access log (none: nothing).
-pub fn render_http(logs: &[(String, f64)]) -> String {
+/// `ftagent_http_requests_per_second`, `ftagent_http_requests_total` and
+/// `ftagent_http_malformed_lines_total`, with a `log` label, for each followed access log
+/// (no log: nothing).
+pub fn render_http(logs: &[LogGauge]) -> String {
     if logs.is_empty() {
         return String::new();
     }
-    let name = "ftagent_http_requests_per_second";
-    let mut out =
-        format!("# HELP {name} Requests per second in a followed access log (last second).\n# TYPE {name} gauge\n");
-    for (log, rps) in logs {
-        let _ = writeln!(out, "{name}{{log=\"{}\"}} {}", escape(log), fmt(*rps));
+    let rows: [(&str, &str, &str, fn(&LogGauge) -> f64); 3] = [
+        (
+            "ftagent_http_requests_per_second",
+            "gauge",
+            "Requests per second in a followed access log (last second).",
+            |g| g.requests_per_second,
+        ),
+        ("ftagent_http_requests_total", "counter", "Requests read from a followed access log.", |g| {
+            g.requests_total as f64
+        }),
+        (
+            "ftagent_http_malformed_lines_total",
+            "counter",
+            "Lines of a followed access log not in its configured format.",
+            |g| g.malformed_total as f64,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for g in logs {
+            let _ = writeln!(out, "{name}{{log=\"{}\"}} {}", escape(&g.log), fmt(value(g)));
+        }
     }
     out
 }
@@ -140,7 +161,16 @@ mod tests {
     #[test]
     fn renders_requests_per_second_per_log() {
         assert_eq!(render_http(&[]), "");
-        let text = render_http(&[("/var/log/a.log".into(), 1500.0), ("/b\"".into(), 0.5)]);
+        let g = |log: &str, requests_per_second| LogGauge {
+            log: log.into(),
+            requests_per_second,
+            requests_total: 7,
+            malformed_total: 2,
+        };
+        let text = render_http(&[g("/var/log/a.log", 1500.0), g("/b\"", 0.5)]);
+        assert!(text.contains("# TYPE ftagent_http_requests_total counter\n"), "{text}");
+        assert!(text.contains("ftagent_http_requests_total{log=\"/var/log/a.log\"} 7\n"), "{text}");
+        assert!(text.contains("ftagent_http_malformed_lines_total{log=\"/var/log/a.log\"} 2\n"), "{text}");
         assert!(text.starts_with("# HELP ftagent_http_requests_per_second "), "{text}");
         assert!(text.contains("# TYPE ftagent_http_requests_per_second gauge\n"));
         assert!(text.contains("ftagent_http_requests_per_second{log=\"/var/log/a.log\"} 1500\n"), "{text}");
