@@ -10,6 +10,8 @@
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
 //!   the durable spool with its API/webhook sender threads.
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
+//! - [`accesslog`]: layer-7 `http_flood` detection from web-server access logs (§11), on its own
+//!   thread beside the sampling; `--analyze` on an access log.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.

@@ -72,7 +72,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     /// The `n` largest (key, count, error), largest first.
     pub fn top(&self, n: usize) -> Vec<(K, u64, u64)> {
         let mut all: Vec<&Slot<K>> = self.heap.iter().collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count));
+        all.sort_by_key(|s| std::cmp::Reverse(s.count));
         all.into_iter().take(n).map(|s| (s.key.clone(), s.count, s.error)).collect()
     }
 

@@ -134,11 +134,8 @@ pub fn start(settings: &Settings, tx: SyncSender<Outgoing>, gauges: Arc<HttpGaug
 fn run(mut logs: Vec<Followed>, mut outbox: Outbox, stop: mpsc::Receiver<()>, gauges: Arc<HttpGauges>) {
     let mut last = Instant::now();
     let mut next = last + TICK;
-    loop {
-        match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
+    // Until stopped (or the agent's side of the channel is gone).
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let secs = now.saturating_duration_since(last).as_secs_f64().max(0.001);
         last = now;

@@ -85,7 +85,8 @@ pub fn render_http(logs: &[LogGauge]) -> String {
     if logs.is_empty() {
         return String::new();
     }
-    let rows: [(&str, &str, &str, fn(&LogGauge) -> f64); 3] = [
+    type Row = (&'static str, &'static str, &'static str, fn(&LogGauge) -> f64);
+    let rows: [Row; 3] = [
         (
             "ftagent_http_requests_per_second",
             "gauge",

@@ -128,8 +128,8 @@ fn settled_total(home: &Home) -> u64 {
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(1100));
         let now = requests_total(home);
-        if now.is_some() && now == last {
-            return now.unwrap();
+        if let Some(n) = now.filter(|_| now == last) {
+            return n;
         }
         last = now;
     }
