@@ -168,3 +168,13 @@ fn updates_come_every_five_seconds_while_open() {
     let updates = sim.changes.iter().filter(|(_, c)| matches!(c, Change::Updated(_))).count();
     assert_eq!(updates, 4);
 }
+
+#[test]
+fn grace_learns_only_under_the_floor_even_when_the_threshold_is_higher() {
+    let mut sim = Sim::new(HttpDetectConfig { grace_period: Duration::from_secs(30), ..cfg() });
+    sim.run(10, |_| 150.0); // under the 200 floor: learned, threshold 450
+    sim.run(15, |_| 400.0); // over the floor, under the threshold, still in grace: not learned
+    sim.run(20, |_| 150.0);
+    assert!(sim.opens().is_empty());
+    assert!((sim.d.threshold() - 450.0).abs() < 1.0, "threshold {}", sim.d.threshold());
+}

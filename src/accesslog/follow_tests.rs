@@ -85,14 +85,15 @@ fn rename_rotation_finishes_the_old_file_then_follows_the_new_one() {
     let (got, st) = poll_lines(&mut f);
     assert!(st.rotated);
     all.extend(got);
-    write_lines(&mut w, "a", 12..13); // still draining
-    write_lines(&mut w2, "b", 5..8);
-    all.extend(poll_lines(&mut f).0);
-    for _ in 0..DRAIN_POLLS {
+    // Still draining for DRAIN_POLLS polls after the switch.
+    for i in 0..DRAIN_POLLS {
+        write_lines(&mut w, "a", 12 + i..13 + i);
         all.extend(poll_lines(&mut f).0);
     }
+    write_lines(&mut w2, "b", 5..8);
+    all.extend(poll_lines(&mut f).0);
     let (a, b): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l[0] == b'a');
-    assert_eq!(a, lines("a", 0..13));
+    assert_eq!(a, lines("a", 0..12 + DRAIN_POLLS));
     assert_eq!(b, lines("b", 0..8));
 }
 
