@@ -95,10 +95,11 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     if let Some(sig) = signals.forever().next() {
         info!("received signal {sig}; stopping");
     }
-    let _ = stop_tx.send(());
+    // Access-log incidents resolve before the sampling thread writes `agent_stop`.
     if let Some(a) = access_logs {
         a.stop();
     }
+    let _ = stop_tx.send(());
     if sampling.join().is_err() {
         return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
     }

@@ -26,8 +26,25 @@ fn agent_config(home: &Home, pair: &NetnsPair, log: &Path) -> std::path::PathBuf
     }))
 }
 
+/// The running agent, stopped on drop (also when an assertion fails first).
+struct Agent(Child);
+
+impl Agent {
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        util::terminate(&mut self.0, Duration::from_secs(5))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            util::terminate(&mut self.0, Duration::from_secs(5));
+        }
+    }
+}
+
 /// The agent as `nobody` inside namespace `a`; its stderr goes to `agent.err` in the home.
-fn spawn_unprivileged(pair: &NetnsPair, home: &Home, cfg: &Path) -> Child {
+fn spawn_unprivileged(pair: &NetnsPair, home: &Home, cfg: &Path) -> Agent {
     let err = std::fs::File::create(home.path().join("agent.err")).unwrap();
     util::chown_tree(home.path(), util::NOBODY);
     let child = Command::new("ip")
@@ -37,9 +54,11 @@ fn spawn_unprivileged(pair: &NetnsPair, home: &Home, cfg: &Path) -> Child {
         .arg(cfg)
         .env("HOME", home.path())
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(err)
         .spawn()
         .expect("spawn agent");
+    let child = Agent(child);
     let started = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10));
     assert!(started.is_some(), "agent_start: {}", agent_err(home));
     child
@@ -108,7 +127,7 @@ fn http_floods_against_real_nginx_open_within_two_seconds_with_their_subtype() {
     let clients = open2["top_client_ips"].as_array().unwrap();
     assert!(clients.len() >= 10 && clients[0]["share"].as_f64().unwrap() < 0.2, "{open2}");
     assert!(path <= Duration::from_secs(2), "path flood incident_open {path:?} after onset");
-    assert!(util::terminate(&mut agent, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    assert!(agent.stop().is_some_and(|s| s.success()));
     eprintln!(
         "http floods: single_source ({sent} req, {} req/s) opened {single:?} after onset; \
          path_flood from 20 sources ({sent2} req, {} req/s) opened {path:?} after onset",
@@ -161,7 +180,7 @@ fn rotation_by_rename_and_copytruncate_loses_at_most_a_second_and_rereads_nothin
     std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
     let sent = nginx::wrk_requests(flood);
     let read = settled_total(&home);
-    assert!(util::terminate(&mut agent, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    assert!(agent.stop().is_some_and(|s| s.success()));
 
     let (l1, l2, l3) = (
         nginx::count_lines(&dir.join("access.log.1")),
