@@ -241,3 +241,55 @@ fn analyze_summarises_an_access_log_in_every_build() {
     assert_eq!((v["format"].as_str(), v["requests"].as_u64()), (Some("caddy"), Some(1)));
     assert_eq!(v["top_paths"][0]["path"], "/wp-login.php");
 }
+
+/// Capture builds: the access-log thread runs beside in-process capture, as root.
+#[cfg(feature = "capture-scapy")]
+#[test]
+fn http_flood_is_detected_beside_packet_capture() {
+    let Some(pair) = nginx::netns_pair() else { return };
+    let web = Nginx::start(&pair);
+    let home = Home::new();
+    let cfg = home.write_config(json!({
+        "interface": pair.veth_a,
+        "grace_period_s": 2,
+        "baseline_window_s": 60,
+        "holddown_ticks": 10,
+        "pcap_dir": home.path().join("pcaps"),
+        "access_logs": [{"path": web.log(), "format": "combined"}],
+    }));
+    let err = std::fs::File::create(home.path().join("agent.err")).unwrap();
+    let child = NetnsPair::exec(&pair.ns_a, &util::bin())
+        .args(["--no-update-check", "--config"])
+        .arg(&cfg)
+        .env("HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("spawn agent");
+    let mut agent = Agent(child);
+    let start = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10)).expect("agent_start");
+    assert_eq!(start["mode"], "capture-scapy", "{start}: {}", agent_err(&home));
+    std::thread::sleep(Duration::from_secs(3)); // past the grace period
+    let onset = SystemTime::now();
+    let flood = nginx::wrk(&pair, &web, 4, "/");
+    let open = wait_http(&home, "incident_open", 1, Duration::from_secs(5));
+    let _ = nginx::wrk_requests(flood);
+    let open = open.unwrap_or_else(|| panic!("no http_flood beside capture: {}", agent_err(&home)));
+    assert_eq!((open["layer"].as_u64(), open["attack_subtype"].as_str()), (Some(7), Some("single_source")));
+    assert!(latency(&open, onset) <= Duration::from_secs(2), "{:?}", latency(&open, onset));
+    assert!(agent.stop().is_some_and(|s| s.success()));
+}
+
+/// Builds without capture still tell a capture file from a log, and say why they cannot read it.
+#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
+#[test]
+fn analyze_of_a_capture_file_in_a_build_without_capture_says_so() {
+    let home = Home::new();
+    let pcap = home.path().join("x.pcap");
+    std::fs::write(&pcap, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
+    let out = util::run(home.command().arg("--analyze").arg(&pcap));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("this build has no packet capture"), "{err}");
+}
