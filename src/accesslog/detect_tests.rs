@@ -178,3 +178,21 @@ fn grace_learns_only_under_the_floor_even_when_the_threshold_is_higher() {
     assert!(sim.opens().is_empty());
     assert!((sim.d.threshold() - 450.0).abs() < 1.0, "threshold {}", sim.d.threshold());
 }
+
+#[test]
+fn pulse_waves_are_each_caught_and_linked_to_the_previous_pulse() {
+    let mut sim = Sim::new(cfg());
+    sim.normal(60);
+    let normal = sim.d.threshold();
+    for _ in 0..4 {
+        sim.run(4, |_| 3000.0); // a 4 s pulse
+        sim.normal(15); // a pause longer than the 10 s hold-down
+    }
+    let opens = sim.opens();
+    assert_eq!(opens.len(), 4, "{:?}", sim.changes);
+    assert_eq!(sim.resolves(), 4);
+    for pair in opens.windows(2) {
+        assert_eq!(pair[1].1.previous_incident_id.as_deref(), Some(pair[0].1.id.as_str()));
+    }
+    assert!((sim.d.threshold() - normal).abs() / normal < 0.1, "{} vs {normal}", sim.d.threshold());
+}
