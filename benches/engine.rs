@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench engine --features capture-tcpdump [-- memory|throughput|ioc]`; one IOC
 //! case alone: `-- ioc-text`, `-- ioc-alike` or `-- ioc-binary`.
-//! The captures are looked up in `$FTAGENT_PCAPS`, else `../shared/pcaps` beside the project.
+//! The captures are looked up in `$FTAGENT_PCAPS`, else `tests/data` (vendored).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,11 +75,7 @@ fn pcaps() -> PathBuf {
     if let Some(p) = std::env::var_os("FTAGENT_PCAPS") {
         return p.into();
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [root.join("../shared/pcaps"), root.join("../../shared/pcaps")]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/pcaps"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 fn throughput() {

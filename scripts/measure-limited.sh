@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 cargo build --release --quiet
-bin=target/release/ftagent
+bin=${CARGO_TARGET_DIR:-target}/release/ftagent
 tmp=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 # Defaults everywhere except where files go (kept out of the user's real state dir).

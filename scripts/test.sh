@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin nginx wrk)
-TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool setcap nginx wrk)
+PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin netsniff-ng nginx wrk)
+TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool setcap trafgen nginx wrk)
 
 missing=()
 for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
@@ -22,6 +22,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# Every test that cannot run here appends one line to this file (tests/it/util.rs `skip`); the
+# summary is the last line of the run. Under CI=true such a skip fails the test instead.
+export FTAGENT_SKIP_LOG="${TMPDIR:-/tmp}/ftagent-test-skips.$$"
+: >"$FTAGENT_SKIP_LOG"
+summarise_skips() {
+  if [ -s "$FTAGENT_SKIP_LOG" ]; then
+    echo "skipped $(wc -l <"$FTAGENT_SKIP_LOG") test run(s): $(sort "$FTAGENT_SKIP_LOG" | uniq -c \
+      | awk '{ n = $1; $1 = ""; sub(/^ /, ""); printf "%s%s%s", sep, $0, (n > 1 ? " (x" n ")" : ""); sep = "; " }')"
+  else
+    echo "skipped: none"
+  fi
+  rm -f "$FTAGENT_SKIP_LOG"
+}
+trap summarise_skips EXIT
 
 echo "== default build (limited mode only, no libpcap)"
 cargo build --quiet

@@ -4,12 +4,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::baseline::{Baseline, Snapshot, Thresholds, MAX_RESTORE_AGE};
+use crate::baseline::{Baseline, Snapshot};
 use crate::config::Settings;
 use crate::counters::{ProtoCounters, Rates, Sampler};
-use crate::detect::{Change, Detector, Incident, ResolveReason};
-use crate::event::{rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate};
+use crate::detect::{Change, Direction, Incident, ResolveReason};
+use crate::event::{
+    rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate, ProtocolRates,
+};
 use crate::insight::PacketInsight;
+use crate::learn::Watch;
 use crate::mix;
 use crate::report::messages::LocalMetrics;
 use crate::report::{Heartbeat, InterfaceInfo, Metrics, Outgoing};
@@ -29,16 +32,18 @@ pub struct CaptureStatus {
 pub struct Agent {
     settings: Settings,
     sampler: Sampler,
-    baseline: Baseline,
-    detector: Detector,
+    /// Received traffic (offered load: received + dropped), and sent traffic (§5.5).
+    inbound: Watch,
+    outbound: Watch,
     insight: Option<Box<dyn PacketInsight>>,
     capture: CaptureStatus,
     restored: bool,
     /// Mark incident events as synthetic (`--test`).
     test: bool,
     acc: MetricsAcc,
-    last_thresholds: Thresholds,
     last_rates: Option<Rates>,
+    /// The last per-protocol totals from capture and when they were read (§5.6).
+    class_prev: Option<(Instant, crate::classes::ClassTotals)>,
     next_metrics: Instant,
     next_heartbeat: Instant,
     next_save: Instant,
@@ -66,34 +71,25 @@ impl Agent {
         wall: SystemTime,
     ) -> Self {
         let cfg = &settings.detect;
-        let restored_baseline = saved.as_ref().and_then(|s| Baseline::restore(cfg, s, wall));
-        let restored = restored_baseline.is_some();
-        if let (Some(s), false) = (&saved, restored) {
-            let age = wall
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-                .saturating_sub(s.saved_at);
-            log::info!("saved baseline not used (age {age} s, limit {} s); learning afresh", MAX_RESTORE_AGE.as_secs());
-        }
-        let baseline = restored_baseline.unwrap_or_else(|| Baseline::new(cfg));
-        let detector = Detector::new(cfg, now, restored);
-        let last_thresholds = baseline.thresholds(wall, cfg);
+        let (rx, tx) = restore(cfg, saved.as_ref(), wall);
+        let restored = rx.is_some();
+        let inbound = Watch::new(cfg, Direction::Inbound, now, wall, rx);
+        let outbound = Watch::new(cfg, Direction::Outbound, now, wall, tx);
         Agent {
             next_metrics: now + settings.metrics_interval,
             next_heartbeat: now,
             next_save: now + SAVE_EVERY,
             settings,
             sampler,
-            baseline,
-            detector,
+            inbound,
+            outbound,
             insight,
             capture,
             restored,
             test: false,
             acc: MetricsAcc::default(),
-            last_thresholds,
             last_rates: None,
+            class_prev: None,
             incidents_total: 0,
         }
     }
@@ -105,7 +101,12 @@ impl Agent {
 
     /// An incident is being confirmed: the run loop samples again sooner.
     pub fn confirming(&self) -> bool {
-        self.detector.confirming()
+        self.inbound.detector.confirming() || self.outbound.detector.confirming()
+    }
+
+    /// The thresholds in force at the last tick: (inbound, outbound).
+    pub fn thresholds(&self) -> (crate::baseline::Thresholds, crate::baseline::Thresholds) {
+        (self.inbound.thresholds(), self.outbound.thresholds())
     }
 
     pub fn baseline_restored(&self) -> bool {
@@ -118,12 +119,20 @@ impl Agent {
 
     /// Apply new detection tuning (API `/agent/config`) without losing state.
     pub fn set_detect_config(&mut self, cfg: crate::config::DetectConfig) {
-        self.detector.set_config(&cfg);
+        self.inbound.set_config(&cfg);
+        self.outbound.set_config(&cfg);
         self.settings.detect = cfg;
     }
 
     /// Apply capture options from the API config (`pcap_enabled`, `ioc_patterns`).
+    /// The running capture gets them too (it never waits: see [`PacketInsight::set_options`]).
     pub fn set_capture_options(&mut self, pcap_enabled: bool, ioc_patterns: Vec<crate::config::IocPattern>) {
+        if pcap_enabled == self.settings.pcap_enabled && ioc_patterns == self.settings.ioc_patterns {
+            return;
+        }
+        if let Some(i) = self.insight.as_mut() {
+            i.set_options(pcap_enabled, &ioc_patterns);
+        }
         self.settings.pcap_enabled = pcap_enabled;
         self.settings.ioc_patterns = ioc_patterns;
     }
@@ -154,62 +163,98 @@ impl Agent {
 
     /// The tick after sampling; `--test` feeds synthetic rates here.
     pub fn tick_with(&mut self, now: Instant, wall: SystemTime, rates: Option<Rates>) -> Vec<Outgoing> {
+        let classes = self.class_rates(now);
+        let inbound = rates.map(|r| crate::counters::Sample { classes, ..r.inbound() });
         let cfg = &self.settings.detect;
-        let thr = self.baseline.thresholds(wall, cfg);
-        self.last_thresholds = thr;
-        let step = self.detector.step(now, wall, rates.as_ref(), &thr);
-        let mut out = Vec::new();
+        let rx = self.inbound.step(now, wall, inbound.as_ref(), cfg);
+        let tx = self.outbound.step(now, wall, rates.map(|r| r.outbound()).as_ref(), cfg);
         if let Some(r) = &rates {
-            if step.learn {
-                self.baseline.observe(wall, r.pps, r.bits_per_s);
-            }
             self.accumulate(r);
             self.last_rates = Some(*r);
         }
-        match step.change {
-            Some(Change::Opened) => out.push(self.opened(wall)),
-            Some(Change::Updated) => out.push(self.updated(now, wall)),
-            Some(Change::Resolved(inc, reason)) => out.push(self.resolved(&inc, reason, now, wall)),
-            None => {}
+        let mut out = Vec::new();
+        for (dir, change) in [(Direction::Inbound, rx), (Direction::Outbound, tx)] {
+            match change {
+                Some(Change::Opened) => out.push(self.opened(dir, wall)),
+                Some(Change::Updated) => out.push(self.updated(dir, now, wall)),
+                Some(Change::Resolved(inc, reason)) => out.push(self.resolved(&inc, reason, now, wall)),
+                None => {}
+            }
         }
         self.periodic(now, wall, &mut out);
         out
     }
 
-    /// Stop: resolve an open incident (`agent_stopped`), then `agent_stop` and a baseline save.
+    /// Stop: resolve open incidents (`agent_stopped`), then `agent_stop` and a baseline save.
     pub fn stop(&mut self, now: Instant, wall: SystemTime) -> Vec<Outgoing> {
         let mut out = Vec::new();
-        if let Some(Change::Resolved(inc, reason)) = self.detector.stop() {
-            out.push(self.resolved(&inc, reason, now, wall));
+        for change in [self.inbound.detector.stop(), self.outbound.detector.stop()] {
+            if let Some(Change::Resolved(inc, reason)) = change {
+                out.push(self.resolved(&inc, reason, now, wall));
+            }
         }
         out.push(Outgoing::Event(Event::new(wall, EventBody::AgentStop {})));
-        out.push(Outgoing::SaveBaseline(Box::new(self.baseline.snapshot(wall))));
+        out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
         out
     }
 
-    fn classification(&mut self, proto: &ProtoCounters) -> Classification {
-        self.insight.as_mut().and_then(|i| i.classify()).unwrap_or_else(|| mix::classify(proto))
+    /// Per-protocol rates since the last tick, from capture's running totals.
+    fn class_rates(&mut self, now: Instant) -> Option<crate::classes::ClassRates> {
+        let cur = self.insight.as_ref().and_then(|i| i.class_totals())?;
+        let prev = self.class_prev.replace((now, cur));
+        let (at, before) = prev?;
+        crate::classes::rates(&before, &cur, now.saturating_duration_since(at).as_secs_f64())
     }
 
-    fn opened(&mut self, wall: SystemTime) -> Outgoing {
+    fn snapshot(&self, wall: SystemTime) -> Snapshot {
+        Snapshot::new(wall, &self.settings.detect, self.inbound.baseline.snapshot(), self.outbound.baseline.snapshot())
+    }
+
+    fn watch(&self, dir: Direction) -> &Watch {
+        match dir {
+            Direction::Inbound => &self.inbound,
+            Direction::Outbound => &self.outbound,
+        }
+    }
+
+    /// Packet capture sees received traffic: it classifies inbound incidents; outbound ones are
+    /// classified from the host's sent-packet counters.
+    fn classification(&mut self, inc: &Incident) -> Classification {
+        let from_packets = match inc.direction {
+            Direction::Inbound => self.insight.as_mut().and_then(|i| i.classify()),
+            Direction::Outbound => None,
+        };
+        from_packets.unwrap_or_else(|| mix::classify(&inc.proto))
+    }
+
+    fn opened(&mut self, dir: Direction, wall: SystemTime) -> Outgoing {
         self.incidents_total += 1;
-        let inc = self.detector.incident().expect("just opened").clone();
-        if let Some(i) = self.insight.as_mut() {
+        let inc = self.watch(dir).detector.incident().expect("just opened").clone();
+        if let (Some(i), Direction::Inbound) = (self.insight.as_mut(), dir) {
             i.incident_opened(&inc.id, wall);
         }
-        let class = self.classification(&inc.proto);
+        let class = self.classification(&inc);
         Outgoing::Event(Event::new(
             wall,
             EventBody::IncidentOpen(IncidentOpen {
                 incident_id: inc.id.clone(),
+                direction: dir,
+                previous_incident_id: inc.previous_id.clone(),
                 interface: self.interface(),
                 pps: round1(inc.pps),
                 bps: round1(inc.bits_per_s),
+                dropped_pps: round1(inc.dropped_pps),
                 threshold_pps: round1(inc.thresholds.pps),
                 threshold_bps: round1(inc.thresholds.bits_per_s),
                 baseline_pps: round1(inc.thresholds.baseline_pps),
                 severity: inc.severity().into(),
                 trigger: inc.trigger.as_str().into(),
+                protocol: inc.classes.map(|c| {
+                    Box::new(ProtocolRates {
+                        protocol_pps: class_map(c),
+                        protocol_threshold_pps: class_map(inc.thresholds.classes),
+                    })
+                }),
                 test: self.test,
                 started_at: rfc3339_ms(inc.started_wall),
                 class,
@@ -217,15 +262,17 @@ impl Agent {
         ))
     }
 
-    fn updated(&mut self, now: Instant, wall: SystemTime) -> Outgoing {
-        let inc = self.detector.incident().expect("open").clone();
-        let class = self.classification(&inc.proto);
+    fn updated(&mut self, dir: Direction, now: Instant, wall: SystemTime) -> Outgoing {
+        let inc = self.watch(dir).detector.incident().expect("open").clone();
+        let class = self.classification(&inc);
         Outgoing::Event(Event::new(
             wall,
             EventBody::IncidentUpdate(IncidentUpdate {
                 incident_id: inc.id.clone(),
+                direction: dir,
                 pps: round1(inc.pps),
                 bps: round1(inc.bits_per_s),
+                dropped_pps: round1(inc.dropped_pps),
                 peak_pps: round1(inc.peak_pps),
                 peak_bps: round1(inc.peak_bits_per_s),
                 duration_s: round1(inc.duration(now).as_secs_f64()),
@@ -237,12 +284,16 @@ impl Agent {
     }
 
     fn resolved(&mut self, inc: &Incident, reason: ResolveReason, now: Instant, wall: SystemTime) -> Outgoing {
-        let class = self.classification(&inc.proto);
-        let pcap_file = self.insight.as_mut().and_then(|i| i.incident_resolved(&inc.id, wall));
+        let class = self.classification(inc);
+        let pcap_file = match inc.direction {
+            Direction::Inbound => self.insight.as_mut().and_then(|i| i.incident_resolved(&inc.id, wall)),
+            Direction::Outbound => None,
+        };
         Outgoing::Event(Event::new(
             wall,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: inc.id.clone(),
+                direction: inc.direction,
                 peak_pps: round1(inc.peak_pps),
                 peak_bps: round1(inc.peak_bits_per_s),
                 duration_s: round1(inc.duration(now).as_secs_f64()),
@@ -277,7 +328,7 @@ impl Agent {
         }
         if now >= self.next_save {
             self.next_save = now + SAVE_EVERY;
-            out.push(Outgoing::SaveBaseline(Box::new(self.baseline.snapshot(wall))));
+            out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
         }
     }
 
@@ -285,24 +336,26 @@ impl Agent {
         let a = std::mem::take(&mut self.acc);
         let total = a.proto.total().max(1) as f64;
         let pct = |n: u64| round1(100.0 * n as f64 / total);
-        let q = self.baseline.quality(wall);
+        let q = self.inbound.baseline.quality(wall);
+        let thr = self.inbound.thresholds();
         Metrics {
             ts: rfc3339_ms(wall),
             pps: round1(a.max_pps),
             bps: round1(a.max_bps),
             avg_pps: round1(if a.samples > 0 { a.sum_pps / a.samples as f64 } else { 0.0 }),
-            tcp_pct: pct(a.proto.tcp_in),
-            udp_pct: pct(a.proto.udp_in),
-            icmp_pct: pct(a.proto.icmp_in),
-            threshold: round1(self.last_thresholds.pps),
+            tcp_pct: pct(a.proto.tcp),
+            udp_pct: pct(a.proto.udp),
+            icmp_pct: pct(a.proto.icmp),
+            threshold: round1(thr.pps),
             samples: a.samples,
             local: LocalMetrics {
                 interface: self.interface(),
                 last_pps: self.last_rates.map(|r| r.pps).unwrap_or(0.0),
                 last_bits_per_s: self.last_rates.map(|r| r.bits_per_s).unwrap_or(0.0),
-                threshold_bits_per_s: self.last_thresholds.bits_per_s,
+                threshold_bits_per_s: thr.bits_per_s,
                 baseline_p99_pps: q.baseline_p99_pps,
-                incident_active: self.detector.incident().is_some(),
+                incident_active: self.inbound.detector.incident().is_some()
+                    || self.outbound.detector.incident().is_some(),
                 incidents_total: self.incidents_total,
                 capture_dropped_packets: self.insight.as_ref().map(|i| i.dropped_packets()).unwrap_or(0),
             },
@@ -325,13 +378,39 @@ impl Agent {
         Heartbeat {
             ts: rfc3339_ms(wall),
             version: crate::event::AGENT_VERSION.into(),
-            quality: self.baseline.quality(wall),
+            quality: self.inbound.baseline.quality(wall),
             interface: self.interface(),
             available_interfaces,
             pcap_active: self.insight.as_ref().is_some_and(|i| i.active()),
             retry_queue_size: 0,
         }
     }
+}
+
+/// Both directions' baselines from a saved file, or none (with one log line saying why).
+fn restore(
+    cfg: &crate::config::DetectConfig,
+    saved: Option<&Snapshot>,
+    wall: SystemTime,
+) -> (Option<Baseline>, Option<Baseline>) {
+    let Some(snap) = saved else { return (None, None) };
+    let restored = snap.usable(wall).and_then(|()| {
+        let rx = Baseline::restore(cfg, snap.inbound.as_ref().expect("usable checked"))?;
+        let tx = snap.outbound.as_ref().map(|o| Baseline::restore(cfg, o)).transpose()?;
+        Ok((rx, tx))
+    });
+    match restored {
+        Ok((rx, tx)) => (Some(rx), tx),
+        Err(why) => {
+            log::info!("saved baseline not used: {why}; learning afresh");
+            (None, None)
+        }
+    }
+}
+
+/// `{"syn": .., "udp": .., "icmp": .., "fragments": ..}` for events.
+fn class_map(r: crate::classes::ClassRates) -> std::collections::BTreeMap<String, f64> {
+    crate::classes::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
 }
 
 fn round1(v: f64) -> f64 {
@@ -341,3 +420,7 @@ fn round1(v: f64) -> f64 {
 #[cfg(test)]
 #[path = "agent_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "scenario_tests.rs"]
+mod scenarios;

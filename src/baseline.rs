@@ -5,12 +5,18 @@
 //! Hour buckets are bounded log-scale histograms (5 % bins) so days of history cost a few KiB;
 //! when a bucket passes [`HOUR_CAP`] samples its counts are halved, so old days fade out.
 //! The hour of day is taken in UTC: a bucket index needs no time zone, only consistency.
+//!
+//! Growth is bounded (§5.4): the p99 a threshold is built from may be at most [`GROWTH`] times
+//! the p99 in force one window of learned samples ago (or the floor's share of the threshold,
+//! whichever is larger), so traffic that ramps up slowly cannot carry the threshold with it.
+//! Which samples are learned at all is decided by [`crate::detect`] and [`crate::learn`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::classes::{ClassRates, ClassSnapshot, ClassWindows};
 use crate::config::DetectConfig;
 
 /// Log-histogram bin ratio: p99 read from a bucket overestimates by at most this factor.
@@ -23,6 +29,12 @@ const HOUR_CAP: u32 = 400_000;
 const HOUR_TRUST: Duration = Duration::from_secs(30 * 60);
 /// A saved baseline older than this is ignored at start.
 pub const MAX_RESTORE_AGE: Duration = Duration::from_secs(24 * 3600);
+/// The p99 in force may grow by at most this factor per window of learned samples (§5.4).
+pub const GROWTH: f64 = 1.5;
+/// Growth checkpoints per window.
+const CHECKPOINTS: usize = 8;
+/// Version of [`Snapshot`]; version 1 (before the §5.4 learning rules) is refused.
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LogHist {
@@ -65,6 +77,12 @@ impl LogHist {
         }
     }
 
+    /// Counts a restored file may hold: below the decay cap and adding up to `total`.
+    fn sane(&self) -> bool {
+        let sum = self.bins.iter().try_fold(0u32, |acc, (_, c)| acc.checked_add(*c));
+        self.total < HOUR_CAP && sum == Some(self.total)
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         if self.total == 0 {
             return 0.0;
@@ -94,6 +112,8 @@ pub struct Thresholds {
     pub bits_per_s: f64,
     /// Mean PPS of the flat window: "normal" traffic, for reports.
     pub baseline_pps: f64,
+    /// Per-protocol thresholds (§5.6), compared only when capture counts the classes.
+    pub classes: ClassRates,
 }
 
 /// Heartbeat view of the baseline (§6.2).
@@ -108,6 +128,14 @@ pub struct Quality {
     pub baseline_current_hour_p99: f64,
 }
 
+/// The capped flat p99s after `at` learned samples: the reference that bounds growth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub at: u64,
+    pub pps: f64,
+    pub bits_per_s: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Baseline {
     window_len: usize,
@@ -116,19 +144,62 @@ pub struct Baseline {
     bits_per_s: VecDeque<f64>,
     hours: Vec<HourBucket>,
     total_samples: u64,
+    checkpoints: VecDeque<Checkpoint>,
+    /// The p99 at which the threshold is the floor: growth from below it is not limited.
+    floor_p99: (f64, f64),
+    classes: ClassWindows,
 }
 
-/// What is saved to `baseline.json`.
+/// What is saved to `baseline.json`: one [`DirSnapshot`] per direction (§5.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u32,
     /// Seconds since the Unix epoch.
     pub saved_at: u64,
     pub sample_interval_ms: u64,
+    #[serde(default)]
+    pub inbound: Option<DirSnapshot>,
+    #[serde(default)]
+    pub outbound: Option<DirSnapshot>,
+}
+
+/// One direction's baseline as saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirSnapshot {
     pub total_samples: u64,
     pub window_pps: Vec<f64>,
     pub window_bits_per_s: Vec<f64>,
     hours: Vec<HourBucket>,
+    #[serde(default)]
+    checkpoints: Vec<Checkpoint>,
+    #[serde(default)]
+    classes: ClassSnapshot,
+}
+
+/// Why a saved baseline was not used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestoreRefused {
+    TooOld { age_s: u64 },
+    FromTheFuture,
+    OldVersion(u32),
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for RestoreRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreRefused::TooOld { age_s } => {
+                write!(f, "it is {age_s} s old (limit {} s)", MAX_RESTORE_AGE.as_secs())
+            }
+            RestoreRefused::FromTheFuture => write!(f, "it was saved in the future (clock change?)"),
+            RestoreRefused::OldVersion(v) => write!(
+                f,
+                "it is format version {v}, written before learning was limited to normal traffic, so it may hold \
+                 flood samples"
+            ),
+            RestoreRefused::Malformed(why) => write!(f, "it is malformed ({why})"),
+        }
+    }
 }
 
 impl Baseline {
@@ -142,7 +213,15 @@ impl Baseline {
             bits_per_s: VecDeque::with_capacity(window_len),
             hours: vec![empty; 24],
             total_samples: 0,
+            checkpoints: VecDeque::with_capacity(CHECKPOINTS + 2),
+            floor_p99: floor_p99(cfg),
+            classes: ClassWindows::new(window_len),
         }
+    }
+
+    /// New tuning (API config): only the floors' share matters here.
+    pub fn set_config(&mut self, cfg: &DetectConfig) {
+        self.floor_p99 = floor_p99(cfg);
     }
 
     /// Learn one normal sample taken at `wall`.
@@ -157,6 +236,42 @@ impl Baseline {
         h.pps.add(pps);
         h.bits_per_s.add(bits_per_s);
         self.total_samples += 1;
+        let every = (self.window_len / CHECKPOINTS).max(1) as u64;
+        if self.total_samples.is_multiple_of(every) {
+            self.checkpoint();
+        }
+    }
+
+    /// Learn one normal sample's per-protocol rates (capture builds).
+    pub fn observe_classes(&mut self, r: &ClassRates) {
+        self.classes.observe(r);
+    }
+
+    /// Record the capped flat p99 now; keep the checkpoints of the last window.
+    fn checkpoint(&mut self) {
+        let cap = self.cap();
+        let c = Checkpoint {
+            at: self.total_samples,
+            pps: p99(&self.pps).min(cap.0),
+            bits_per_s: p99(&self.bits_per_s).min(cap.1),
+        };
+        self.checkpoints.push_back(c);
+        let window = self.window_len as u64;
+        while self.checkpoints.len() > 1 && self.checkpoints[1].at + window <= self.total_samples {
+            self.checkpoints.pop_front();
+        }
+    }
+
+    /// The largest p99 a threshold may be built from now: [`GROWTH`] × the reference (the
+    /// oldest checkpoint within the last window), never less than [`GROWTH`] × the floor's p99.
+    /// Until the first checkpoint (an eighth of a window of a fresh baseline) nothing is capped:
+    /// those first samples are the reference, and the grace period only learned them under the
+    /// floors.
+    fn cap(&self) -> (f64, f64) {
+        match self.checkpoints.front() {
+            Some(c) => (GROWTH * c.pps.max(self.floor_p99.0), GROWTH * c.bits_per_s.max(self.floor_p99.1)),
+            None => (f64::INFINITY, f64::INFINITY),
+        }
     }
 
     /// The flat window is full: the baseline describes a whole window of traffic.
@@ -169,29 +284,38 @@ impl Baseline {
         self.hours[hour].pps.total >= need
     }
 
-    /// Effective p99 for PPS and BPS at `wall`: max(hourly p99, 0.5 × flat p99) when trusted.
+    /// Effective p99 for PPS and BPS at `wall`: max(hourly p99, 0.5 × flat p99) when trusted,
+    /// bounded by the growth cap.
     fn effective_p99(&self, wall: SystemTime) -> (f64, f64) {
         let flat = (p99(&self.pps), p99(&self.bits_per_s));
         let hour = hour_of(wall);
-        if self.hour_trusted(hour) {
+        let raw = if self.hour_trusted(hour) {
             let h = &self.hours[hour];
             (h.pps.quantile(0.99).max(0.5 * flat.0), h.bits_per_s.quantile(0.99).max(0.5 * flat.1))
         } else {
             flat
-        }
+        };
+        let cap = self.cap();
+        (raw.0.min(cap.0), raw.1.min(cap.1))
     }
 
     /// Thresholds at `wall`: dynamic = max(multiplier × p99, floor); else the fixed floors.
     pub fn thresholds(&self, wall: SystemTime, cfg: &DetectConfig) -> Thresholds {
         let baseline_pps = mean(&self.pps);
         if !cfg.dynamic_threshold {
-            return Thresholds { pps: cfg.min_pps_threshold, bits_per_s: cfg.min_bits_per_s_threshold, baseline_pps };
+            return Thresholds {
+                pps: cfg.min_pps_threshold,
+                bits_per_s: cfg.min_bits_per_s_threshold,
+                baseline_pps,
+                classes: self.classes.thresholds(cfg),
+            };
         }
         let (p_pps, p_bps) = self.effective_p99(wall);
         Thresholds {
             pps: (cfg.threshold_multiplier * p_pps).max(cfg.min_pps_threshold),
             bits_per_s: (cfg.threshold_multiplier * p_bps).max(cfg.min_bits_per_s_threshold),
             baseline_pps,
+            classes: self.classes.thresholds(cfg),
         }
     }
 
@@ -218,39 +342,100 @@ impl Baseline {
         }
     }
 
-    pub fn snapshot(&self, wall: SystemTime) -> Snapshot {
-        Snapshot {
-            version: 1,
-            saved_at: wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            sample_interval_ms: self.sample_interval.as_millis() as u64,
+    /// This direction's part of the saved file.
+    pub fn snapshot(&self) -> DirSnapshot {
+        DirSnapshot {
             total_samples: self.total_samples,
             window_pps: self.pps.iter().copied().collect(),
             window_bits_per_s: self.bits_per_s.iter().copied().collect(),
             hours: self.hours.clone(),
+            checkpoints: self.checkpoints.iter().copied().collect(),
+            classes: self.classes.snapshot(),
         }
     }
 
-    /// Rebuild from a snapshot; None when it is too old, from the future, or malformed.
-    pub fn restore(cfg: &DetectConfig, snap: &Snapshot, wall: SystemTime) -> Option<Self> {
-        let saved = UNIX_EPOCH + Duration::from_secs(snap.saved_at);
-        let age = wall.duration_since(saved).ok()?;
-        if age > MAX_RESTORE_AGE || snap.version != 1 || snap.hours.len() != 24 {
-            return None;
-        }
-        if snap.window_pps.len() != snap.window_bits_per_s.len() {
-            return None;
-        }
+    /// Rebuild one direction from a saved file that [`Snapshot::usable`] accepted.
+    pub fn restore(cfg: &DetectConfig, snap: &DirSnapshot) -> Result<Self, RestoreRefused> {
+        snap.check().map_err(RestoreRefused::Malformed)?;
         let mut b = Baseline::new(cfg);
         let skip = snap.window_pps.len().saturating_sub(b.window_len);
-        b.pps.extend(snap.window_pps.iter().skip(skip).copied().filter(|v| v.is_finite()));
-        b.bits_per_s.extend(snap.window_bits_per_s.iter().skip(skip).copied().filter(|v| v.is_finite()));
-        if b.pps.len() != b.bits_per_s.len() {
-            return None;
-        }
+        b.pps.extend(snap.window_pps.iter().skip(skip).copied());
+        b.bits_per_s.extend(snap.window_bits_per_s.iter().skip(skip).copied());
         b.hours = snap.hours.clone();
         b.total_samples = snap.total_samples;
-        Some(b)
+        b.checkpoints = snap
+            .checkpoints
+            .iter()
+            .copied()
+            .filter(|c| c.at <= snap.total_samples && c.pps.is_finite() && c.bits_per_s.is_finite())
+            .collect();
+        b.classes = ClassWindows::restore(b.window_len, &snap.classes);
+        Ok(b)
     }
+}
+
+impl DirSnapshot {
+    /// The shape and ranges a saved direction must have to be restored.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.hours.len() != 24 {
+            return Err("not 24 hour buckets");
+        }
+        if self.total_samples > u64::MAX / 2 || !self.hours.iter().all(|h| h.pps.sane() && h.bits_per_s.sane()) {
+            return Err("a sample count is out of range");
+        }
+        if self.window_pps.len() != self.window_bits_per_s.len() {
+            return Err("window lengths differ");
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x >= 0.0);
+        if !finite(&self.window_pps) || !finite(&self.window_bits_per_s) {
+            return Err("a window value is negative or not a number");
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    /// Structural checks of a file read back: every saved direction well formed. (Age and
+    /// version are [`Snapshot::usable`]'s: an old file is not corrupt.)
+    pub fn check(&self) -> Result<(), String> {
+        for (name, dir) in [("inbound", &self.inbound), ("outbound", &self.outbound)] {
+            if let Some(d) = dir {
+                d.check().map_err(|why| format!("{name}: {why}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn new(wall: SystemTime, cfg: &DetectConfig, inbound: DirSnapshot, outbound: DirSnapshot) -> Self {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            saved_at: wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            sample_interval_ms: cfg.sample_interval.as_millis() as u64,
+            inbound: Some(inbound),
+            outbound: Some(outbound),
+        }
+    }
+
+    /// Whether this file may be restored at `wall`: recent, and of this version.
+    pub fn usable(&self, wall: SystemTime) -> Result<(), RestoreRefused> {
+        if self.version != SNAPSHOT_VERSION {
+            return Err(RestoreRefused::OldVersion(self.version));
+        }
+        let saved =
+            UNIX_EPOCH.checked_add(Duration::from_secs(self.saved_at)).ok_or(RestoreRefused::Malformed("saved_at"))?;
+        let age = wall.duration_since(saved).map_err(|_| RestoreRefused::FromTheFuture)?;
+        if age > MAX_RESTORE_AGE {
+            return Err(RestoreRefused::TooOld { age_s: age.as_secs() });
+        }
+        if self.inbound.is_none() {
+            return Err(RestoreRefused::Malformed("no inbound baseline"));
+        }
+        Ok(())
+    }
+}
+
+fn floor_p99(cfg: &DetectConfig) -> (f64, f64) {
+    (cfg.min_pps_threshold / cfg.threshold_multiplier, cfg.min_bits_per_s_threshold / cfg.threshold_multiplier)
 }
 
 fn hour_of(wall: SystemTime) -> usize {

@@ -34,10 +34,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "pcap_max_packets",
     "pcap_retention_days",
     "pcap_max_disk_mb",
+    "pcap_promiscuous",
     "dynamic_threshold",
     "threshold_multiplier",
     "min_pps_threshold",
     "min_bps_threshold",
+    "min_protocol_pps_threshold",
     "baseline_window_s",
     "grace_period_s",
     "sample_interval_ms",
@@ -85,12 +87,17 @@ pub struct DetectConfig {
     pub threshold_multiplier: f64,
     pub min_pps_threshold: f64,
     pub min_bits_per_s_threshold: f64,
+    /// Floor of each per-protocol threshold (SYN/s, UDP/s, ICMP/s, fragments/s; capture builds).
+    pub min_protocol_pps_threshold: f64,
     pub baseline_window: Duration,
     pub grace_period: Duration,
     pub sample_interval: Duration,
     pub confirm_ticks: u32,
     pub holddown_ticks: u32,
     pub cooldown: Duration,
+    /// Set from the API's `confirm_ticks` (1-second ticks): confirm by time over threshold
+    /// instead of by `confirm_ticks` samples (confirmation samples come every quarter interval).
+    pub confirm_for: Option<Duration>,
 }
 
 impl Default for DetectConfig {
@@ -100,12 +107,14 @@ impl Default for DetectConfig {
             threshold_multiplier: 3.0,
             min_pps_threshold: 5000.0,
             min_bits_per_s_threshold: 50_000_000.0,
+            min_protocol_pps_threshold: 2000.0,
             baseline_window: Duration::from_secs(300),
             grace_period: Duration::from_secs(90),
             sample_interval: Duration::from_millis(200),
             confirm_ticks: 2,
             holddown_ticks: 50,
             cooldown: Duration::from_secs(60),
+            confirm_for: None,
         }
     }
 }
@@ -128,6 +137,8 @@ pub struct Settings {
     pub pcap_max_packets: u64,
     pub pcap_retention_days: u32,
     pub pcap_max_disk_mb: u64,
+    /// Capture in promiscuous mode (both capture modes); off = only traffic for this host.
+    pub pcap_promiscuous: bool,
     pub detect: DetectConfig,
     pub heartbeat_interval: Duration,
     pub metrics_interval: Duration,
@@ -199,12 +210,14 @@ impl Settings {
             threshold_multiplier: r.range("threshold_multiplier", 3.0, 1.0, 1000.0)?,
             min_pps_threshold: r.range("min_pps_threshold", 5000.0, 0.0, 1e12)?,
             min_bits_per_s_threshold: r.range("min_bps_threshold", 50_000_000.0, 0.0, 1e15)?,
+            min_protocol_pps_threshold: r.range("min_protocol_pps_threshold", 2000.0, 0.0, 1e12)?,
             baseline_window: secs(r.range("baseline_window_s", 300, 1, 86_400)?),
             grace_period: secs(r.range("grace_period_s", 90, 0, 86_400)?),
             sample_interval: Duration::from_millis(r.range("sample_interval_ms", 200, 100, 10_000)?),
             confirm_ticks: r.range("confirm_ticks", 2, 1, 10_000)?,
             holddown_ticks: r.range("holddown_ticks", 50, 1, 1_000_000)?,
             cooldown: secs(r.range("cooldown_s", 60, 0, 86_400)?),
+            confirm_for: None,
         };
         let api_key: String = r.get("api_key", String::new())?;
         let node_uuid: String = r.get("node_uuid", String::new())?;
@@ -245,6 +258,7 @@ impl Settings {
             pcap_max_packets: r.range("pcap_max_packets", 10_000, 1, 1_000_000_000)?,
             pcap_retention_days: r.range("pcap_retention_days", 7, 0, 36_500)?,
             pcap_max_disk_mb: r.range("pcap_max_disk_mb", 2000, 1, 100_000_000)?,
+            pcap_promiscuous: r.get("pcap_promiscuous", false)?,
             detect,
             heartbeat_interval: secs(r.range("heartbeat_interval", 30, 1, 86_400)?),
             metrics_interval: secs(r.range("metrics_interval", 10, 1, 86_400)?),

@@ -1,7 +1,6 @@
 //! State machine tests on virtual time: `t0 + n × 200 ms`, never a sleep.
 
 use super::*;
-use crate::baseline::Baseline;
 
 const TICK: Duration = Duration::from_millis(200);
 
@@ -16,11 +15,11 @@ fn cfg() -> DetectConfig {
 }
 
 fn thr() -> Thresholds {
-    Thresholds { pps: 1000.0, bits_per_s: 1e6, baseline_pps: 100.0 }
+    Thresholds { pps: 1000.0, bits_per_s: 1e6, baseline_pps: 100.0, classes: [500.0; 4] }
 }
 
-fn rates(pps: f64, bits_per_s: f64) -> Rates {
-    Rates { pps, bits_per_s, tx_pps: 0.0, tx_bits_per_s: 0.0, proto: None, interval: TICK }
+fn sample(pps: f64, bits_per_s: f64) -> Sample {
+    Sample { pps, bits_per_s, dropped_pps: 0.0, proto: None, classes: None }
 }
 
 /// Drives a detector tick by tick on virtual time.
@@ -33,7 +32,7 @@ struct Sim {
 impl Sim {
     fn new(restored: bool) -> Self {
         let t0 = Instant::now();
-        Sim { d: Detector::new(&cfg(), t0, restored), t0, n: 0 }
+        Sim { d: Detector::new(&cfg(), Direction::Inbound, t0, restored), t0, n: 0 }
     }
 
     fn past_grace() -> Self {
@@ -45,7 +44,7 @@ impl Sim {
     fn tick(&mut self, pps: f64, bps: f64) -> Step {
         self.n += 1;
         let now = self.t0 + TICK * self.n;
-        self.d.step(now, SystemTime::UNIX_EPOCH + TICK * self.n, Some(&rates(pps, bps)), &thr())
+        self.d.step(now, SystemTime::UNIX_EPOCH + TICK * self.n, Some(&sample(pps, bps)), &thr())
     }
 
     fn opened(&mut self, pps: f64, bps: f64) -> bool {
@@ -54,16 +53,52 @@ impl Sim {
 }
 
 #[test]
-fn no_incident_during_grace_period() {
+fn grace_learns_only_under_the_floors_and_opens_only_at_ten_times_them() {
+    // Floors: 5000 pps, 50 Mbit/s. Thresholds in force during this test: 1000 pps (below floor).
     let mut s = Sim::new(false);
+    for _ in 0..3 {
+        let st = s.tick(100.0, 1e5);
+        assert_eq!(st, Step { change: None, learn: true }, "normal grace samples are learned");
+    }
+    for _ in 0..3 {
+        let st = s.tick(40_000.0, 1e5);
+        assert_eq!(st, Step { change: None, learn: false }, "over the floor: neither learned nor an incident");
+    }
+    let st = s.tick(100.0, 6e7);
+    assert!(!st.learn, "over the BPS floor is not learned either");
+    let st = s.tick(50_001.0, 1e5);
+    assert_eq!(st.change, Some(Change::Opened), "10x the floor opens even in grace");
+    assert!(!st.learn);
+}
+
+#[test]
+fn a_zero_floor_does_not_stop_grace_learning() {
+    let c = DetectConfig { min_pps_threshold: 0.0, ..cfg() };
+    let t0 = Instant::now();
+    let mut d = Detector::new(&c, Direction::Inbound, t0, false);
+    let st = d.step(t0 + TICK, SystemTime::UNIX_EPOCH, Some(&sample(800.0, 1e5)), &thr());
+    assert_eq!(st, Step { change: None, learn: true });
+}
+
+#[test]
+fn flood_running_at_start_opens_when_grace_ends() {
+    let mut s = Sim::new(false);
+    // 6000 pps: over the 5000 floor (so not learned), under 10x of anything (so no open in grace).
     for _ in 0..9 {
-        let st = s.tick(1e6, 1e9);
-        assert_eq!(st.change, None);
-        assert!(st.learn, "grace samples are learned");
+        assert_eq!(s.tick(6000.0, 0.0), Step { change: None, learn: false });
     }
     // 2 s = 10 ticks: the next over-threshold samples count.
-    s.tick(5000.0, 0.0);
-    assert!(s.opened(5000.0, 0.0));
+    s.tick(6000.0, 0.0);
+    assert!(s.opened(6000.0, 0.0));
+}
+
+#[test]
+fn samples_over_the_threshold_are_never_learned() {
+    let mut s = Sim::past_grace();
+    let st = s.tick(1200.0, 0.0);
+    assert_eq!(st, Step { change: None, learn: false }, "a single 1.2x blip is not learned");
+    assert!(s.tick(900.0, 0.0).learn);
+    assert!(!s.tick(900.0, 2e6).learn, "BPS over is not learned either");
 }
 
 #[test]
@@ -148,25 +183,101 @@ fn holddown_needs_pps_and_bps_under() {
     assert!(s.tick(500.0, 5e5).learn);
 }
 
-#[test]
-fn cooldown_needs_twice_the_threshold() {
-    let mut s = Sim::past_grace();
+/// Open and resolve one incident; returns its id. The cooldown (10 s) starts at the resolve.
+fn flood_and_resolve(s: &mut Sim) -> String {
     assert!(s.opened(20_000.0, 0.0));
+    let id = s.d.incident().unwrap().id.clone();
     for _ in 0..3 {
         s.tick(0.0, 0.0);
     }
     assert!(s.d.incident().is_none());
-    for _ in 0..5 {
-        assert!(!s.opened(1500.0, 0.0), "1.5x during cooldown must not open");
-    }
-    s.tick(2500.0, 0.0);
-    assert!(s.opened(2500.0, 0.0), "2.5x opens during cooldown");
+    id
+}
+
+#[test]
+fn cooldown_blips_under_twice_do_not_flap() {
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
     for _ in 0..3 {
-        s.tick(0.0, 0.0);
+        // 1.5x for 1.2 s, then normal for 1.2 s: tails, not a wave.
+        for _ in 0..6 {
+            let st = s.tick(1500.0, 0.0);
+            assert_eq!(
+                st,
+                Step { change: None, learn: false },
+                "1.5x blips in the cooldown neither open nor are learned"
+            );
+        }
+        for _ in 0..6 {
+            s.tick(500.0, 0.0);
+        }
     }
+}
+
+#[test]
+fn cooldown_second_wave_under_twice_opens_after_two_seconds() {
+    let mut s = Sim::past_grace();
+    let first = flood_and_resolve(&mut s);
+    let mut opened_after = None;
+    for n in 1..=20u32 {
+        if s.opened(1500.0, 0.0) {
+            opened_after = Some(TICK * n);
+            break;
+        }
+    }
+    assert_eq!(opened_after, Some(COOLDOWN_SUSTAIN + TICK), "sustained 1.5x opens once it lasted 2 s");
+    assert_eq!(s.d.incident().unwrap().previous_id.as_deref(), Some(first.as_str()));
+}
+
+#[test]
+fn cooldown_wave_with_short_dips_still_opens_after_two_seconds() {
+    // A paced sender seen at a fine interval: 1.6x with a dip under 1x every fifth sample.
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
+    let mut opened_at = None;
+    for n in 1..=20u32 {
+        let pps = if n % 5 == 0 { 800.0 } else { 1600.0 };
+        if s.opened(pps, 0.0) {
+            opened_at = Some(n);
+            break;
+        }
+    }
+    assert_eq!(opened_at, Some(11), "the wave began at sample 1 and lasted 2 s at sample 11");
+}
+
+#[test]
+fn cooldown_wave_ends_after_a_second_under() {
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
+    for _ in 0..6 {
+        assert!(!s.opened(1600.0, 0.0));
+    }
+    for _ in 0..5 {
+        assert!(!s.opened(500.0, 0.0), "1 s under ends the wave");
+    }
+    for _ in 0..10 {
+        assert!(!s.opened(1600.0, 0.0), "a new wave needs its own 2 s");
+    }
+    assert!(s.opened(1600.0, 0.0));
+}
+
+#[test]
+fn cooldown_wave_over_twice_opens_as_fast_as_ever() {
+    let mut s = Sim::past_grace();
+    let first = flood_and_resolve(&mut s);
+    s.tick(2500.0, 0.0);
+    assert!(s.opened(2500.0, 0.0), "2.5x opens on confirm_ticks during the cooldown");
+    assert_eq!(s.d.incident().unwrap().previous_id.as_deref(), Some(first.as_str()), "linked to the previous one");
+}
+
+#[test]
+fn after_the_cooldown_one_times_opens_unlinked() {
+    let mut s = Sim::past_grace();
+    flood_and_resolve(&mut s);
     s.n += 50; // 10 s later the cooldown is over
     s.tick(1500.0, 0.0);
     assert!(s.opened(1500.0, 0.0));
+    assert_eq!(s.d.incident().unwrap().previous_id, None);
 }
 
 #[test]
@@ -191,7 +302,7 @@ fn severity_follows_peak_ratio() {
 fn gaps_change_nothing_and_are_not_learned() {
     let mut s = Sim::past_grace();
     s.tick(2000.0, 0.0);
-    let st = s.d.step(s.t0 + TICK * 100, SystemTime::UNIX_EPOCH, None, &thr());
+    let st = s.d.step(s.t0 + TICK * 22, SystemTime::UNIX_EPOCH, None, &thr());
     assert_eq!(st, Step { change: None, learn: false });
     assert!(s.opened(2000.0, 0.0), "a gap does not reset confirmation");
 }
@@ -207,25 +318,20 @@ fn stop_resolves_with_agent_stopped() {
 #[test]
 fn incident_samples_do_not_poison_the_baseline() {
     // Baseline + detector together, as the agent drives them: a long flood leaves the threshold as it was.
-    let c = DetectConfig { baseline_window: Duration::from_secs(10), min_pps_threshold: 100.0, ..cfg() };
+    let c = DetectConfig { baseline_window: Duration::from_secs(10), min_pps_threshold: 2000.0, ..cfg() };
     let t0 = Instant::now();
-    let mut b = Baseline::new(&c);
-    let mut d = Detector::new(&c, t0, false);
+    let mut w = crate::learn::Watch::new(&c, Direction::Inbound, t0, SystemTime::UNIX_EPOCH, None);
     let mut threshold_before = 0.0;
     for n in 1..=400u32 {
         let pps = if (100..300).contains(&n) { 100_000.0 } else { 1000.0 };
         let wall = SystemTime::UNIX_EPOCH + TICK * n;
-        let thr = b.thresholds(wall, &c);
+        w.step(t0 + TICK * n, wall, Some(&sample(pps, 0.0)), &c);
         if n == 99 {
-            threshold_before = thr.pps;
-        }
-        let st = d.step(t0 + TICK * n, wall, Some(&rates(pps, 0.0)), &thr);
-        if st.learn {
-            b.observe(wall, pps, 0.0);
+            threshold_before = w.thresholds().pps;
         }
     }
     assert_eq!(threshold_before, 3000.0);
-    assert_eq!(b.thresholds(SystemTime::UNIX_EPOCH, &c).pps, threshold_before);
+    assert_eq!(w.baseline.thresholds(SystemTime::UNIX_EPOCH, &c).pps, threshold_before);
 }
 
 #[test]
@@ -234,4 +340,33 @@ fn incident_ids_are_uuid_v4() {
     assert!(s.opened(50_000.0, 0.0));
     let id = uuid::Uuid::parse_str(&s.d.incident().unwrap().id).unwrap();
     assert_eq!(id.get_version_num(), 4);
+}
+
+#[test]
+fn bursts_never_two_in_a_row_open_on_their_excess() {
+    // 8x the threshold for one sample in five: the consecutive rule never fires.
+    let mut s = Sim::past_grace();
+    let mut opened_at = None;
+    for n in 1..=100u32 {
+        let pps = if n % 5 == 1 { 8000.0 } else { 100.0 };
+        if s.opened(pps, 0.0) {
+            opened_at = Some(n);
+            break;
+        }
+    }
+    // The first sample has no interval yet; then each burst adds 7 x 0.2 s = 1.4 and the four
+    // quiet samples drain 0.9 x 0.8 s = 0.72: 0.68 after the second burst, 2.08 at the third.
+    assert_eq!(opened_at, Some(11), "opened at sample {opened_at:?}");
+}
+
+#[test]
+fn a_lone_spike_drains_away() {
+    // A 9x spike every 11 samples: +1.6, then ten quiet samples drain 1.8.
+    let mut s = Sim::past_grace();
+    for _ in 0..20 {
+        assert!(!s.opened(9000.0, 0.0), "a 9x spike alone (+1.6) does not open");
+        for _ in 0..10 {
+            assert!(!s.opened(100.0, 0.0));
+        }
+    }
 }

@@ -91,18 +91,56 @@ impl Classification {
     }
 }
 
+/// SYN/s, UDP/s, ICMP/s, fragments/s of the opening sample and the thresholds then in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolRates {
+    pub protocol_pps: std::collections::BTreeMap<String, f64>,
+    pub protocol_threshold_pps: std::collections::BTreeMap<String, f64>,
+}
+
+/// Which traffic an incident is about (§5.5): received, or sent by this host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentOpen {
     pub incident_id: String,
+    /// `inbound` or `outbound` (§5.5).
+    #[serde(default)]
+    pub direction: Direction,
+    /// The incident that resolved within `cooldown_s` before this one opened (§5.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_incident_id: Option<String>,
     pub interface: String,
+    /// Offered packets/s: received plus dropped by the NIC or kernel.
     pub pps: f64,
     pub bps: f64,
+    /// The part of `pps` the NIC or kernel dropped.
+    #[serde(default)]
+    pub dropped_pps: f64,
     pub threshold_pps: f64,
     pub threshold_bps: f64,
     pub baseline_pps: f64,
     pub severity: String,
-    /// `pps` or `bps`.
+    /// `pps` or `bps`, or (capture builds) `syn`, `udp`, `icmp`, `fragments`.
     pub trigger: String,
+    /// Capture builds: the per-protocol rates and thresholds at open (§5.6).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Box<ProtocolRates>>,
     pub test: bool,
     /// Onset time (first sample over threshold), RFC 3339.
     pub started_at: String,
@@ -113,8 +151,12 @@ pub struct IncidentOpen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentUpdate {
     pub incident_id: String,
+    #[serde(default)]
+    pub direction: Direction,
     pub pps: f64,
     pub bps: f64,
+    #[serde(default)]
+    pub dropped_pps: f64,
     pub peak_pps: f64,
     pub peak_bps: f64,
     pub duration_s: f64,
@@ -127,6 +169,8 @@ pub struct IncidentUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentResolve {
     pub incident_id: String,
+    #[serde(default)]
+    pub direction: Direction,
     pub peak_pps: f64,
     pub peak_bps: f64,
     pub duration_s: f64,
@@ -152,6 +196,7 @@ mod tests {
             wall,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: "id".into(),
+                direction: Direction::Inbound,
                 peak_pps: 1.0,
                 peak_bps: 2.0,
                 duration_s: 3.0,

@@ -21,4 +21,13 @@ pub trait PacketInsight: Send {
     fn dropped_packets(&self) -> u64;
     /// Capture is running now.
     fn active(&self) -> bool;
+    /// Received packets per class (SYN, UDP, ICMP, fragments; [`crate::classes::CLASSES`]) since
+    /// capture started, for the per-protocol thresholds (§5.6). None where the capture cannot
+    /// count them as they arrive.
+    fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
+        None
+    }
+    /// New `pcap_enabled` / `ioc_patterns` (the API's `/agent/config`) for the running capture,
+    /// from the next packets on. The patterns are compiled off the sampling thread.
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]);
 }

@@ -6,6 +6,8 @@
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates.
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
 //! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
+//! - [`classes`]: per-protocol rates and thresholds of capture builds (§5.6).
+//! - [`learn`]: one direction's baseline + detector + the settle horizon between them (§5.4, §5.5).
 //! - [`agent`]: one tick = sample → baseline → detect → messages. [`run`]: the only loop.
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
 //!   the durable spool with its API/webhook sender threads.
@@ -13,6 +15,7 @@
 //! - [`accesslog`]: layer-7 `http_flood` detection from web-server access logs (§11), on its own
 //!   thread beside the sampling; `--analyze` on an access log.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
+//! - [`statefile`]: reading back state files; a corrupt one is moved aside, never a crash.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
@@ -25,6 +28,7 @@ pub mod app;
 pub mod baseline;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod capture;
+pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod counters;
@@ -34,6 +38,7 @@ pub mod event;
 pub mod fsutil;
 pub mod generate;
 pub mod insight;
+pub mod learn;
 pub mod logging;
 pub mod mix;
 pub mod paths;
@@ -42,6 +47,7 @@ pub mod run;
 pub mod selftest;
 pub mod service;
 pub mod setup;
+pub mod statefile;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tcpdump;
 pub mod update;

@@ -17,9 +17,9 @@ pub fn classify(p: &ProtoCounters) -> Classification {
         return c;
     }
     let shares = [
-        ("tcp_flood", p.tcp_in as f64 / total),
-        ("udp_flood", p.udp_in as f64 / total),
-        ("icmp_flood", p.icmp_in as f64 / total),
+        ("tcp_flood", p.tcp as f64 / total),
+        ("udp_flood", p.udp as f64 / total),
+        ("icmp_flood", p.icmp as f64 / total),
     ];
     let vectors = shares.iter().filter(|(_, s)| *s >= VECTOR_SHARE).count();
     let (top, share) = shares.iter().copied().fold(("unknown", 0.0), |a, b| if b.1 > a.1 { b } else { a });
@@ -44,14 +44,14 @@ pub fn classify(p: &ProtoCounters) -> Classification {
 mod tests {
     use super::*;
 
-    fn p(tcp_in: u64, udp_in: u64, icmp_in: u64) -> ProtoCounters {
-        ProtoCounters { tcp_in, udp_in, icmp_in }
+    fn p(tcp: u64, udp: u64, icmp: u64) -> ProtoCounters {
+        ProtoCounters { tcp, udp, icmp }
     }
 
     #[test]
     fn udp_flood_to_closed_port_is_udp_not_icmp() {
         // Regression: the reference counted only InDatagrams, so NoPorts floods looked like ICMP.
-        // Our udp_in already includes NoPorts (see snmp.rs); the mix follows it.
+        // Our udp already includes NoPorts (see snmp.rs); the mix follows it.
         assert_eq!(classify(&p(120, 480_000, 30)).attack_family, "udp_flood");
     }
 

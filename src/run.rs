@@ -34,23 +34,13 @@ pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
     settings.state_dir.join("baseline.json")
 }
 
-/// Read a saved baseline; a missing or unreadable one is logged and ignored.
+/// Read a saved baseline; a missing one is a fresh start, a corrupt one is moved aside
+/// (`baseline.json.corrupt`) with one warning ([`crate::statefile`]).
 pub fn load_baseline(path: &Path) -> Option<Snapshot> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            warn!("{}: cannot read saved baseline: {e}", path.display());
-            return None;
-        }
-    };
-    match serde_json::from_str(&text) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("{}: ignoring unreadable saved baseline: {e}", path.display());
-            None
-        }
-    }
+    crate::statefile::load_json(path, "saved baseline", |s: &Snapshot| {
+        crate::statefile::epoch_secs("saved_at", s.saved_at)?;
+        s.check()
+    })
 }
 
 /// The local sinks every run has: the event log (unless disabled) and the baseline file.
@@ -133,7 +123,7 @@ fn sample_loop(
     loop {
         if let Some(rx) = &control {
             while let Ok(c) = rx.try_recv() {
-                c.apply(agent);
+                apply_control(agent, &c);
             }
         }
         let msgs = agent.tick(Instant::now(), SystemTime::now());
@@ -155,6 +145,33 @@ fn sample_loop(
     }
     outbox.send_all(agent.stop(Instant::now(), SystemTime::now()));
     outbox.flush_blocking();
+}
+
+/// Apply a message from a worker thread (the API's `/agent/config`) to the running agent: the
+/// detection tuning, and the capture options, which reach the running capture.
+pub fn apply_control(agent: &mut Agent, c: &crate::report::remote::Control) {
+    let crate::report::remote::Control::Remote(c) = c;
+    let s = agent.settings();
+    let detect = c.detect(&s.detect);
+    let pcap = c.pcap_enabled.unwrap_or(s.pcap_enabled);
+    let ioc = c.ioc_patterns.clone().unwrap_or_else(|| s.ioc_patterns.clone());
+    if detect != s.detect || pcap != s.pcap_enabled || ioc != s.ioc_patterns {
+        let confirm = match detect.confirm_for {
+            Some(d) => format!("{} s over threshold", d.as_secs()),
+            None => format!("{} samples", detect.confirm_ticks),
+        };
+        info!(
+            "applying agent config from the API: pps threshold floor {}, dynamic {}, confirm {confirm}, holddown {} samples, cooldown {} s, {} IOC pattern(s), pcap {}",
+            detect.min_pps_threshold,
+            detect.dynamic_threshold,
+            detect.holddown_ticks,
+            detect.cooldown.as_secs(),
+            ioc.len(),
+            if pcap { "on" } else { "off" }
+        );
+    }
+    agent.set_detect_config(detect);
+    agent.set_capture_options(pcap, ioc);
 }
 
 /// The sampling delay while an incident is confirming: a quarter interval, at least 50 ms.
@@ -179,5 +196,59 @@ mod tests {
         assert_eq!(confirm_interval(Duration::from_millis(200)), Duration::from_millis(50));
         assert_eq!(confirm_interval(Duration::from_millis(1000)), Duration::from_millis(250));
         assert_eq!(confirm_interval(Duration::from_millis(100)), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn control_message_changes_the_running_agent() {
+        use crate::agent::CaptureStatus;
+        use crate::config::Settings;
+        use crate::counters::{ProcSource, Sampler};
+        use crate::paths::{Env, Paths};
+        use crate::report::remote::{parse, Control};
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
+        let s = Settings::defaults(&Paths::resolve(&env, false));
+        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
+        let cap = CaptureStatus { mode: "limited".into(), reason: None };
+        let mut agent = Agent::new(s, sampler, None, cap, None, Instant::now(), std::time::SystemTime::now());
+        let c = parse(
+            br#"{"pps_threshold": 42, "dynamic_threshold": false, "attack_holddown": 2,
+            "pcap_enabled": false, "ioc_patterns": [{"pattern": "xyz"}]}"#,
+        )
+        .unwrap();
+        apply_control(&mut agent, &Control::Remote(c));
+        let s = agent.settings();
+        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42.0, false));
+        assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
+        assert!(!s.pcap_enabled);
+        assert_eq!(s.ioc_patterns[0].pattern, "xyz");
+    }
+
+    /// The service's `confirm_ticks` are seconds: on virtual time, with confirmation samples
+    /// every quarter interval, the incident opens only once the rate was over for that long.
+    #[test]
+    fn server_confirm_ticks_last_the_servers_seconds() {
+        use crate::baseline::Thresholds;
+        use crate::counters::Rates;
+        use crate::detect::{Change, Detector};
+        let c = crate::report::remote::parse(br#"{"confirm_ticks": 3}"#).unwrap();
+        let base = crate::config::DetectConfig { grace_period: Duration::ZERO, ..Default::default() };
+        let cfg = c.detect(&base);
+        let t0 = Instant::now();
+        let step = confirm_interval(cfg.sample_interval);
+        let mut d = Detector::new(&cfg, crate::detect::Direction::Inbound, t0, true);
+        let thr = Thresholds { pps: 1000.0, bits_per_s: 1e12, baseline_pps: 10.0, classes: [1e12; 4] };
+        let rates = Rates { pps: 3000.0, bits_per_s: 1e6, interval: step, ..Rates::default() }.inbound();
+        let mut now = t0;
+        let opened = loop {
+            let s = d.step(now, SystemTime::now(), Some(&rates), &thr);
+            if s.change == Some(Change::Opened) {
+                break now - t0;
+            }
+            assert!(now - t0 < Duration::from_secs(10), "never opened");
+            now += step;
+        };
+        assert!(opened >= Duration::from_secs(3), "opened after {opened:?}, not the server's 3 s");
+        assert!(opened < Duration::from_secs(3) + step * 2, "opened after {opened:?}");
     }
 }

@@ -23,8 +23,7 @@ pub fn synthetic_incident(settings: &Settings, capture: CaptureStatus) -> Vec<Ou
     agent.set_test(true);
     agent.start(wall0);
     let base = settings.detect.min_pps_threshold.max(1.0);
-    let rates =
-        |pps: f64| Rates { pps, bits_per_s: pps * 8.0 * 64.0, tx_pps: 0.0, tx_bits_per_s: 0.0, proto: None, interval };
+    let rates = |pps: f64| Rates { pps, bits_per_s: pps * 8.0 * 64.0, interval, ..Rates::default() };
     let mut events = Vec::new();
     let mut n = 0u32;
     let mut feed = |agent: &mut Agent, pps: f64, count: u32| {

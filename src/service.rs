@@ -47,9 +47,16 @@ impl UnitKind {
     }
 }
 
-/// True when this build can capture packets, so the system unit needs its two capabilities.
+/// True when this build can capture packets, so the system unit needs CAP_NET_RAW.
 pub const fn build_has_capture() -> bool {
     cfg!(any(feature = "capture-scapy", feature = "capture-tcpdump"))
+}
+
+/// True when this build changes the firewall (§10 mitigation through nftables), which needs
+/// CAP_NET_ADMIN. Capture never does: libpcap and tcpdump (`-p` or not) open AF_PACKET sockets
+/// and join promiscuous mode through them, which CAP_NET_RAW allows.
+pub const fn build_needs_net_admin() -> bool {
+    false
 }
 
 /// The unit file text, with `ExecStart` running `exe`.
@@ -61,12 +68,11 @@ pub fn unit_text(kind: UnitKind, exe: &Path) -> String {
 }
 
 fn system_unit(exe: &Path, capture: bool) -> String {
-    // Capture needs CAP_NET_RAW (+CAP_NET_ADMIN for promiscuous mode); a counters-only build
-    // needs no capability at all, so its bounding set is empty.
-    let caps = if capture {
-        "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\nCapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"
+    let caps = unit_caps(capture, build_needs_net_admin());
+    let caps = if caps.is_empty() {
+        "CapabilityBoundingSet=\n".to_string()
     } else {
-        "CapabilityBoundingSet=\n"
+        format!("AmbientCapabilities={caps}\nCapabilityBoundingSet={caps}\n")
     };
     let families = if capture { "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET" } else { "AF_UNIX AF_INET AF_INET6" };
     format!(
@@ -123,6 +129,19 @@ WantedBy=multi-user.target
 ",
         exe = exe.display()
     )
+}
+
+/// What the unit grants: CAP_NET_RAW for capture (promiscuous mode included), CAP_NET_ADMIN
+/// only for mitigation; a counters-only build gets nothing, so its bounding set is empty.
+fn unit_caps(capture: bool, net_admin: bool) -> String {
+    let mut caps = Vec::new();
+    if capture {
+        caps.push("CAP_NET_RAW");
+    }
+    if net_admin {
+        caps.push("CAP_NET_ADMIN");
+    }
+    caps.join(" ")
 }
 
 fn user_unit(exe: &Path) -> String {
@@ -250,7 +269,8 @@ mod tests {
         let text = system_unit(Path::new("/usr/bin/ftagent"), true);
         for line in [
             "User=ftagent",
-            "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN",
+            "AmbientCapabilities=CAP_NET_RAW",
+            "CapabilityBoundingSet=CAP_NET_RAW",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ProtectHome=yes",
@@ -263,6 +283,14 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}");
         }
         assert!(!text.contains("User=root"));
+        assert!(!text.contains("CAP_NET_ADMIN"), "capture, promiscuous or not, needs only CAP_NET_RAW");
+    }
+
+    #[test]
+    fn mitigation_would_add_net_admin() {
+        assert_eq!(unit_caps(true, true), "CAP_NET_RAW CAP_NET_ADMIN");
+        assert_eq!(unit_caps(false, true), "CAP_NET_ADMIN");
+        assert_eq!(unit_caps(false, false), "");
     }
 
     #[test]

@@ -8,10 +8,12 @@
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::detect::{Change, HttpIncident};
-use crate::event::{rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate};
+use crate::event::{
+    rfc3339_ms, Classification, Direction, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate,
+};
 
 /// The `interface` field of access-log incidents: they concern a log, not a NIC.
 pub const INTERFACE: &str = "access_log";
@@ -23,15 +25,11 @@ fn round1(x: f64) -> f64 {
 fn class(log: &Path, inc: &HttpIncident) -> Classification {
     let mut ev = Map::new();
     ev.insert("layer".into(), 7.into());
-    ev.insert("direction".into(), "inbound".into());
     ev.insert("access_log".into(), log.display().to_string().into());
     ev.insert("requests_per_second".into(), round1(inc.rps).into());
     ev.insert("peak_requests_per_second".into(), round1(inc.peak_rps).into());
     ev.insert("threshold_rps".into(), round1(inc.threshold_rps).into());
     ev.insert("baseline_rps".into(), round1(inc.baseline_rps).into());
-    if let Some(prev) = &inc.previous_incident_id {
-        ev.insert("previous_incident_id".into(), Value::from(prev.clone()));
-    }
     ev.extend(inc.flood.evidence());
     Classification {
         attack_family: "http_flood".into(),
@@ -47,22 +45,28 @@ pub fn event(log: &Path, change: &Change, now: Instant, wall: SystemTime) -> Eve
     let body = match change {
         Change::Opened(inc) => EventBody::IncidentOpen(IncidentOpen {
             incident_id: inc.id.clone(),
+            direction: Direction::Inbound,
+            previous_incident_id: inc.previous_incident_id.clone(),
             interface: INTERFACE.into(),
             pps: 0.0,
             bps: 0.0,
+            dropped_pps: 0.0,
             threshold_pps: 0.0,
             threshold_bps: 0.0,
             baseline_pps: 0.0,
             severity: inc.severity().into(),
             trigger: "requests_per_second".into(),
+            protocol: None,
             test: false,
             started_at: rfc3339_ms(inc.started_wall),
             class: class(log, inc),
         }),
         Change::Updated(inc) => EventBody::IncidentUpdate(IncidentUpdate {
             incident_id: inc.id.clone(),
+            direction: Direction::Inbound,
             pps: 0.0,
             bps: 0.0,
+            dropped_pps: 0.0,
             peak_pps: 0.0,
             peak_bps: 0.0,
             duration_s: inc.duration(now).as_secs_f64(),
@@ -72,6 +76,7 @@ pub fn event(log: &Path, change: &Change, now: Instant, wall: SystemTime) -> Eve
         }),
         Change::Resolved(inc, stopping) => EventBody::IncidentResolve(IncidentResolve {
             incident_id: inc.id.clone(),
+            direction: Direction::Inbound,
             peak_pps: 0.0,
             peak_bps: 0.0,
             duration_s: inc.duration(now).as_secs_f64(),
@@ -92,6 +97,7 @@ mod tests {
     use crate::accesslog::baseline::HttpDetectConfig;
     use crate::accesslog::detect::HttpDetector;
     use crate::accesslog::parse::{parse_line, Format};
+    use serde_json::Value;
     use std::time::Duration;
 
     #[test]

@@ -30,6 +30,14 @@ impl Engine {
         Engine { tally: Tally::default(), ioc, ioc_hint: ScanHint::default(), dns_buf: String::new() }
     }
 
+    /// Match later payloads against `ioc` instead (new patterns from the API). Hits counted so
+    /// far name the old matcher's patterns, so they are cleared; the other statistics stay.
+    pub fn set_ioc(&mut self, ioc: Option<Arc<IocMatcher>>) {
+        self.ioc = ioc;
+        self.ioc_hint = ScanHint::default();
+        self.tally.ioc = Default::default();
+    }
+
     /// Analyse one frame. `wire_len` is its length on the wire (≥ `frame.len()`).
     #[inline]
     pub fn push(&mut self, link: LinkType, ts_ns: u64, wire_len: u32, frame: &[u8]) {

@@ -1,6 +1,10 @@
 //! Incident PCAP files (§7.5): `<pcap_dir>/<incident_id>_<UTC yyyymmddThhmmssZ>.pcap`, written
 //! by a writer thread so neither the capture thread nor the sampling thread waits on disk;
-//! directory 0700, files 0600; retention by age and by a disk cap, oldest first.
+//! directory 0700, files 0600.
+//!
+//! Also the one retention policy of both capture modes (§7.5): [`retention`] reads the settings
+//! (`pcap_retention_days` 0 = no age limit), [`over_limits`] picks the files to delete; the
+//! tcpdump mode's supervisor uses both for its ring and incident files.
 //!
 //! The capture side only sends messages: control messages always go through, packets are
 //! dropped (and counted) when more than [`MAX_IN_FLIGHT`] wait for the disk.
@@ -24,12 +28,51 @@ use crate::fsutil;
 /// Packets queued for the writer beyond which new ones are dropped.
 pub const MAX_IN_FLIGHT: usize = 8192;
 
-/// Where and how incident files are kept.
+/// Where and how capture files are kept.
 #[derive(Debug, Clone)]
 pub struct Retention {
     pub dir: PathBuf,
-    pub max_age: Duration,
+    /// None = no age limit (`pcap_retention_days: 0`).
+    pub max_age: Option<Duration>,
+    /// `pcap_max_disk_mb` over every capture file, those being written included.
     pub max_bytes: u64,
+}
+
+/// The retention the settings ask for, in either capture mode.
+pub fn retention(settings: &crate::config::Settings) -> Retention {
+    let days = u64::from(settings.pcap_retention_days);
+    Retention {
+        dir: settings.pcap_dir.clone(),
+        max_age: (days > 0).then(|| Duration::from_secs(days * 86_400)),
+        max_bytes: settings.pcap_max_disk_mb.saturating_mul(1 << 20),
+    }
+}
+
+/// One capture file as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: PathBuf,
+    pub modified: SystemTime,
+    pub bytes: u64,
+    /// Still being written (the current ring file, an open incident's files): counted, never deleted.
+    pub in_use: bool,
+}
+
+/// The files to delete: those older than `max_age` (None = no age limit), then oldest first
+/// until the total of every file, those in use included, is under `max_bytes`.
+pub fn over_limits(files: &[FileInfo], now: SystemTime, max_age: Option<Duration>, max_bytes: u64) -> Vec<PathBuf> {
+    let mut sorted: Vec<&FileInfo> = files.iter().collect();
+    sorted.sort_by_key(|f| f.modified);
+    let mut total: u64 = files.iter().map(|f| f.bytes).sum();
+    let mut out = Vec::new();
+    for f in sorted.into_iter().filter(|f| !f.in_use) {
+        let too_old = max_age.is_some_and(|age| now.duration_since(f.modified).is_ok_and(|d| d > age));
+        if too_old || total > max_bytes {
+            total = total.saturating_sub(f.bytes);
+            out.push(f.path.clone());
+        }
+    }
+    out
 }
 
 enum Msg {
@@ -171,31 +214,28 @@ fn finish(file: Option<(PathBuf, PcapWriter<BufWriter<File>>)>, retention: &Rete
     apply_retention(retention, SystemTime::now());
 }
 
-/// Delete `.pcap` files older than `max_age`, then oldest first while the total exceeds
-/// `max_bytes`. Returns the files deleted.
+/// Apply [`over_limits`] to the `.pcap`/`.pcapng` files of `r.dir`; a file still being
+/// written (`.partial`) counts towards the cap and is kept. Returns the files deleted.
 pub fn apply_retention(r: &Retention, now: SystemTime) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(&r.dir) else { return Vec::new() };
-    let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
+    let files: Vec<FileInfo> = rd
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
         .filter_map(|e| {
+            let path = e.path();
+            let ext = path.extension()?.to_str()?;
+            let in_use = ext == "partial";
+            if !(in_use || ext == "pcap" || ext == "pcapng") {
+                return None;
+            }
             let m = e.metadata().ok()?;
-            m.is_file().then(|| (m.modified().unwrap_or(now), m.len(), e.path()))
+            m.is_file().then(|| FileInfo { modified: m.modified().unwrap_or(now), bytes: m.len(), in_use, path })
         })
         .collect();
-    files.sort();
     let mut deleted = Vec::new();
-    let mut total: u64 = files.iter().map(|f| f.1).sum();
-    for (mtime, len, path) in files {
-        let old = now.duration_since(mtime).unwrap_or_default() > r.max_age;
-        if old || total > r.max_bytes {
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    total -= len;
-                    deleted.push(path);
-                }
-                Err(e) => warn!("{}: cannot delete old capture: {e}", path.display()),
-            }
+    for path in over_limits(&files, now, r.max_age, r.max_bytes) {
+        match fs::remove_file(&path) {
+            Ok(()) => deleted.push(path),
+            Err(e) => warn!("{}: cannot delete old capture: {e}", path.display()),
         }
     }
     if !deleted.is_empty() {

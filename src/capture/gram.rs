@@ -257,6 +257,26 @@ impl GramFilter {
     }
 }
 
+/// Tests: the probe kernels this CPU runs, slowest first. A kernel it lacks is reported as a
+/// skip (stderr and the run's skip log, see `scripts/test.sh`) instead of silently running the
+/// next lower one in its place; every caller asserts the kernel it asked for is the one in use.
+#[cfg(test)]
+pub fn kernels_here() -> Vec<Simd> {
+    let have = simd_available();
+    let all = [Simd::Scalar, Simd::Avx2, Simd::Avx512];
+    for k in all.iter().filter(|k| **k > have) {
+        let line = format!("IOC {k:?} probe kernel tests: this CPU lacks it (it has {have:?})");
+        eprintln!("SKIPPED: {line}");
+        if let Some(log) = std::env::var_os("FTAGENT_SKIP_LOG") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    }
+    all.into_iter().filter(|k| *k <= have).collect()
+}
+
 #[cfg(target_arch = "x86_64")]
 fn simd_available() -> Simd {
     use std::arch::is_x86_feature_detected as has;

@@ -162,10 +162,11 @@ fn every_kernel_agrees_with_single_probes_at_every_length() {
         .collect();
     for window in [8, 9, 10, 12, 20, 32] {
         let full = GramFilter::new(&refs, window).unwrap();
-        for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+        for kernel in super::kernels_here() {
             let mut hits = 0;
             let mut f = full.clone();
             f.limit_simd(kernel);
+            assert_eq!(f.simd(), kernel, "the kernel under test runs");
             for len in (0..300).step_by(7).chain([511, 512, 513, 1200]) {
                 let hay = &text[..len];
                 for wide in [false, true] {

@@ -97,9 +97,10 @@ fn a_probe_step_with_several_hits_switches_to_wide_probes_from_its_first_open_st
     raw.push(b"QQQQzzzzzz".to_vec()); // D, 70
     raw.push(b"ABCDEFGHIJ".to_vec()); // T, 71
     let hay = format!(".ABCDEFGHIJ...QQQQ...QQQQ...QQQQ{}", ".".repeat(40));
-    for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+    for kernel in crate::capture::gram::kernels_here() {
         let mut m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
         m.limit_simd(kernel);
+        assert!(m.describe().contains(&format!("{kernel:?} probes")), "{}", m.describe());
         assert!(m.describe().contains("stride 7"), "{}", m.describe());
         assert_eq!(m.first_match(hay.as_bytes()), Some(71), "{}", m.describe());
     }
@@ -111,9 +112,10 @@ fn a_payload_started_with_wide_probes_sees_a_match_at_every_start() {
     // p - 4 ..= p, so starts 0 to 4 rest on the probes at 0 and 5 alone.
     let mut raw: Vec<Vec<u8>> = (0..70u32).map(|i| format!("filler-{i:04}").into_bytes()).collect();
     raw.push(b"ABCDEFGHIJ".to_vec()); // T, 70
-    for kernel in [Simd::Scalar, Simd::Avx2, Simd::Avx512] {
+    for kernel in crate::capture::gram::kernels_here() {
         let mut m = IocMatcher::new(&alphabet_patterns(&raw)).unwrap().unwrap();
         m.limit_simd(kernel);
+        assert!(m.describe().contains(&format!("{kernel:?} probes")), "{}", m.describe());
         for start in 0..12 {
             let hay = format!("{}ABCDEFGHIJ{}", ".".repeat(start), ".".repeat(60));
             let mut hint = ScanHint::wide();
@@ -169,9 +171,10 @@ mod properties {
             let fast = IocMatcher::build(&ps, true).unwrap().unwrap();
             let plain = IocMatcher::build(&ps, false).unwrap().unwrap();
             let want = plain.first_match(&hay);
-            for kernel in [Simd::Avx512, Simd::Avx2, Simd::Scalar] {
+            for kernel in crate::capture::gram::kernels_here().into_iter().rev() {
                 let mut fast = fast.clone();
                 fast.limit_simd(kernel);
+                prop_assert!(fast.describe().contains(&format!("{kernel:?} probes")), "{}", fast.describe());
                 prop_assert_eq!(fast.first_match(&hay), want, "{}", fast.describe());
                 // As the next payload of a stream that switched to wide probes.
                 prop_assert_eq!(fast.first_match_hinted(&hay, &mut ScanHint::wide()), want, "{}", fast.describe());

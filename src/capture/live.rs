@@ -5,7 +5,7 @@
 //! [`LiveCapture`] is the agent's [`PacketInsight`]: its methods copy the published value or send
 //! a command, and never wait on the capture, the disk or the network.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{info, warn};
 
 use super::engine::Engine;
-use super::evidence::{incident_path, EvidenceWriter, Retention};
+use super::evidence::{incident_path, retention, EvidenceWriter, Retention};
 use super::ioc::IocMatcher;
 use super::parse::LinkType;
 use super::ring::Ring;
@@ -37,8 +37,16 @@ struct Incident {
 
 /// Sent by the sampling thread; never blocks it.
 enum Cmd {
-    Open { path: Option<std::path::PathBuf>, snaplen: u32 },
+    Open {
+        path: Option<std::path::PathBuf>,
+        snaplen: u32,
+    },
     Resolve,
+    /// New options from the API: the compiled matcher, and whether evidence files are written.
+    Options {
+        ioc: Option<Arc<IocMatcher>>,
+        pcap_enabled: bool,
+    },
 }
 
 /// What the capture thread publishes for the sampling thread (locked for a copy only).
@@ -60,11 +68,27 @@ struct State {
     writer: Option<EvidenceWriter>,
     max_packets: u64,
     kernel_dropped: u64,
+    /// Per-class packets of the windows already swapped out: with the current window's counts,
+    /// the running totals the sampling thread turns into SYN/s, UDP/s, ... (§5.6).
+    class_base: crate::classes::ClassTotals,
+    /// For a writer and ring started later, when the API turns `pcap_enabled` on.
+    retention: Retention,
+    ring_packets: usize,
 }
 
+/// Running per-class totals, written by the capture thread, read by the sampling thread.
+type ClassCounters = Arc<[AtomicU64; 4]>;
+
 impl State {
+    fn class_totals(&self) -> crate::classes::ClassTotals {
+        let w = self.window.tally().class_counts();
+        std::array::from_fn(|i| self.class_base[i] + w[i])
+    }
+
     fn on_packet(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
         if ts_ns.saturating_sub(self.window_start_ns) >= WINDOW_NS {
+            let done = self.window.tally().class_counts();
+            self.class_base = std::array::from_fn(|i| self.class_base[i] + done[i]);
             std::mem::swap(&mut self.window, &mut self.prev);
             self.window.reset();
             self.window_start_ns = ts_ns;
@@ -101,6 +125,26 @@ impl State {
                     }
                 }
             }
+            Cmd::Options { ioc, pcap_enabled } => self.set_options(ioc, pcap_enabled),
+        }
+    }
+
+    fn set_options(&mut self, ioc: Option<Arc<IocMatcher>>, pcap_enabled: bool) {
+        for e in [&mut self.window, &mut self.prev] {
+            e.set_ioc(ioc.clone());
+        }
+        if let Some(inc) = self.incident.as_mut() {
+            inc.engine.set_ioc(ioc);
+        }
+        if pcap_enabled && self.writer.is_none() {
+            match EvidenceWriter::spawn(self.retention.clone()) {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => warn!("cannot start the capture writer: {e}; no incident files"),
+            }
+        }
+        let ring = if pcap_enabled { self.ring_packets } else { 0 };
+        if ring != self.ring.capacity() {
+            self.ring = Ring::new(ring);
         }
     }
 
@@ -122,6 +166,7 @@ impl State {
 /// The running capture; stops its thread when dropped.
 pub struct LiveCapture {
     published: Arc<Mutex<Published>>,
+    classes: ClassCounters,
     commands: Option<mpsc::Sender<Cmd>>,
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
@@ -146,7 +191,13 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let iface = capture_interface(settings).ok_or("no interface to capture on (none found in /proc/net/dev)")?;
     let snaplen = if settings.pcap_snaplen == 0 { 262_144 } else { settings.pcap_snaplen };
     let cap = pcap::Capture::from_device(iface.as_str())
-        .and_then(|c| c.snaplen(snaplen as i32).timeout(READ_TIMEOUT_MS).buffer_size(16 << 20).promisc(false).open())
+        .and_then(|c| {
+            c.snaplen(snaplen as i32)
+                .timeout(READ_TIMEOUT_MS)
+                .buffer_size(16 << 20)
+                .promisc(settings.pcap_promiscuous)
+                .open()
+        })
         .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
     // Non-blocking reads plus our own poll(2) with a timeout: on Linux (TPACKET_V3) libpcap's
     // read timeout does not fire while no packet arrives, which kept an idle interface's capture
@@ -160,12 +211,7 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
     let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
     let ioc = IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
     let writer = if settings.pcap_enabled {
-        let r = Retention {
-            dir: settings.pcap_dir.clone(),
-            max_age: Duration::from_secs(u64::from(settings.pcap_retention_days) * 86_400),
-            max_bytes: settings.pcap_max_disk_mb.saturating_mul(1 << 20),
-        };
-        Some(EvidenceWriter::spawn(r).map_err(|e| format!("cannot start the capture writer: {e}"))?)
+        Some(EvidenceWriter::spawn(retention(settings)).map_err(|e| format!("cannot start the capture writer: {e}"))?)
     } else {
         None
     };
@@ -180,22 +226,27 @@ pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
         writer,
         max_packets: settings.pcap_max_packets,
         kernel_dropped: 0,
+        class_base: [0; 4],
+        retention: retention(settings),
+        ring_packets: settings.pcap_ring_packets,
     };
+    let classes: ClassCounters = Arc::new(Default::default());
     let published = Arc::new(Mutex::new(Published::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(true));
     let (tx, rx) = mpsc::channel();
-    let (p, st, run) = (published.clone(), stop.clone(), running.clone());
+    let (p, st, run, cls) = (published.clone(), stop.clone(), running.clone(), classes.clone());
     let thread = std::thread::Builder::new()
         .name("ftagent-capture".into())
         .spawn(move || {
-            capture_loop(cap, state, &rx, &p, &st);
+            capture_loop(cap, state, &rx, &p, &cls, &st);
             run.store(false, Ordering::SeqCst);
         })
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     info!("packet capture on {iface} (libpcap, link type {linktype}, snaplen {snaplen})");
     Ok(LiveCapture {
         published,
+        classes,
         commands: Some(tx),
         stop,
         running,
@@ -220,6 +271,7 @@ fn capture_loop(
     mut state: State,
     commands: &mpsc::Receiver<Cmd>,
     published: &Mutex<Published>,
+    classes: &[AtomicU64; 4],
     stop: &AtomicBool,
 ) {
     let mut next_stats = Instant::now();
@@ -248,6 +300,9 @@ fn capture_loop(
             continue;
         }
         since_check = 0;
+        for (slot, v) in classes.iter().zip(state.class_totals()) {
+            slot.store(v, Ordering::Relaxed);
+        }
         let mut changed = false;
         while let Ok(cmd) = commands.try_recv() {
             state.command(cmd);
@@ -308,6 +363,18 @@ impl PacketInsight for LiveCapture {
 
     fn active(&self) -> bool {
         self.running.load(Ordering::SeqCst)
+    }
+
+    fn class_totals(&self) -> Option<crate::classes::ClassTotals> {
+        Some(std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)))
+    }
+
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]) {
+        self.pcap_enabled = pcap_enabled;
+        let Some(tx) = self.commands.clone() else { return };
+        super::options::compile_then(ioc_patterns, move |ioc| {
+            let _ = tx.send(Cmd::Options { ioc, pcap_enabled });
+        });
     }
 }
 

@@ -44,6 +44,7 @@ pub use engine::Engine;
 pub use ioc::IocMatcher;
 pub use parse::LinkType;
 pub mod evidence;
+pub mod options;
 pub mod privilege;
 pub mod ring;
 

@@ -5,7 +5,7 @@
 use caps::{CapSet, Capability};
 
 /// The fix we print whenever capture is off for lack of privilege.
-pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)` \
+pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw+ep $(command -v ftagent)` \
 or run the system service (`sudo ftagent --install-service`)";
 
 /// Ok when capture may run; Err(why, with the fix) otherwise.
@@ -33,7 +33,7 @@ mod tests {
         assert!(decide(0, false).is_ok());
         assert!(decide(1000, true).is_ok());
         let why = decide(65534, false).unwrap_err();
-        assert!(why.contains("CAP_NET_RAW") && why.contains("setcap cap_net_raw,cap_net_admin+ep"), "{why}");
+        assert!(why.contains("CAP_NET_RAW") && why.contains("setcap cap_net_raw+ep"), "{why}");
         assert!(why.contains("uid 65534"));
     }
 }

@@ -23,6 +23,11 @@ impl Ring {
         Ring { capacity, packets: VecDeque::with_capacity(capacity.min(1 << 16)) }
     }
 
+    /// Packets it keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn push(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
         if self.capacity == 0 {
             return;

@@ -248,6 +248,12 @@ impl Tally {
         }
     }
 
+    /// Packets per class for the per-protocol thresholds (§5.6): SYN (without ACK), UDP, ICMP
+    /// (v4 and v6), IP fragments — the order of [`crate::classes::CLASSES`].
+    pub fn class_counts(&self) -> crate::classes::ClassTotals {
+        [self.tcp_kind[K_SYN], self.udp, self.icmp, self.fragments]
+    }
+
     /// Packets that carried IP.
     pub fn ip_packets(&self) -> u64 {
         self.ipv4 + self.ipv6

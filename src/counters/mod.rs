@@ -14,8 +14,8 @@ use std::time::Instant;
 use log::{info, warn};
 
 pub use netdev::{IfaceCounters, NetDev};
-pub use rate::{Rates, Reading};
-pub use snmp::ProtoCounters;
+pub use rate::{Rates, Reading, Sample};
+pub use snmp::{HostProto, ProtoCounters};
 pub use source::{choose_interface, CounterSource, ProcSource};
 
 /// Turns a [`CounterSource`] into a stream of rates for the monitored interface.

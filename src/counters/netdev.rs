@@ -9,6 +9,9 @@ pub struct IfaceCounters {
     pub name: String,
     pub rx_bytes: u64,
     pub rx_packets: u64,
+    /// Packets the NIC or kernel dropped on receive: the `drop` column (which includes the
+    /// driver's `rx_missed_errors` on kernels that report it) plus `fifo` overruns (§5.5).
+    pub rx_dropped: u64,
     pub tx_bytes: u64,
     pub tx_packets: u64,
 }
@@ -68,6 +71,7 @@ fn parse_line(line: &str) -> Option<IfaceCounters> {
         name: name.to_string(),
         rx_bytes: fields[0],
         rx_packets: fields[1],
+        rx_dropped: fields[3].saturating_add(fields[4]),
         tx_bytes: fields[8],
         tx_packets: fields[9],
     })
@@ -95,6 +99,7 @@ eth0.100: 5834223 41233    0    0    0     0          0        12  1223004    91
         assert_eq!(nd.ifaces.len(), 4);
         let e = nd.get("enp0s31f6").unwrap();
         assert_eq!((e.rx_bytes, e.rx_packets), (48_190_433_652_921, 39_517_462_281));
+        assert_eq!(e.rx_dropped, 1187, "drop + fifo");
         assert_eq!((e.tx_bytes, e.tx_packets), (9_312_230_119_871, 8_312_391_023));
         assert_eq!(nd.get("eth0.100").unwrap().rx_packets, 41_233);
         let wg = nd.get("wg0").unwrap();
@@ -105,6 +110,8 @@ eth0.100: 5834223 41233    0    0    0     0          0        12  1223004    91
     fn old_kernel_format_without_space_after_colon() {
         let nd = parse("  eth0:1234 10 0 0 0 0 0 0 99 3 0 0 0 0 0 0\n");
         assert_eq!(nd.get("eth0").unwrap().rx_bytes, 1234);
+        let nd = parse("  eth0:1234 10 0 7 5 0 0 0 99 3 0 0 0 0 0 0\n");
+        assert_eq!(nd.get("eth0").unwrap().rx_dropped, 12, "drop 7 + fifo 5");
     }
 
     #[test]

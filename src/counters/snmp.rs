@@ -4,39 +4,55 @@
 //! NoPorts + InErrors`. A UDP flood to a closed port (the common case) only moves `NoPorts`;
 //! reading `InDatagrams` alone would mislabel it.
 
-/// Host-wide received-segment counters by protocol (IPv4 and IPv6 together).
+/// Host-wide packet counters by protocol for one direction (IPv4 and IPv6 together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProtoCounters {
-    pub tcp_in: u64,
-    pub udp_in: u64,
-    pub icmp_in: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
 }
 
 impl ProtoCounters {
     /// Per-protocol deltas, or None when any counter went backwards (reset, namespace change).
     pub fn delta(&self, earlier: &ProtoCounters) -> Option<ProtoCounters> {
         Some(ProtoCounters {
-            tcp_in: self.tcp_in.checked_sub(earlier.tcp_in)?,
-            udp_in: self.udp_in.checked_sub(earlier.udp_in)?,
-            icmp_in: self.icmp_in.checked_sub(earlier.icmp_in)?,
+            tcp: self.tcp.checked_sub(earlier.tcp)?,
+            udp: self.udp.checked_sub(earlier.udp)?,
+            icmp: self.icmp.checked_sub(earlier.icmp)?,
         })
     }
 
     pub fn add(&mut self, other: &ProtoCounters) {
-        self.tcp_in = self.tcp_in.saturating_add(other.tcp_in);
-        self.udp_in = self.udp_in.saturating_add(other.udp_in);
-        self.icmp_in = self.icmp_in.saturating_add(other.icmp_in);
+        self.tcp = self.tcp.saturating_add(other.tcp);
+        self.udp = self.udp.saturating_add(other.udp);
+        self.icmp = self.icmp.saturating_add(other.icmp);
     }
 
     pub fn total(&self) -> u64 {
-        self.tcp_in.saturating_add(self.udp_in).saturating_add(self.icmp_in)
+        self.tcp.saturating_add(self.udp).saturating_add(self.icmp)
+    }
+}
+
+/// Both directions of the host's protocol counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostProto {
+    /// Received: TCP `InSegs`, UDP `InDatagrams + NoPorts + InErrors`, ICMP `InMsgs`.
+    pub rx: ProtoCounters,
+    /// Sent: TCP `OutSegs`, UDP `OutDatagrams`, ICMP `OutMsgs`.
+    pub tx: ProtoCounters,
+}
+
+impl HostProto {
+    pub fn add(&mut self, other: &HostProto) {
+        self.rx.add(&other.rx);
+        self.tx.add(&other.tx);
     }
 }
 
 /// Parse `net/snmp`: pairs of `Proto: Name Name ...` / `Proto: 1 2 ...` lines.
 /// Returns None when none of the needed counters is present.
-pub fn parse_snmp(text: &str) -> Option<ProtoCounters> {
-    let mut out = ProtoCounters::default();
+pub fn parse_snmp(text: &str) -> Option<HostProto> {
+    let mut out = HostProto::default();
     let mut found = false;
     let mut lines = text.lines();
     while let Some(header) = lines.next() {
@@ -50,12 +66,16 @@ pub fn parse_snmp(text: &str) -> Option<ProtoCounters> {
         for (name, num) in names.split_whitespace().zip(nums.split_whitespace()) {
             // Some counters (Tcp MaxConn) are -1; we only read non-negative ones.
             let Ok(v) = num.parse::<u64>() else { continue };
-            match (proto, name) {
-                ("Tcp", "InSegs") => out.tcp_in = out.tcp_in.saturating_add(v),
-                ("Udp", "InDatagrams" | "NoPorts" | "InErrors") => out.udp_in = out.udp_in.saturating_add(v),
-                ("Icmp", "InMsgs") => out.icmp_in = out.icmp_in.saturating_add(v),
+            let slot = match (proto, name) {
+                ("Tcp", "InSegs") => &mut out.rx.tcp,
+                ("Udp", "InDatagrams" | "NoPorts" | "InErrors") => &mut out.rx.udp,
+                ("Icmp", "InMsgs") => &mut out.rx.icmp,
+                ("Tcp", "OutSegs") => &mut out.tx.tcp,
+                ("Udp", "OutDatagrams") => &mut out.tx.udp,
+                ("Icmp", "OutMsgs") => &mut out.tx.icmp,
                 _ => continue,
-            }
+            };
+            *slot = slot.saturating_add(v);
             found = true;
         }
     }
@@ -63,17 +83,20 @@ pub fn parse_snmp(text: &str) -> Option<ProtoCounters> {
 }
 
 /// Parse `net/snmp6`: one `Name value` per line. TCP over IPv6 is already in `Tcp InSegs`.
-pub fn parse_snmp6(text: &str) -> ProtoCounters {
-    let mut out = ProtoCounters::default();
+pub fn parse_snmp6(text: &str) -> HostProto {
+    let mut out = HostProto::default();
     for line in text.lines() {
         let mut it = line.split_whitespace();
         let (Some(name), Some(num)) = (it.next(), it.next()) else { continue };
         let Ok(v) = num.parse::<u64>() else { continue };
-        match name {
-            "Udp6InDatagrams" | "Udp6NoPorts" | "Udp6InErrors" => out.udp_in = out.udp_in.saturating_add(v),
-            "Icmp6InMsgs" => out.icmp_in = out.icmp_in.saturating_add(v),
-            _ => {}
-        }
+        let slot = match name {
+            "Udp6InDatagrams" | "Udp6NoPorts" | "Udp6InErrors" => &mut out.rx.udp,
+            "Icmp6InMsgs" => &mut out.rx.icmp,
+            "Udp6OutDatagrams" => &mut out.tx.udp,
+            "Icmp6OutMsgs" => &mut out.tx.icmp,
+            _ => continue,
+        };
+        *slot = slot.saturating_add(v);
     }
     out
 }
@@ -118,31 +141,36 @@ Icmp6InErrors                   \t0
 Udp6InDatagrams                 \t300
 Udp6NoPorts                     \t7
 Udp6InErrors                    \t1
+Udp6OutDatagrams                \t290
+Icmp6OutMsgs                    \t98
 UdpLite6InDatagrams             \t0
 ";
 
     #[test]
     fn udp_counts_no_ports_and_errors() {
         let c = parse_snmp(SNMP).unwrap();
-        assert_eq!(c, ProtoCounters { tcp_in: 2_012_393, udp_in: 90_712 + 1397 + 5, icmp_in: 391 });
+        assert_eq!(c.rx, ProtoCounters { tcp: 2_012_393, udp: 90_712 + 1397 + 5, icmp: 391 });
+        assert_eq!(c.tx, ProtoCounters { tcp: 1_905_711, udp: 92_514, icmp: 1409 });
     }
 
     #[test]
     fn snmp6_adds_udp6_and_icmp6() {
-        assert_eq!(parse_snmp6(SNMP6), ProtoCounters { tcp_in: 0, udp_in: 308, icmp_in: 120 });
+        let c = parse_snmp6(SNMP6);
+        assert_eq!(c.rx, ProtoCounters { tcp: 0, udp: 308, icmp: 120 });
+        assert_eq!(c.tx, ProtoCounters { tcp: 0, udp: 290, icmp: 98 });
     }
 
     #[test]
     fn garbage_snmp_is_none_not_a_panic() {
         assert_eq!(parse_snmp("nonsense\nmore: 1 2\n"), None);
         assert_eq!(parse_snmp(""), None);
-        assert_eq!(parse_snmp6("Udp6NoPorts x\n\n"), ProtoCounters::default());
+        assert_eq!(parse_snmp6("Udp6NoPorts x\n\n"), HostProto::default());
     }
 
     #[test]
     fn delta_refuses_a_reset() {
-        let a = ProtoCounters { tcp_in: 10, udp_in: 10, icmp_in: 10 };
-        let b = ProtoCounters { tcp_in: 5, udp_in: 20, icmp_in: 10 };
+        let a = ProtoCounters { tcp: 10, udp: 10, icmp: 10 };
+        let b = ProtoCounters { tcp: 5, udp: 20, icmp: 10 };
         assert_eq!(b.delta(&a), None);
         assert_eq!(a.delta(&ProtoCounters::default()), Some(a));
     }

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use super::netdev::{self, NetDev};
-use super::snmp::{self, ProtoCounters};
+use super::snmp::{self, HostProto};
 
 /// A source of raw counters: the real `/proc` or anything shaped like it.
 pub trait CounterSource: Send {
     /// Read the interface table. An error here means no sample this tick.
     fn net_dev(&mut self) -> std::io::Result<NetDev>;
-    /// Host-wide protocol counters (`snmp` + `snmp6`), None when unreadable.
-    fn proto(&mut self) -> Option<ProtoCounters>;
+    /// Host-wide protocol counters (`snmp` + `snmp6`), both directions; None when unreadable.
+    fn proto(&mut self) -> Option<HostProto>;
     /// The interface of the default route, if any.
     fn default_route_iface(&mut self) -> Option<String>;
     /// Human description for log lines.
@@ -47,7 +47,7 @@ impl CounterSource for ProcSource {
         Ok(netdev::parse(self.read("net/dev")?))
     }
 
-    fn proto(&mut self) -> Option<ProtoCounters> {
+    fn proto(&mut self) -> Option<HostProto> {
         let mut c = snmp::parse_snmp(self.read("net/snmp").ok()?)?;
         if let Ok(text) = self.read("net/snmp6") {
             c.add(&snmp::parse_snmp6(text));

@@ -33,14 +33,18 @@ fn open() -> Outgoing {
         wall(),
         EventBody::IncidentOpen(IncidentOpen {
             incident_id: "inc-1".into(),
+            direction: crate::event::Direction::Inbound,
+            previous_incident_id: Some("inc-0".into()),
             interface: "eth0".into(),
             pps: 50000.0,
             bps: 2.56e7,
+            dropped_pps: 1200.0,
             threshold_pps: 5000.0,
             threshold_bps: 5e7,
             baseline_pps: 120.0,
             severity: "critical".into(),
             trigger: "pps".into(),
+            protocol: None,
             test: false,
             started_at: crate::event::rfc3339_ms(wall()),
             class: class(),
@@ -53,8 +57,10 @@ fn update() -> Outgoing {
         wall(),
         EventBody::IncidentUpdate(IncidentUpdate {
             incident_id: "inc-1".into(),
+            direction: crate::event::Direction::Inbound,
             pps: 40000.0,
             bps: 2e7,
+            dropped_pps: 0.0,
             peak_pps: 50000.0,
             peak_bps: 2.56e7,
             duration_s: 5.0,
@@ -70,6 +76,7 @@ fn resolve(pcap: Option<&str>) -> Outgoing {
         wall(),
         EventBody::IncidentResolve(IncidentResolve {
             incident_id: "inc-1".into(),
+            direction: crate::event::Direction::Inbound,
             peak_pps: 50000.0,
             peak_bps: 2.56e7,
             duration_s: 12.5,
@@ -130,7 +137,8 @@ fn open_request_snapshot() {
             "client_incident_id": "inc-1", "peak_pps": 50000.0, "peak_bps": 2.56e7, "started_at": "<redacted>",
             "attack_family": "udp_flood", "attack_subtype": null, "baseline_pps": 120.0, "duration": 0,
             "severity": "critical", "trigger": "pps", "threshold_pps": 5000.0, "threshold_bps": 5e7,
-            "interface": "eth0", "classified_by": "counters", "top_src_ips": [{"ip": "10.0.0.9", "count": 7}]
+            "interface": "eth0", "classified_by": "counters", "top_src_ips": [{"ip": "10.0.0.9", "count": 7}],
+            "direction": "inbound", "dropped_pps": 1200.0, "previous_client_incident_id": "inc-0"
         }
     });
     assert_eq!(snapshot(&req), expected);
@@ -146,7 +154,8 @@ fn update_and_resolve_snapshots_use_the_server_uuid() {
         "body": {
             "client_incident_id": "inc-1", "pps": 40000.0, "bps": 2e7, "peak_pps": 50000.0, "peak_bps": 2.56e7,
             "duration_seconds": 5.0, "severity": "critical", "ts": "<redacted>", "attack_family": "udp_flood",
-            "attack_subtype": null, "classified_by": "counters", "top_src_ips": [{"ip": "10.0.0.9", "count": 7}]
+            "attack_subtype": null, "classified_by": "counters", "top_src_ips": [{"ip": "10.0.0.9", "count": 7}],
+            "direction": "inbound", "dropped_pps": 0.0
         }
     });
     assert_eq!(snapshot(&req), expected);
@@ -159,7 +168,7 @@ fn update_and_resolve_snapshots_use_the_server_uuid() {
         "headers": common_headers(&[("Content-Type", "application/json"), ("Idempotency-Key", "<redacted>")]),
         "body": {
             "client_incident_id": "inc-1", "peak_pps": 50000.0, "peak_bps": 2.56e7, "duration_seconds": 12.5,
-            "severity": "critical", "reason": "traffic_normal", "resolved_at": "<redacted>",
+            "severity": "critical", "reason": "traffic_normal", "resolved_at": "<redacted>", "direction": "inbound",
             "attack_family": "udp_flood", "attack_subtype": null, "classified_by": "counters",
             "top_src_ips": [{"ip": "10.0.0.9", "count": 7}]
         }

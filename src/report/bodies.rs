@@ -37,7 +37,12 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
                 "threshold_pps": o.threshold_pps,
                 "threshold_bps": o.threshold_bps,
                 "interface": o.interface,
+                "direction": o.direction,
+                "dropped_pps": o.dropped_pps,
             });
+            if let (Some(prev), Value::Object(m)) = (&o.previous_incident_id, &mut b) {
+                m.insert("previous_client_incident_id".into(), prev.clone().into());
+            }
             add_class(&mut b, &o.class, o.test);
             // The open's idempotency key is the agent's incident id: a retried open is the same open.
             vec![(Kind::Open, Some(o.incident_id.clone()), o.incident_id.clone(), b)]
@@ -51,6 +56,8 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
                 "peak_bps": u.peak_bps,
                 "duration_seconds": u.duration_s,
                 "severity": u.severity,
+                "direction": u.direction,
+                "dropped_pps": u.dropped_pps,
                 "ts": e.ts,
             });
             add_class(&mut b, &u.class, u.test);
@@ -64,6 +71,7 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
                 "duration_seconds": r.duration_s,
                 "severity": r.severity,
                 "reason": r.reason,
+                "direction": r.direction,
                 "resolved_at": e.ts,
             });
             add_class(&mut b, &r.class, r.test);
@@ -127,8 +135,9 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
             r.incident_id
         ),
         EventBody::IncidentOpen(o) => format!(
-            "{}DDoS incident opened on {host} ({}): {} at {:.0} pps / {:.1} Mbit/s, threshold {:.0} pps, severity {}{} [{}]",
+            "{}{} opened on {host} ({}): {} at {:.0} pps / {:.1} Mbit/s, threshold {:.0} pps, severity {}{} [{}]",
             test_tag(o.test),
+            what(&o.direction),
             o.interface,
             family(&o.class),
             o.pps,
@@ -139,8 +148,9 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
             o.incident_id
         ),
         EventBody::IncidentResolve(r) => format!(
-            "{}DDoS incident resolved on {host}: {} peaked at {:.0} pps / {:.1} Mbit/s, lasted {:.0} s, severity {} ({}) [{}]",
+            "{}{} resolved on {host}: {} peaked at {:.0} pps / {:.1} Mbit/s, lasted {:.0} s, severity {} ({}) [{}]",
             test_tag(r.test),
+            what(&r.direction),
             family(&r.class),
             r.peak_pps,
             r.peak_bps / 1e6,
@@ -155,6 +165,15 @@ pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
     v["text"] = text.into();
     v["host"] = host.into();
     Some(v)
+}
+
+/// An outbound incident is this host sending a flood, not receiving one.
+fn what(direction: &crate::event::Direction) -> &'static str {
+    if *direction == crate::event::Direction::Outbound {
+        "Outbound flood (this host is sending)"
+    } else {
+        "DDoS incident"
+    }
 }
 
 fn test_tag(test: bool) -> &'static str {
@@ -200,14 +219,18 @@ mod tests {
             UNIX_EPOCH,
             EventBody::IncidentOpen(IncidentOpen {
                 incident_id: "inc-1".into(),
+                direction: crate::event::Direction::Inbound,
+                previous_incident_id: None,
                 interface: "eth0".into(),
                 pps: 123456.0,
                 bps: 9.5e8,
+                dropped_pps: 0.0,
                 threshold_pps: 5000.0,
                 threshold_bps: 5e7,
                 baseline_pps: 100.0,
                 severity: "critical".into(),
                 trigger: "pps".into(),
+                protocol: None,
                 test: false,
                 started_at: String::new(),
                 class: class(),
@@ -224,6 +247,7 @@ mod tests {
             UNIX_EPOCH,
             EventBody::IncidentResolve(IncidentResolve {
                 incident_id: "inc-1".into(),
+                direction: crate::event::Direction::Outbound,
                 peak_pps: 2e5,
                 peak_bps: 1e9,
                 duration_s: 42.4,
@@ -235,7 +259,7 @@ mod tests {
             }),
         );
         let text = webhook_body(&resolve, "web-1").unwrap()["text"].as_str().unwrap().to_string();
-        assert!(text.starts_with("[TEST] DDoS incident resolved on web-1"), "{text}");
+        assert!(text.starts_with("[TEST] Outbound flood (this host is sending) resolved on web-1"), "{text}");
         assert!(text.contains("lasted 42 s") && text.contains("(agent stopped)"), "{text}");
         assert!(webhook_body(&Event::new(UNIX_EPOCH, EventBody::AgentStop {}), "h").is_none());
     }

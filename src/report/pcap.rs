@@ -30,7 +30,7 @@ pub(super) fn upload(client: &ApiClient, spool: &Spool, item: &Item, uuid: &str)
         // The capture side finishes the file (fsync, merge, rename) after the resolve event;
         // give it time before calling the file gone.
         Err(_) if age_s(item) < PCAP_WAIT_S => {
-            return Attempt::Reply(Err(format!("{} is not written yet", path.display())))
+            return Attempt::NotReady(format!("{} is not written yet", path.display()))
         }
         Err(_) => return Attempt::Local("the PCAP file is gone"),
     };

@@ -1,6 +1,6 @@
 //! `GET /agent/config` (§6.2): parse the service's answer (pure), cache it in the state dir,
-//! apply it at start and hand it to the running agent through a control channel the sampling
-//! thread drains with `try_recv` (it never blocks on it).
+//! apply it at start and hand it to the running agent as a [`Control`] message, which the run
+//! loop drains with `try_recv` and applies (it never blocks on it). Knows nothing of the agent.
 //!
 //! `pending_commands` are never executed: the agent runs no command a server sends. Values of a
 //! wrong type or out of range are ignored with a warning naming the field.
@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::warn;
 use serde_json::Value;
 
 use super::api::Reply;
-use crate::agent::Agent;
 use crate::config::{DetectConfig, IocPattern, Settings};
 use crate::fsutil;
 
@@ -84,7 +83,9 @@ pub fn parse(body: &[u8]) -> Result<RemoteConfig, String> {
     })
 }
 
-/// Seconds (the service's 1-second ticks) → samples at our interval, at least one.
+/// Seconds (the service's 1-second ticks) → samples at our interval, at least one. Right for
+/// the holddown (an open incident is sampled every interval), not for the confirmation, whose
+/// samples come every quarter interval: that one becomes a duration.
 fn to_samples(secs: u32, interval: Duration) -> u32 {
     let ms = interval.as_millis().max(1) as u64;
     ((u64::from(secs) * 1000).div_ceil(ms)).clamp(1, 1_000_000) as u32
@@ -101,7 +102,7 @@ impl RemoteConfig {
             d.dynamic_threshold = b;
         }
         if let Some(s) = self.confirm_s {
-            d.confirm_ticks = to_samples(s, d.sample_interval);
+            d.confirm_for = Some(Duration::from_secs(u64::from(s)));
         }
         if let Some(s) = self.holddown_s {
             d.holddown_ticks = to_samples(s, d.sample_interval);
@@ -122,28 +123,6 @@ impl RemoteConfig {
             s.pcap_enabled = b;
         }
     }
-
-    /// Apply to the running agent (sampling thread).
-    pub fn apply_to_agent(&self, agent: &mut Agent) {
-        let s = agent.settings();
-        let detect = self.detect(&s.detect);
-        let pcap = self.pcap_enabled.unwrap_or(s.pcap_enabled);
-        let ioc = self.ioc_patterns.clone().unwrap_or_else(|| s.ioc_patterns.clone());
-        if detect != s.detect || pcap != s.pcap_enabled || ioc != s.ioc_patterns {
-            info!(
-                "applying agent config from the API: pps threshold floor {}, dynamic {}, confirm {} samples, holddown {} samples, cooldown {} s, {} IOC pattern(s), pcap {}",
-                detect.min_pps_threshold,
-                detect.dynamic_threshold,
-                detect.confirm_ticks,
-                detect.holddown_ticks,
-                detect.cooldown.as_secs(),
-                ioc.len(),
-                if pcap { "on" } else { "off" }
-            );
-        }
-        agent.set_detect_config(detect);
-        agent.set_capture_options(pcap, ioc);
-    }
 }
 
 /// Messages from worker threads to the sampling loop.
@@ -152,28 +131,13 @@ pub enum Control {
     Remote(RemoteConfig),
 }
 
-impl Control {
-    pub fn apply(&self, agent: &mut Agent) {
-        match self {
-            Control::Remote(c) => c.apply_to_agent(agent),
-        }
-    }
-}
-
 pub fn cache_path(state_dir: &Path) -> PathBuf {
     state_dir.join(CACHE_FILE)
 }
 
-/// The cached answer, if there is a readable one.
+/// The cached answer; a corrupt cache is moved aside with one warning ([`crate::statefile`]).
 pub fn load_cache(state_dir: &Path) -> Option<RemoteConfig> {
-    let bytes = std::fs::read(cache_path(state_dir)).ok()?;
-    match parse(&bytes) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!("{}: ignoring cached agent config: {e}", cache_path(state_dir).display());
-            None
-        }
-    }
+    crate::statefile::load(&cache_path(state_dir), "cached agent config", parse)
 }
 
 /// The API sender's config schedule.
@@ -244,7 +208,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_values_convert_ticks_to_samples_and_ignore_bad_fields() {
+    fn service_values_convert_ticks_and_ignore_bad_fields() {
         let c = parse(
             br#"{"pps_threshold": 1234, "dynamic_threshold": false, "confirm_ticks": 3,
             "attack_holddown": 15, "attack_cooldown": 30, "pcap_enabled": "yes",
@@ -258,34 +222,11 @@ mod tests {
         let d = c.detect(&base);
         assert_eq!(d.min_pps_threshold, 1234.0);
         assert!(!d.dynamic_threshold);
-        assert_eq!(d.confirm_ticks, 15, "3 s at 200 ms");
-        assert_eq!(d.holddown_ticks, 75);
+        assert_eq!(d.confirm_for, Some(Duration::from_secs(3)), "a duration: confirmation samples come faster");
+        assert_eq!(d.confirm_ticks, base.confirm_ticks);
+        assert_eq!(d.holddown_ticks, 75, "15 s at 200 ms: an open incident is sampled every interval");
         assert_eq!(d.cooldown, Duration::from_secs(30));
         assert_eq!(c.ioc_patterns.unwrap()[0].attack_name, "mirai");
-    }
-
-    #[test]
-    fn control_message_changes_the_running_agent() {
-        use crate::agent::CaptureStatus;
-        use crate::counters::{ProcSource, Sampler};
-        use crate::paths::{Env, Paths};
-        let dir = tempfile::tempdir().unwrap();
-        let env = Env { euid: 1000, home: Some(dir.path().into()), root: "/".into(), ..Env::default() };
-        let s = Settings::defaults(&Paths::resolve(&env, false));
-        let sampler = Sampler::new(Box::new(ProcSource::new(dir.path())), "auto");
-        let cap = CaptureStatus { mode: "limited".into(), reason: None };
-        let mut agent = Agent::new(s, sampler, None, cap, None, Instant::now(), std::time::SystemTime::now());
-        let c = parse(
-            br#"{"pps_threshold": 42, "dynamic_threshold": false, "attack_holddown": 2,
-            "pcap_enabled": false, "ioc_patterns": [{"pattern": "xyz"}]}"#,
-        )
-        .unwrap();
-        Control::Remote(c).apply(&mut agent);
-        let s = agent.settings();
-        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42.0, false));
-        assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
-        assert!(!s.pcap_enabled);
-        assert_eq!(s.ioc_patterns[0].pattern, "xyz");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum Outcome {
     AuthRejected(u16),
     /// A config poll ran.
     Config,
+    /// The item cannot be sent yet for a reason of its own (its PCAP is still being written);
+    /// it is retried after the delay while the other streams go on.
+    Deferred(Duration),
 }
 
 /// How a status is treated.
@@ -61,11 +64,21 @@ pub struct Drain {
     pub config: Option<ConfigPoll>,
     pub name: String,
     auth_logged: bool,
+    /// Items waiting for their own retry (seq → when, and how many times deferred).
+    deferred: std::collections::HashMap<u64, (Instant, u32)>,
 }
 
 impl Drain {
     pub fn new(spool: Arc<Spool>, dest: Dest, name: String) -> Self {
-        Drain { spool, dest, breaker: Breaker::default(), config: None, name, auth_logged: false }
+        Drain {
+            spool,
+            dest,
+            breaker: Breaker::default(),
+            config: None,
+            name,
+            auth_logged: false,
+            deferred: Default::default(),
+        }
     }
 
     /// At most one attempt (one request, or the chunks of one PCAP).
@@ -78,7 +91,13 @@ impl Drain {
                 return Outcome::Config;
             }
         }
-        let Some(item) = self.spool.head() else { return Outcome::Idle };
+        let deferred = &self.deferred;
+        let Some(item) = self.spool.head_where(|seq| deferred.get(&seq).is_some_and(|(t, _)| now < *t)) else {
+            return match self.deferred.values().map(|(t, _)| *t).min() {
+                Some(t) => Outcome::Waiting(Some(t)),
+                None => Outcome::Idle,
+            };
+        };
         if !self.breaker.allow(now) {
             return Outcome::Waiting(self.breaker.next_attempt());
         }
@@ -118,6 +137,7 @@ impl Drain {
 
     fn settle(&mut self, now: Instant, item: &Item, result: Attempt) -> Outcome {
         let reply = match result {
+            Attempt::NotReady(reason) => return self.defer(now, item, &reason),
             Attempt::Local(reason) => {
                 warn!("{}: {} {}: {reason}; moved to rejected/", self.name, kind_name(item.kind), item.seq);
                 self.spool.reject(item, 0, reason);
@@ -209,6 +229,23 @@ impl Drain {
         Outcome::Retry { reason, delay }
     }
 
+    /// Retry this item later (backoff per item, capped); the breaker is not involved.
+    fn defer(&mut self, now: Instant, item: &Item, reason: &str) -> Outcome {
+        let live = |seq: &u64| *seq == item.seq;
+        self.deferred.retain(|seq, _| live(seq) || self.spool.contains(*seq));
+        let times = self.deferred.get(&item.seq).map(|(_, n)| n + 1).unwrap_or(1);
+        let delay = retry::backoff(times, retry::jitter());
+        self.deferred.insert(item.seq, (now + delay, times));
+        debug!(
+            "{}: {} {}: {reason}; retry in {:.1} s, other items go on",
+            self.name,
+            kind_name(item.kind),
+            item.seq,
+            delay.as_secs_f64()
+        );
+        Outcome::Deferred(delay)
+    }
+
     fn settle_plain(&mut self, now: Instant, failed: Option<String>) {
         match failed {
             None => {
@@ -223,6 +260,8 @@ impl Drain {
 
 pub(super) enum Attempt {
     Reply(Result<Reply, String>),
+    /// Not sendable yet for a reason of the item's own: retry it later, send the rest.
+    NotReady(String),
     /// Not sendable for a local reason: move to rejected/.
     Local(&'static str),
 }

@@ -32,7 +32,7 @@ fn drain_all(d: &mut Drain, mut now: Instant) -> Vec<Outcome> {
             Outcome::Idle => break,
             Outcome::Waiting(t) => now = t.unwrap_or(now) + Duration::from_millis(1),
             o => {
-                if let Outcome::Retry { delay, .. } = &o {
+                if let Outcome::Retry { delay, .. } | Outcome::Deferred(delay) = &o {
                     now += *delay;
                 }
                 out.push(o)
@@ -246,11 +246,49 @@ fn pcap_upload_waits_for_a_file_still_being_written() {
     let now = Instant::now();
     assert!(matches!(d.step(now), Outcome::Delivered(Kind::Open)));
     // The file is not there yet: the upload is retried later, not thrown away.
-    assert!(matches!(d.step(now), Outcome::Retry { .. }));
+    assert!(matches!(d.step(now), Outcome::Deferred(_)));
     assert!(!d.spool.is_empty(), "the PCAP item must stay queued while its file is being written");
     assert!(server.to("/api/v1/agent/incidents/srv-0001/pcap").is_empty());
     std::fs::write(&file, b"pcap bytes").unwrap();
     drain_all(&mut d, now + Duration::from_secs(120));
     assert_eq!(server.to("/api/v1/agent/incidents/srv-0001/pcap").len(), 1);
     assert!(d.spool.is_empty());
+}
+
+/// §6.3: a PCAP whose file is not there (still being written, or deleted) waits on its own;
+/// a heartbeat and another incident's open queued behind it go out at once, not after a retry.
+#[test]
+fn a_stuck_pcap_upload_holds_up_neither_heartbeats_nor_another_incidents_open() {
+    let (server, mut d, dir) = setup(ts::flowtriq(json!({})));
+    let file = dir.path().join("inc-a.pcap");
+    push(&d, Kind::Open, Some("inc-a"), "inc-a");
+    let queued_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    d.spool
+        .push(Kind::Pcap, Some("inc-a".into()), "up-a".into(), json!({ "path": file, "queued_at": queued_at }))
+        .unwrap();
+    push(&d, Kind::Heartbeat, None, "hb-1");
+    push(&d, Kind::Open, Some("inc-b"), "inc-b");
+    push(&d, Kind::Resolve, Some("inc-b"), "res-b");
+    let now = Instant::now();
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        outcomes.push(d.step(now)); // no time passes: nothing may wait for a retry
+    }
+    let delivered: Vec<Kind> =
+        outcomes.iter().filter_map(|o| if let Outcome::Delivered(k) = o { Some(*k) } else { None }).collect();
+    assert_eq!(delivered, [Kind::Open, Kind::Heartbeat, Kind::Open, Kind::Resolve], "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Deferred(_)), "{outcomes:?}");
+    assert!(matches!(outcomes.last(), Some(Outcome::Waiting(Some(_)))), "then it waits for the PCAP's retry");
+    assert_eq!(d.breaker.failures, 0, "a file not written yet is not the API failing");
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths[1], "/api/v1/agent/heartbeat", "{paths:?}");
+    assert_eq!(d.spool.len(), 1, "only the PCAP waits");
+    // Order within the incident holds: nothing of inc-a may pass its waiting PCAP.
+    push(&d, Kind::Update, Some("inc-a"), "late-a");
+    assert!(matches!(d.step(now), Outcome::Waiting(_)));
+    std::fs::write(&file, b"pcap bytes").unwrap();
+    drain_all(&mut d, now + Duration::from_secs(1));
+    assert!(d.spool.is_empty());
+    let tail: Vec<String> = server.requests().iter().rev().take(2).map(|r| r.path.clone()).collect();
+    assert_eq!(tail, ["/api/v1/agent/incidents/srv-0001", "/api/v1/agent/incidents/srv-0001/pcap"]);
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::{fsutil, statefile};
 
 /// What an item is; decides the request and whether the size cap may drop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +68,8 @@ const MAX_ACKS: usize = 1000;
 
 #[derive(Debug, Default)]
 struct Index {
-    /// seq → (file size, kind)
-    entries: BTreeMap<u64, (u64, Kind)>,
+    /// seq → (file size, kind, stream: see [`stream_of`])
+    entries: BTreeMap<u64, (u64, Kind, String)>,
     next_seq: u64,
     bytes: u64,
     dropped: u64,
@@ -108,6 +108,26 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// The stream an item is ordered in: its incident, else its kind.
+fn stream_of(kind: Kind, incident: Option<&str>) -> String {
+    match incident {
+        Some(i) => format!("incident {i}"),
+        None => format!("{kind:?}"),
+    }
+}
+
+/// One item file; a corrupt one (or one whose `seq` is not its name's, which could never be
+/// removed after delivery) is moved aside by [`statefile`].
+fn read_item(path: &Path, seq: u64) -> Option<Item> {
+    statefile::load_json(path, "spool item", |i: &Item| {
+        if i.seq == seq {
+            Ok(())
+        } else {
+            Err(format!("its seq {} is not the {seq} of its name", i.seq))
+        }
+    })
+}
+
 impl Spool {
     /// Open (creating 0700) and index what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self> {
@@ -118,18 +138,14 @@ impl Spool {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) else { continue };
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            let kind = std::fs::read(entry.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Item>(&b).ok())
-                .map(|i| i.kind)
-                .unwrap_or(Kind::Open);
-            index.entries.insert(seq, (size, kind));
+            let Some(item) = read_item(&entry.path(), seq) else { continue };
+            index.entries.insert(seq, (size, item.kind, stream_of(item.kind, item.incident.as_deref())));
             index.bytes += size;
             index.next_seq = index.next_seq.max(seq + 1);
         }
-        if let Ok(text) = std::fs::read(dir.join("incidents.json")) {
-            index.acks = serde_json::from_slice(&text).unwrap_or_default();
-        }
+        index.acks =
+            statefile::load_json(&dir.join("incidents.json"), "spool index", |_: &Vec<(String, OpenAck)>| Ok(()))
+                .unwrap_or_default();
         if !index.entries.is_empty() {
             info!("{}: {} spooled item(s) from an earlier run will be sent", dir.display(), index.entries.len());
         }
@@ -156,7 +172,7 @@ impl Spool {
         let bytes = serde_json::to_vec(&item).map_err(|e| Error::Runtime(format!("serialising spool item: {e}")))?;
         fsutil::write_atomic(&self.path(seq), &bytes, 0o600)?;
         ix.next_seq += 1;
-        ix.entries.insert(seq, (bytes.len() as u64, kind));
+        ix.entries.insert(seq, (bytes.len() as u64, kind, stream_of(kind, item.incident.as_deref())));
         ix.bytes += bytes.len() as u64;
         self.enforce_cap(&mut ix);
         drop(ix);
@@ -166,7 +182,7 @@ impl Spool {
 
     fn enforce_cap(&self, ix: &mut Index) {
         while ix.bytes > self.max_bytes {
-            let Some((&seq, &(size, _))) = ix.entries.iter().find(|(_, (_, k))| k.droppable()) else { break };
+            let Some((&seq, &(size, ..))) = ix.entries.iter().find(|(_, (_, k, _))| k.droppable()) else { break };
             let _ = std::fs::remove_file(self.path(seq));
             ix.entries.remove(&seq);
             ix.bytes -= size;
@@ -180,6 +196,11 @@ impl Spool {
                 );
             }
         }
+    }
+
+    /// Whether item `seq` is still queued.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.lock().entries.contains_key(&seq)
     }
 
     /// Items waiting (the heartbeat's `retry_queue_size`).
@@ -196,20 +217,37 @@ impl Spool {
         self.lock().dropped
     }
 
-    /// The oldest item. An unreadable file is moved to `rejected/` and the next one returned.
+    /// The oldest item. A file that became unreadable is moved aside (`.corrupt`) and the next
+    /// one returned.
     pub fn head(&self) -> Option<Item> {
+        self.head_where(|_| false)
+    }
+
+    /// The oldest item that may be sent now: not `held` (waiting for its own retry), and not
+    /// behind an earlier item of its stream (an incident, or heartbeats, or metrics). So order
+    /// holds within each stream while one stuck item holds up nothing else.
+    pub fn head_where(&self, held: impl Fn(u64) -> bool) -> Option<Item> {
         loop {
-            let seq = *self.lock().entries.keys().next()?;
-            let path = self.path(seq);
-            match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Item>(&b).map_err(|e| format!("unreadable spool file: {e}")))
-            {
-                Ok(item) => return Some(item),
-                Err(reason) => {
-                    warn!("{}: {reason}; moved to rejected/", path.display());
-                    self.move_to_rejected(seq, &serde_json::json!({ "reason": reason }));
+            let seq = {
+                let ix = self.lock();
+                let mut blocked: Vec<&str> = Vec::new();
+                let mut found = None;
+                for (&seq, (_, _, stream)) in &ix.entries {
+                    if blocked.contains(&stream.as_str()) {
+                        continue;
+                    }
+                    if held(seq) {
+                        blocked.push(stream);
+                        continue;
+                    }
+                    found = Some(seq);
+                    break;
                 }
+                found?
+            };
+            match read_item(&self.path(seq), seq) {
+                Some(item) => return Some(item),
+                None => self.forget(seq),
             }
         }
     }
@@ -217,8 +255,13 @@ impl Spool {
     /// The item was delivered: delete it.
     pub fn remove(&self, seq: u64) {
         let _ = std::fs::remove_file(self.path(seq));
+        self.forget(seq);
+    }
+
+    /// Drop an item from the index (its file is gone or was moved aside).
+    fn forget(&self, seq: u64) {
         let mut ix = self.lock();
-        if let Some((size, _)) = ix.entries.remove(&seq) {
+        if let Some((size, ..)) = ix.entries.remove(&seq) {
             ix.bytes -= size;
         }
     }
@@ -284,83 +327,5 @@ impl Spool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn push(s: &Spool, kind: Kind, n: u64) -> u64 {
-        s.push(kind, Some("inc".into()), format!("k{n}"), json!({ "n": n, "pad": "x".repeat(200) })).unwrap()
-    }
-
-    #[test]
-    fn items_survive_reopen_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Spool::open(dir.path(), 1 << 20).unwrap();
-        let a = push(&s, Kind::Open, 1);
-        push(&s, Kind::Heartbeat, 2);
-        push(&s, Kind::Resolve, 3);
-        s.remove(a);
-        assert!(Spool::open(dir.path(), 1 << 20).err().unwrap().to_string().contains("already running"));
-        drop(s);
-        let s = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(s.len(), 2);
-        let h = s.head().unwrap();
-        assert_eq!((h.kind, h.body["n"].clone()), (Kind::Heartbeat, json!(2)));
-        s.remove(h.seq);
-        assert_eq!(s.head().unwrap().kind, Kind::Resolve);
-        let next = push(&s, Kind::Metrics, 4);
-        assert!(next > h.seq + 1, "sequence continues after restart");
-    }
-
-    #[test]
-    fn cap_drops_oldest_metrics_and_heartbeats_never_incident_items() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Spool::open(dir.path(), 1000).unwrap();
-        push(&s, Kind::Open, 1);
-        push(&s, Kind::Metrics, 2);
-        push(&s, Kind::Heartbeat, 3);
-        push(&s, Kind::Update, 4);
-        push(&s, Kind::Resolve, 5);
-        push(&s, Kind::Metrics, 6);
-        assert!(s.dropped() >= 2, "dropped {}", s.dropped());
-        let mut kinds = Vec::new();
-        while let Some(i) = s.head() {
-            kinds.push(i.kind);
-            s.remove(i.seq);
-        }
-        assert_eq!(&kinds[..3], &[Kind::Open, Kind::Update, Kind::Resolve]);
-        assert!(!kinds[..3].iter().any(|k| k.droppable()));
-    }
-
-    #[test]
-    fn corrupt_file_moves_to_rejected_and_the_rest_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Spool::open(dir.path(), 1 << 20).unwrap();
-        let a = push(&s, Kind::Open, 1);
-        push(&s, Kind::Update, 2);
-        std::fs::write(s.path(a), b"{ not json").unwrap();
-        assert_eq!(s.head().unwrap().kind, Kind::Update);
-        assert!(dir.path().join(format!("rejected/{a:020}.json")).exists());
-    }
-
-    #[test]
-    fn rejected_items_keep_the_response_and_acks_persist() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Spool::open(dir.path(), 1 << 20).unwrap();
-        push(&s, Kind::Open, 1);
-        let item = s.head().unwrap();
-        s.reject(&item, 422, "{\"error\":\"bad\"}");
-        assert!(s.is_empty());
-        let note: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(format!("rejected/{:020}.json", item.seq))).unwrap())
-                .unwrap();
-        assert_eq!(note["status"], 422);
-        s.record_ack("inc-a", OpenAck::Uuid("srv-1".into())).unwrap();
-        s.record_ack("inc-b", OpenAck::Rejected).unwrap();
-        drop(s);
-        let s = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(s.ack("inc-a"), Some(OpenAck::Uuid("srv-1".into())));
-        assert_eq!(s.ack("inc-b"), Some(OpenAck::Rejected));
-        assert_eq!(s.ack("inc-c"), None);
-    }
-}
+#[path = "spool_tests.rs"]
+mod tests;

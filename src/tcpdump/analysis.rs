@@ -38,6 +38,15 @@ impl Analysis {
         Analysis { window: e.clone(), prev: e, window_start_ns: 0, ring: None, resume_after: None, incident: None }
     }
 
+    /// Match later payloads against `ioc` (new patterns from the API), the open incident too.
+    pub fn set_ioc(&mut self, ioc: Option<Arc<IocMatcher>>) {
+        self.window.set_ioc(ioc.clone());
+        self.prev.set_ioc(ioc.clone());
+        if let Some((e, _)) = self.incident.as_mut() {
+            e.set_ioc(ioc);
+        }
+    }
+
     /// Read what the ring gained (`ring_files` oldest first). True when packets were read.
     pub fn poll_ring(&mut self, ring_files: &[PathBuf]) -> bool {
         if self.incident.is_some() {
@@ -45,7 +54,7 @@ impl Analysis {
         }
         let Some(newest) = ring_files.last() else { return false };
         if let Some(after) = &self.resume_after {
-            if newest <= after {
+            if super::ring::ring_order(newest) <= super::ring::ring_order(after) {
                 return false;
             }
             self.resume_after = None;

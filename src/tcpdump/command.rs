@@ -20,6 +20,16 @@ pub struct CaptureSpec {
     /// The user tcpdump keeps after opening the device (`-Z`): the agent's own, so it can write
     /// rotated files into the agent's 0700 directories.
     pub user: Option<String>,
+    /// `pcap_promiscuous`; off adds `-p`.
+    pub promiscuous: bool,
+    /// Ring files also rotate at this size (`-C`, millions of bytes), so no single file can
+    /// outgrow the disk cap within one 30 s slot.
+    pub ring_file_mb: u64,
+}
+
+/// The `-C` size for a disk cap of `max_disk_mb`: a tenth of it, 1..=100 (MB).
+pub fn ring_file_mb(max_disk_mb: u64) -> u64 {
+    (max_disk_mb / 10).clamp(1, 100)
 }
 
 impl CaptureSpec {
@@ -33,6 +43,9 @@ impl CaptureSpec {
         // flood, would otherwise read as a second vector). --immediate-mode and -U: each packet
         // reaches the file as it arrives (not after libpcap's 1 s block timeout), so the ring
         // already holds the onset when an incident opens.
+        if !self.promiscuous {
+            a.push("-p".into());
+        }
         a.extend(["-Q", "in", "--immediate-mode", "-U", "-n", "-s"].map(OsString::from));
         a.push(self.snaplen.to_string().into());
         a.push("-B".into());
@@ -40,14 +53,17 @@ impl CaptureSpec {
         a
     }
 
-    /// The ring: a new file every 30 s, forever (no `-W`: tcpdump never exits on its own; the
-    /// agent prunes old files itself, so there is no restart and no blind gap).
+    /// The ring: a new file every 30 s and whenever one reaches `ring_file_mb`, forever (no
+    /// `-W`: tcpdump never exits on its own; the agent prunes old files itself, so there is no
+    /// restart and no blind gap).
     pub fn ring_args(&self, ring_dir: &Path) -> Vec<OsString> {
         let mut a = self.common();
         a.push("-w".into());
         a.push(ring_dir.join(RING_PATTERN).into_os_string());
         a.push("-G".into());
         a.push(RING_ROTATE_S.to_string().into());
+        a.push("-C".into());
+        a.push(self.ring_file_mb.to_string().into());
         a
     }
 
@@ -102,7 +118,13 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn spec() -> CaptureSpec {
-        CaptureSpec { interface: "eth0".into(), snaplen: 0, user: Some("ftagent".into()) }
+        CaptureSpec {
+            interface: "eth0".into(),
+            snaplen: 0,
+            user: Some("ftagent".into()),
+            promiscuous: false,
+            ring_file_mb: ring_file_mb(2000),
+        }
     }
 
     fn strs(a: &[OsString]) -> Vec<String> {
@@ -116,6 +138,8 @@ mod tests {
         assert!(joined.contains("-i eth0"), "{joined}");
         assert!(joined.contains("-Z ftagent"), "{joined}");
         assert!(joined.contains("-G 30"), "{joined}");
+        assert!(joined.contains("-C 100"), "rotates by size too: {joined}");
+        assert!(a.contains(&"-p".to_string()), "not promiscuous unless configured: {joined}");
         assert!(joined.contains("-s 0"), "{joined}");
         assert!(joined.contains("-Q in"), "{joined}");
         assert!(joined.contains("-w /var/lib/ftagent/pcaps/ring/ring_%Y%m%dT%H%M%S.pcap"), "{joined}");
@@ -133,6 +157,9 @@ mod tests {
         assert!(joined.contains("-s 96"), "{joined}");
         assert!(joined.contains("-w /p/.work/id/incident.pcap"), "{joined}");
         assert!(!a.contains(&"-G".to_string()) && !a.contains(&"-Z".to_string()), "{joined}");
+        let promisc = CaptureSpec { promiscuous: true, ..spec() };
+        assert!(!promisc.incident_args(Path::new("/f.pcap"), 1).contains(&"-p".into()));
+        assert_eq!((ring_file_mb(1), ring_file_mb(2000), ring_file_mb(500_000)), (1, 100, 100));
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Incident {
             }
         };
         let mut pinned = Vec::new();
-        for f in ring_files {
+        for f in pin_within(ring_files, setup.retention.max_bytes / 2) {
             let Some(name) = f.file_name() else { continue };
             let link = dir.join(name);
             match fs::hard_link(f, &link) {
@@ -116,5 +116,38 @@ impl Incident {
             c.stop(Duration::from_secs(2));
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The newest ring files whose sizes add up to at most `budget` bytes (at least the newest),
+/// oldest first: pinned files cannot be deleted, so they must leave room under the disk cap.
+fn pin_within(ring_files: &[PathBuf], budget: u64) -> &[PathBuf] {
+    let mut total = 0u64;
+    let mut first = ring_files.len();
+    for (i, f) in ring_files.iter().enumerate().rev() {
+        total = total.saturating_add(fs::metadata(f).map(|m| m.len()).unwrap_or(0));
+        if total > budget && i + 1 < ring_files.len() {
+            break;
+        }
+        first = i;
+    }
+    &ring_files[first..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_only_the_newest_ring_files_that_fit_the_budget() {
+        let d = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..4).map(|i| d.path().join(format!("ring_20261121T2230{i}0.pcap"))).collect();
+        for f in &files {
+            fs::write(f, [0u8; 100]).unwrap();
+        }
+        assert_eq!(pin_within(&files, 250), &files[2..]);
+        assert_eq!(pin_within(&files, 10_000), &files[..]);
+        assert_eq!(pin_within(&files, 10), &files[3..], "the newest one always");
+        assert!(pin_within(&[], 10).is_empty());
     }
 }

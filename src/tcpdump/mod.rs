@@ -75,15 +75,19 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
     let is_root = unsafe { libc::geteuid() } == 0;
     let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), is_root)?;
     let interface = resolve_interface(settings).ok_or("no interface to capture on was found")?;
-    let spec = CaptureSpec { interface, snaplen: settings.pcap_snaplen, user: command::effective_user_name() };
+    let spec = CaptureSpec {
+        interface,
+        snaplen: settings.pcap_snaplen,
+        user: command::effective_user_name(),
+        promiscuous: settings.pcap_promiscuous,
+        ring_file_mb: command::ring_file_mb(settings.pcap_max_disk_mb),
+    };
     let setup = Setup {
         tools,
         spec,
         pcap_dir: settings.pcap_dir.clone(),
         max_packets: settings.pcap_max_packets,
-        retention: (settings.pcap_retention_days > 0)
-            .then(|| Duration::from_secs(u64::from(settings.pcap_retention_days) * 86_400)),
-        max_bytes: settings.pcap_max_disk_mb.saturating_mul(1024 * 1024),
+        retention: crate::capture::evidence::retention(settings),
     };
     for d in [setup.pcap_dir.clone(), setup.ring_dir(), setup.work_dir()] {
         crate::fsutil::ensure_private_dir(&d).map_err(|e| e.to_string())?;
@@ -99,7 +103,15 @@ pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
         .name("ftagent-tcpdump".into())
         .spawn(move || sup.run(rx))
         .map_err(|e| format!("cannot start the tcpdump supervisor thread: {e}"))?;
-    Ok(TcpdumpCapture { tx: Some(tx), shared, worker: Some(worker), pcap_dir, open: None, last_class: None })
+    Ok(TcpdumpCapture {
+        tx: Some(tx),
+        shared,
+        worker: Some(worker),
+        pcap_dir,
+        open: None,
+        last_class: None,
+        pcap_enabled: true,
+    })
 }
 
 fn start_ring(setup: &Setup) -> Result<Child, String> {
@@ -148,6 +160,8 @@ pub struct TcpdumpCapture {
     /// The open incident and its open time (names the evidence file).
     open: Option<(String, SystemTime)>,
     last_class: Option<Classification>,
+    /// `pcap_enabled` now (the API may turn it off and on): no evidence file while off.
+    pcap_enabled: bool,
 }
 
 impl TcpdumpCapture {
@@ -188,7 +202,7 @@ impl PacketInsight for TcpdumpCapture {
         self.last_class = None;
         let file = crate::capture::evidence::incident_path(&self.pcap_dir, incident_id, opened);
         self.send(Cmd::Resolve { id: incident_id.to_string(), file: file.clone() });
-        Some(file.display().to_string())
+        self.pcap_enabled.then(|| file.display().to_string())
     }
 
     fn dropped_packets(&self) -> u64 {
@@ -197,6 +211,14 @@ impl PacketInsight for TcpdumpCapture {
 
     fn active(&self) -> bool {
         self.shared.active.load(Ordering::Relaxed)
+    }
+
+    fn set_options(&mut self, pcap_enabled: bool, ioc_patterns: &[crate::config::IocPattern]) {
+        self.pcap_enabled = pcap_enabled;
+        let Some(tx) = self.tx.clone() else { return };
+        crate::capture::options::compile_then(ioc_patterns, move |ioc| {
+            let _ = tx.send(Cmd::Options { ioc, pcap_enabled });
+        });
     }
 }
 

@@ -1,5 +1,6 @@
-//! Files on disk in tcpdump mode: the ring directory (newest 3 kept), retention by age and the
-//! disk cap over every capture file, ring files included (§7.5).
+//! Files on disk in tcpdump mode: the ring directory (newest 3 slots kept) and the scan of every
+//! capture file, ring files included, for the retention policy of [`crate::capture::evidence`]
+//! (§7.5), which decides what goes.
 //!
 //! The choice of what to delete is pure ([`prune_ring`], [`over_limits`]); [`scan`] and
 //! [`remove`] are the only file-system calls. Nothing here talks to tcpdump.
@@ -10,17 +11,38 @@ use std::time::{Duration, SystemTime};
 
 use log::{info, warn};
 
-/// Ring files kept: the one being written and the two before it (60–90 s of context).
+pub use crate::capture::evidence::{over_limits, FileInfo};
+
+/// Ring slots kept: the one being written and the two before it (60–90 s of context). A slot
+/// is one `-G` period; tcpdump also starts a new file in it each time the current one reaches
+/// the `-C` size (`ring_<stamp>.pcap`, then `...pcap1`, `...pcap2`, ...).
 pub const RING_KEEP: usize = 3;
 
-/// `ring_YYYYmmddTHHMMSS.pcap`, as tcpdump names them from [`super::command::RING_PATTERN`].
-pub fn is_ring_name(name: &str) -> bool {
-    let Some(stamp) = name.strip_prefix("ring_").and_then(|r| r.strip_suffix(".pcap")) else { return false };
+/// `ring_YYYYmmddTHHMMSS.pcap` plus tcpdump's size-rotation count, if any: (stamp, count).
+pub fn ring_key(name: &str) -> Option<(&str, u32)> {
+    let rest = name.strip_prefix("ring_")?;
+    let (stamp, count) = rest.split_once(".pcap")?;
     let b = stamp.as_bytes();
-    b.len() == 15 && b[8] == b'T' && b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit())
+    let stamp_ok = b.len() == 15 && b[8] == b'T' && b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit());
+    let count = match count {
+        "" => 0,
+        c if c.len() <= 9 && c.bytes().all(|x| x.is_ascii_digit()) && !c.starts_with('0') => c.parse().ok()?,
+        _ => return None,
+    };
+    stamp_ok.then_some((stamp, count))
 }
 
-/// The ring files in `dir`, oldest first (names are UTC stamps, so name order is time order).
+/// A ring file's name, as tcpdump makes them from [`super::command::RING_PATTERN`] and `-C`.
+pub fn is_ring_name(name: &str) -> bool {
+    ring_key(name).is_some()
+}
+
+/// Sort key of a ring file path: time order (UTC stamps), then size-rotation order.
+pub fn ring_order(p: &Path) -> Option<(String, u32)> {
+    p.file_name().and_then(|n| n.to_str()).and_then(ring_key).map(|(s, c)| (s.to_string(), c))
+}
+
+/// The ring files in `dir`, oldest first.
 pub fn ring_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(rd) => rd
@@ -30,28 +52,37 @@ pub fn ring_files(dir: &Path) -> Vec<PathBuf> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    v.sort();
+    v.sort_by_key(|p| ring_order(p));
     v
 }
 
-/// The ring files to delete so that only the newest `keep` stay (input sorted oldest first).
+/// The ring files to delete so that only the newest `keep` slots stay (input sorted oldest first).
 pub fn prune_ring(sorted: &[PathBuf], keep: usize) -> &[PathBuf] {
-    &sorted[..sorted.len().saturating_sub(keep)]
+    let mut slots = 0;
+    let mut last: Option<String> = None;
+    for (i, p) in sorted.iter().enumerate().rev() {
+        let stamp = ring_order(p).map(|(s, _)| s);
+        if stamp != last {
+            slots += 1;
+            last = stamp;
+            if slots > keep {
+                return &sorted[..=i];
+            }
+        }
+    }
+    &[]
 }
 
 /// When a ring file was started, from its name (`ring_YYYYmmddTHHMMSS.pcap`, UTC).
 pub fn ring_started(path: &Path) -> Option<SystemTime> {
     let name = path.file_name()?.to_str()?;
-    if !is_ring_name(name) {
-        return None;
-    }
-    let d = &name[5..20];
+    let (d, _) = ring_key(name)?;
     let text = format!("{}-{}-{}T{}:{}:{}Z", &d[0..4], &d[4..6], &d[6..8], &d[9..11], &d[11..13], &d[13..15]);
     humantime::parse_rfc3339(&text).ok()
 }
 
-/// How many ring files to keep now: [`RING_KEEP`], one fewer in the last second before the
-/// newest file is due to rotate, so tcpdump's next file never makes it `RING_KEEP + 1` on disk.
+/// How many ring slots to keep now: [`RING_KEEP`], one fewer in the last second before the
+/// newest slot is due to rotate, so tcpdump's next slot never makes it `RING_KEEP + 1` on disk.
 pub fn ring_keep(sorted: &[PathBuf], rotate: Duration, now: SystemTime) -> usize {
     let due = sorted.last().and_then(|p| ring_started(p)).map(|t| t + rotate.saturating_sub(Duration::from_secs(1)));
     if due.is_some_and(|d| now >= d) {
@@ -61,51 +92,31 @@ pub fn ring_keep(sorted: &[PathBuf], rotate: Duration, now: SystemTime) -> usize
     }
 }
 
-/// One capture file as retention sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileInfo {
-    pub path: PathBuf,
-    pub modified: SystemTime,
-    pub bytes: u64,
-    /// Still being written (the current ring file, an open incident's files): counted, never deleted.
-    pub in_use: bool,
-}
-
-/// The files to delete: those older than `max_age` (None = no age limit), then oldest first
-/// until the total is under `max_bytes`.
-pub fn over_limits(files: &[FileInfo], now: SystemTime, max_age: Option<Duration>, max_bytes: u64) -> Vec<PathBuf> {
-    let mut sorted: Vec<&FileInfo> = files.iter().collect();
-    sorted.sort_by_key(|f| f.modified);
-    let mut total: u64 = files.iter().map(|f| f.bytes).sum();
-    let mut out = Vec::new();
-    for f in sorted.into_iter().filter(|f| !f.in_use) {
-        let too_old = max_age.is_some_and(|age| now.duration_since(f.modified).is_ok_and(|d| d > age));
-        if too_old || total > max_bytes {
-            total = total.saturating_sub(f.bytes);
-            out.push(f.path.clone());
-        }
-    }
-    out
-}
-
 /// Every capture file under `pcap_dir`: incident files, ring files and an open incident's work
-/// files (`in_use` decides which are protected). A file hard-linked twice (a ring file pinned by
-/// an incident) is counted once, under the path met first.
+/// files. A file hard-linked twice (a ring file pinned by an incident) is counted once, and is
+/// in use when any of its names is: deleting one name of it would free nothing.
 pub fn scan(pcap_dir: &Path, in_use: &dyn Fn(&Path) -> bool) -> Vec<FileInfo> {
     use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
+    let mut seen: std::collections::HashMap<(u64, u64), usize> = std::collections::HashMap::new();
+    let mut out: Vec<FileInfo> = Vec::new();
     let mut dirs = vec![pcap_dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let Ok(meta) = e.metadata() else { continue };
             let p = e.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if meta.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "pcap") && seen.insert((meta.dev(), meta.ino())) {
+            } else if p.extension().is_some_and(|x| x == "pcap") || is_ring_name(name) {
+                let busy = in_use(&p);
+                if let Some(&i) = seen.get(&(meta.dev(), meta.ino())) {
+                    out[i].in_use |= busy;
+                    continue;
+                }
+                seen.insert((meta.dev(), meta.ino()), out.len());
                 let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                out.push(FileInfo { in_use: in_use(&p), path: p, modified, bytes: meta.len() });
+                out.push(FileInfo { in_use: busy, path: p, modified, bytes: meta.len() });
             }
         }
     }
@@ -138,6 +149,60 @@ mod tests {
         for bad in ["ring_20261121T2230.pcap", "ring_20261121X223000.pcap", "ring_2026112aT223000.pcap", "x.pcap"] {
             assert!(!is_ring_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn size_rotated_ring_files_sort_in_time_then_count_order_and_prune_by_slot() {
+        assert_eq!(ring_key("ring_20261121T223000.pcap12"), Some(("20261121T223000", 12)));
+        for bad in ["ring_20261121T223000.pcap01", "ring_20261121T223000.pcapx", "ring_20261121T223000.pcap.partial"] {
+            assert!(!is_ring_name(bad), "{bad}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let names = [
+            "ring_20261121T223030.pcap",
+            "ring_20261121T223000.pcap10",
+            "ring_20261121T223000.pcap",
+            "ring_20261121T223000.pcap9",
+            "ring_20261121T223100.pcap",
+            "ring_20261121T223130.pcap2",
+            "ring_20261121T223130.pcap",
+            "ring_20261121T223130.pcap1",
+        ];
+        for n in names {
+            fs::write(d.path().join(n), "").unwrap();
+        }
+        let files = ring_files(d.path());
+        let order: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            order,
+            [
+                "ring_20261121T223000.pcap",
+                "ring_20261121T223000.pcap9",
+                "ring_20261121T223000.pcap10",
+                "ring_20261121T223030.pcap",
+                "ring_20261121T223100.pcap",
+                "ring_20261121T223130.pcap",
+                "ring_20261121T223130.pcap1",
+                "ring_20261121T223130.pcap2",
+            ]
+        );
+        assert_eq!(prune_ring(&files, RING_KEEP).len(), 3, "the whole oldest slot goes");
+        assert_eq!(ring_started(&files[2]), ring_started(&files[0]));
+        assert_eq!(scan(d.path(), &|_| false).len(), 8, "size-rotated ring files count towards the cap");
+    }
+
+    #[test]
+    fn a_pinned_ring_file_is_in_use_under_either_name() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("ring")).unwrap();
+        fs::create_dir_all(d.path().join(".work/inc")).unwrap();
+        let ring = d.path().join("ring/ring_20261121T223000.pcap3");
+        fs::write(&ring, [0u8; 50]).unwrap();
+        fs::hard_link(&ring, d.path().join(".work/inc/ring_20261121T223000.pcap3")).unwrap();
+        let work = d.path().join(".work");
+        let found = scan(d.path(), &|p| p.starts_with(&work));
+        assert_eq!(found.len(), 1, "counted once");
+        assert!(found[0].in_use, "deleting the ring name of a pinned file frees nothing");
     }
 
     #[test]
@@ -198,6 +263,22 @@ mod tests {
         // The file being written is never deleted, even when it alone is over the cap.
         assert_eq!(over_limits(&files, now, None, 1).last(), Some(&PathBuf::from("ring-2")));
         assert!(over_limits(&files, now, None, 10_000).is_empty());
+    }
+
+    /// tcpdump mode reads `pcap_retention_days` through the same policy: 0 = no age limit.
+    #[test]
+    fn retention_days_zero_keeps_old_files_in_tcpdump_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let env = crate::paths::Env { euid: 1000, home: Some(d.path().into()), root: "/".into(), ..Default::default() };
+        let mut s = crate::config::Settings::defaults(&crate::paths::Paths::resolve(&env, false));
+        s.pcap_retention_days = 0;
+        let r = crate::capture::evidence::retention(&s);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let files = [fi("year-old", 365 * 86_400, 10, false, now), fi("ring-current", 0, 10, true, now)];
+        assert!(over_limits(&files, now, r.max_age, r.max_bytes).is_empty());
+        s.pcap_retention_days = 7;
+        let r = crate::capture::evidence::retention(&s);
+        assert_eq!(over_limits(&files, now, r.max_age, r.max_bytes), vec![PathBuf::from("year-old")]);
     }
 
     #[test]

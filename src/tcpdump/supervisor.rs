@@ -24,16 +24,28 @@ use crate::event::Classification;
 /// How often the supervisor wakes up when nothing is asked of it: also how stale the ring's
 /// classification may be when an incident opens.
 const POLL: Duration = Duration::from_millis(50);
-/// Retention and disk cap are checked this often.
-const RETENTION_EVERY: Duration = Duration::from_secs(30);
+/// Retention and disk cap are checked this often, and whenever tcpdump starts a new ring file
+/// (every `-C` size at most), so the directory outgrows the cap by about one ring file.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
 /// tcpdump is asked for its drop counters this often.
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
 /// What the sampling thread asks for.
 #[derive(Debug)]
 pub enum Cmd {
-    Open { id: String, wall: SystemTime },
-    Resolve { id: String, file: PathBuf },
+    Open {
+        id: String,
+        wall: SystemTime,
+    },
+    Resolve {
+        id: String,
+        file: PathBuf,
+    },
+    /// New options from the API: the compiled IOC matcher, and whether evidence files are kept.
+    Options {
+        ioc: Option<Arc<crate::capture::IocMatcher>>,
+        pcap_enabled: bool,
+    },
 }
 
 /// State the sampling thread reads without waiting.
@@ -81,8 +93,8 @@ pub struct Setup {
     pub spec: CaptureSpec,
     pub pcap_dir: PathBuf,
     pub max_packets: u64,
-    pub retention: Option<Duration>,
-    pub max_bytes: u64,
+    /// `pcap_retention_days` / `pcap_max_disk_mb` (the shared policy of both modes).
+    pub retention: crate::capture::evidence::Retention,
 }
 
 impl Setup {
@@ -108,6 +120,10 @@ pub struct Supervisor {
     next_stats: Instant,
     merges: Vec<std::thread::JoinHandle<()>>,
     analysis: Analysis,
+    /// The newest ring file at the last retention pass.
+    retained_at: Option<PathBuf>,
+    /// `pcap_enabled`: false keeps the analysis but merges no evidence file at resolve.
+    evidence: bool,
 }
 
 impl Supervisor {
@@ -127,6 +143,8 @@ impl Supervisor {
             next_stats: now + STATS_EVERY,
             merges: Vec::new(),
             analysis,
+            retained_at: None,
+            evidence: true,
         }
     }
 
@@ -165,10 +183,19 @@ impl Supervisor {
                     self.analysis.open(inc.capture_file());
                 }
             }
+            Cmd::Options { ioc, pcap_enabled } => {
+                self.analysis.set_ioc(ioc);
+                self.evidence = pcap_enabled;
+            }
             Cmd::Resolve { id, file } => match self.incident.take() {
                 Some(inc) if inc.id() == id => {
                     self.analysis.resolve(&ring::ring_files(&self.setup.ring_dir()));
                     self.publish(None);
+                    if !self.evidence {
+                        info!("incident {id}: \"pcap_enabled\" is off; no evidence file kept");
+                        inc.abandon();
+                        return;
+                    }
                     self.merges.retain(|h| !h.is_finished());
                     self.merges.extend(inc.resolve(&self.setup, &file));
                 }
@@ -189,8 +216,9 @@ impl Supervisor {
         let read = self.analysis.poll_ring(&files) | self.analysis.poll_incident();
         let rotate = Duration::from_secs(super::command::RING_ROTATE_S.into());
         ring::remove(ring::prune_ring(&files, ring::ring_keep(&files, rotate, SystemTime::now())), "ring");
-        if now >= self.next_retention {
+        if now >= self.next_retention || files.last() != self.retained_at.as_ref() {
             self.next_retention = now + RETENTION_EVERY;
+            self.retained_at = files.last().cloned();
             self.retention(files.last().map(PathBuf::as_path));
         }
         if now >= self.next_stats {
@@ -255,7 +283,8 @@ impl Supervisor {
         let work = self.setup.work_dir();
         let in_use = |p: &Path| p.starts_with(&work) || Some(p) == current_ring;
         let files = ring::scan(&self.setup.pcap_dir, &in_use);
-        let doomed = ring::over_limits(&files, SystemTime::now(), self.setup.retention, self.setup.max_bytes);
+        let r = &self.setup.retention;
+        let doomed = crate::capture::evidence::over_limits(&files, SystemTime::now(), r.max_age, r.max_bytes);
         ring::remove(&doomed, "pcap_retention_days / pcap_max_disk_mb");
     }
 }

@@ -31,9 +31,14 @@ pub fn due(last: Option<SystemTime>, now: SystemTime) -> bool {
     }
 }
 
+/// The last check's time; a corrupt stamp is moved aside with one warning (the check is then due).
 fn read_stamp(path: &Path) -> Option<SystemTime> {
-    let secs: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    crate::statefile::load(path, "update-check stamp", |b| {
+        let text = std::str::from_utf8(b).map_err(|_| "it is not text".to_string())?;
+        let secs: u64 =
+            text.trim().parse().map_err(|e| format!("{:?} is not a number of seconds: {e}", text.trim()))?;
+        crate::statefile::epoch_secs("stamp", secs)
+    })
 }
 
 fn write_stamp(path: &Path, now: SystemTime) {
@@ -94,5 +99,15 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_800_000_123);
         write_stamp(&p, t);
         assert_eq!(read_stamp(&p), Some(t));
+    }
+
+    #[test]
+    fn a_stamp_past_what_a_timestamp_holds_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = stamp_path(dir.path());
+        std::fs::write(&p, format!("{}\n", u64::MAX)).unwrap();
+        assert_eq!(read_stamp(&p), None);
+        assert!(!p.exists() && crate::statefile::corrupt_path(&p).exists());
+        assert!(due(read_stamp(&p), SystemTime::now()));
     }
 }

@@ -76,6 +76,13 @@ fn unknown_keys_are_warned_about_not_fatal() {
     let out = util::run(home.command().arg("--config").arg(cfg).arg("--test"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown config keys: pcap_filter"), "{err}");
+    // Not fatal: the run goes on and `--test` succeeds (events_file "" leaves no sink, so the
+    // event log is kept on for this check).
+    let cfg = home.write_config(serde_json::json!({"pcap_filter": "udp"}));
+    let out = util::run(home.command().arg("--config").arg(cfg).arg("--test"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown config keys: pcap_filter"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "an unknown key must not fail the run: {err}");
 }
 
 #[test]

@@ -12,13 +12,17 @@ mod capture;
 #[cfg(feature = "capture-scapy")]
 mod capture_stop;
 mod cli;
+mod detection;
 mod fakeproc;
 mod limited;
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+mod live_options;
 mod reporting;
 mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod statefiles;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
 mod update;

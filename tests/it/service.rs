@@ -75,7 +75,7 @@ fn failing_systemctl_is_reported_with_the_remaining_commands() {
 #[test]
 fn root_install_writes_the_hardened_system_unit() {
     if !is_root() {
-        eprintln!("SKIPPED: the system unit is installed as root (CI runs as root)");
+        util::skip("the system unit is installed as root (CI runs as root)");
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -102,7 +102,7 @@ fn root_install_writes_the_hardened_system_unit() {
 #[test]
 fn root_install_hands_an_earlier_config_to_the_service_user() {
     if !is_root() {
-        eprintln!("SKIPPED: the system unit is installed as root (CI runs as root)");
+        util::skip("the system unit is installed as root (CI runs as root)");
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -137,7 +137,7 @@ fn man_dir(dir: &Path) -> PathBuf {
 
 fn verify(unit: &Path, user: bool) {
     if !util::have("systemd-analyze") {
-        eprintln!("SKIPPED: systemd-analyze is not installed (apt-get install systemd)");
+        util::skip("systemd-analyze is not installed (apt-get install systemd)");
         return;
     }
     let dir = unit.parent().unwrap();
@@ -191,7 +191,7 @@ fn exposure(unit: &Path) -> f64 {
 #[test]
 fn system_unit_scores_better_than_the_reference_unit() {
     if !util::have("systemd-analyze") {
-        eprintln!("SKIPPED: systemd-analyze is not installed (apt-get install systemd)");
+        util::skip("systemd-analyze is not installed (apt-get install systemd)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

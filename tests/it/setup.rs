@@ -102,7 +102,7 @@ fn rerun_keeps_keys_it_does_not_ask_about_and_warns_about_a_bad_interface() {
 #[test]
 fn root_setup_writes_etc_config_for_the_service_user() {
     if !is_root() {
-        eprintln!("SKIPPED: root setup needs euid 0 (CI runs as root)");
+        util::skip("root setup needs euid 0 (CI runs as root)");
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -137,7 +137,7 @@ fn root_setup_writes_etc_config_for_the_service_user() {
 #[test]
 fn config_is_created_0600_from_the_first_byte() {
     if !util::have("strace") {
-        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        util::skip("strace is not installed (apt-get install strace)");
         return;
     }
     let home = Home::new();
@@ -152,7 +152,7 @@ fn config_is_created_0600_from_the_first_byte() {
         .env("XDG_STATE_HOME", home.path().join(".local/state"));
     let out = feed(&mut cmd, "\n0\nn\n");
     if !out.status.success() && text(&out).contains("ptrace") {
-        eprintln!("SKIPPED: ptrace is not permitted here");
+        util::skip("ptrace is not permitted here");
         return;
     }
     assert!(out.status.success(), "{}", text(&out));

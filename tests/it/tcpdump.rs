@@ -27,7 +27,7 @@ fn netns_with_tools() -> Option<(NetnsPair, Home)> {
 fn tools_present() -> bool {
     for t in ["tcpdump", "mergecap", "capinfos", "hping3"] {
         if !util::have(t) {
-            eprintln!("SKIPPED: {t} is not installed (apt-get install tcpdump wireshark-common hping3)");
+            util::skip(&format!("{t} is not installed (apt-get install tcpdump wireshark-common hping3)"));
             return false;
         }
     }
@@ -244,7 +244,7 @@ fn expected_fallback_mode() -> &'static str {
 #[test]
 fn a_tcpdump_that_exits_at_once_ends_in_one_logged_fallback_not_a_loop() {
     if !is_root() {
-        eprintln!("SKIPPED: capture needs root (CI runs as root)");
+        util::skip("capture needs root (CI runs as root)");
         return;
     }
     let home = Home::new();
@@ -262,7 +262,7 @@ fn a_tcpdump_that_exits_at_once_ends_in_one_logged_fallback_not_a_loop() {
 #[test]
 fn missing_tcpdump_is_installed_as_root_and_never_otherwise() {
     if !is_root() || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("SKIPPED: needs root and setpriv (CI runs as root)");
+        util::skip("needs root and setpriv (CI runs as root)");
         return;
     }
     // A fake apt-get that records its command and "installs" a tcpdump that cannot capture.
@@ -321,4 +321,64 @@ fn retention_and_the_disk_cap_count_ring_files() {
     assert!(!old.exists(), "a file past pcap_retention_days is deleted");
     assert!(!old_ring.exists(), "ring files count toward pcap_max_disk_mb, oldest first");
     assert!(recent.exists(), "under the cap once the ring file went: {}", log(&home));
+}
+
+/// Sizes under `dir`: (largest ring file, total of every capture file, size-rotated ring files).
+fn disk_use(dir: &Path) -> (u64, u64, usize) {
+    let (mut largest, mut total, mut rotated) = (0, 0, 0);
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if m.is_dir() {
+                dirs.push(e.path());
+            } else if name.contains(".pcap") {
+                total += m.len();
+                if name.starts_with("ring_") {
+                    largest = largest.max(m.len());
+                    rotated += usize::from(!name.ends_with(".pcap"));
+                }
+            }
+        }
+    }
+    (largest, total, rotated)
+}
+
+#[test]
+fn ring_files_rotate_by_size_and_the_disk_cap_holds_during_a_flood() {
+    let Some((pair, home)) = netns_with_tools() else { return };
+    // No incident: the ring alone against a 5 MiB cap (ring files of 1 MB, `-C 1`).
+    let extra =
+        json!({"pcap_max_disk_mb": 5, "dynamic_threshold": false, "min_pps_threshold": 1e9, "min_bps_threshold": 1e15});
+    let mut agent = start_agent(&pair, &home, extra);
+    let pcaps = home.state().join("pcaps");
+    let cmdline = ring_pid(&pcaps.join("ring")).and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok());
+    let args: Vec<String> =
+        cmdline.unwrap_or_default().split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    // About 10 MB/s of 1000-byte UDP payloads for 6 s: 60 MB against the 5 MiB cap.
+    let mut flood = Command::new("timeout")
+        .args(["6", "ip", "netns", "exec", &pair.ns_b, "hping3", "--udp", "-q", "-i", "u100", "-d", "1000", "-p", "9"])
+        .arg(&pair.addr_a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hping3");
+    let (mut largest, mut peak, mut rotated) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        let (l, t, r) = disk_use(&pcaps);
+        (largest, peak, rotated) = (largest.max(l), peak.max(t), rotated.max(r));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = flood.wait();
+    let status = util::terminate(&mut agent, Duration::from_secs(6));
+    assert!(args.iter().any(|a| a == "-p"), "non-promiscuous by default: {args:?}");
+    assert!(args.windows(2).any(|w| w[0] == "-C" && w[1] == "1"), "rotates by size: {args:?}");
+    assert!(rotated >= 3, "the ring rotated by size ({rotated} files); log: {}", log(&home));
+    assert!(largest <= 1_000_000 + 70_000, "a ring file of {largest} bytes outgrew -C 1");
+    let cap = 5 << 20;
+    assert!(peak <= cap + 2_000_000, "{peak} bytes on disk against a cap of {cap}; log: {}", log(&home));
+    assert!(status.is_some_and(|s| s.success()));
+    eprintln!("disk cap: peak {peak} bytes (cap {cap}), largest ring file {largest}, {rotated} size rotations");
 }

@@ -212,7 +212,7 @@ async fn classified_by(w: &mut CaptureWorld, name: String, by: String) {
 #[when(expr = "I run {string}")]
 async fn i_run(w: &mut CaptureWorld, line: String) {
     let home = w.home();
-    let pcaps = util::shared_pcaps().expect("the shared captures (the runner checks)");
+    let pcaps = util::captures().expect("the attack captures in tests/data (the runner checks)");
     let notes = home.path().join("notes.txt");
     std::fs::write(&notes, "meeting notes, not a capture\n").unwrap();
     let mut words = line.split_whitespace();
