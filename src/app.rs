@@ -58,7 +58,13 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         _ => {
             update::check::spawn_daily(&settings, cli.no_update_check);
             let wiring = wiring.expect("built for Run");
-            let opts = run::RunOptions { capture, insight, extra_sinks: wiring.sinks, control: wiring.control };
+            let opts = run::RunOptions {
+                capture,
+                insight,
+                extra_sinks: wiring.sinks,
+                control: wiring.control,
+                http_gauges: wiring.http_gauges,
+            };
             run::run(settings, opts)?;
             Ok(0)
         }
@@ -82,14 +88,27 @@ fn current_exe() -> Result<PathBuf> {
     std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot locate the running binary: {e}")))
 }
 
+/// `--analyze FILE [--json]`: a capture file (capture builds) or an access log (every build),
+/// told apart by the file's first bytes.
+fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(4);
+    std::fs::File::open(file).and_then(|f| f.take(4).read_to_end(&mut head)).map_err(|e| Error::io(file, e))?;
+    if crate::accesslog::analyze::is_capture(&head) {
+        analyze_capture(cli, file, json)
+    } else {
+        crate::accesslog::analyze::print(file, json)
+    }
+}
+
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-fn analyze(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
+fn analyze_capture(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
     Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
 }
 
-/// `--analyze FILE [--json]`: the config is read only for its `ioc_patterns`.
+/// A capture file: the config is read only for its `ioc_patterns`.
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
-fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+fn analyze_capture(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
     let settings = Settings::load(cli.config.as_deref(), &Paths::resolve(&Env::from_process(), cli.limited))?;
     crate::capture::analyze::print(file, json, &settings.ioc_patterns)
 }

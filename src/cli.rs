@@ -45,7 +45,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Classify a capture file offline (capture builds)
+    /// Summarise a capture file (capture builds) or a web-server access log offline
     #[arg(long, value_name = "FILE")]
     pub analyze: Option<PathBuf>,
 

@@ -60,6 +60,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ioc_patterns",
     "procfs_root",
     "mitigation",
+    "access_logs",
+    "http_min_rps_threshold",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +160,10 @@ pub struct Settings {
     pub ops: ops::OpsConfig,
     /// Automatic mitigation (§10).
     pub mitigation: crate::mitigate::config::MitigationConfig,
+    /// Web-server access logs to follow (§11).
+    pub access_logs: Vec<crate::accesslog::AccessLog>,
+    /// Floor of the requests/s threshold of access-log detection.
+    pub http_min_rps_threshold: f64,
     /// Keys present in the file that this version does not know.
     pub unknown_keys: Vec<String>,
     /// The file's JSON object as read, so `--setup` can keep keys it does not ask about.
@@ -239,6 +245,8 @@ impl Settings {
             "TRACE" => LevelFilter::Trace,
             _ => return Err(r.invalid("log_level", "accepted: ERROR, WARN, INFO, DEBUG, TRACE")),
         };
+        let access_logs: Vec<crate::accesslog::AccessLog> = r.get("access_logs", Vec::new())?;
+        crate::accesslog::check(&access_logs).map_err(|m| r.invalid("access_logs", &m))?;
         let mut unknown_keys: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !ops::KEYS.contains(&k.as_str()))
@@ -276,6 +284,8 @@ impl Settings {
             ops: ops::read(&r)?,
             mitigation: crate::mitigate::config::parse(map.get("mitigation"))
                 .map_err(|(key, msg)| r.invalid_nested("mitigation", &key, &msg))?,
+            access_logs,
+            http_min_rps_threshold: r.range("http_min_rps_threshold", crate::accesslog::DEFAULT_MIN_RPS, 1.0, 1e9)?,
             api_key,
             state_dir,
             unknown_keys,

@@ -12,6 +12,8 @@
 //! - [`report`]: sinks behind a bounded channel (event log, baseline file, Prometheus textfile) and
 //!   the durable spool with its API/webhook sender threads.
 //! - [`event`]: the event vocabulary (§6.1). [`insight`]: the seam to packet capture.
+//! - [`accesslog`]: layer-7 `http_flood` detection from web-server access logs (§11), on its own
+//!   thread beside the sampling; `--analyze` on an access log.
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`mitigate`]: the `mitigation` config (every build); in capture builds the planner, the
 //!   nftables backend, its worker thread and the hook.
@@ -23,6 +25,7 @@
 //! - [`reopen`]: log files that follow logrotate (SIGHUP).
 //! - [`status`]: the state file, `--status` and `--top` (§6.6).
 
+pub mod accesslog;
 pub mod account;
 pub mod agent;
 pub mod app;

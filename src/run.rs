@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub extra_sinks: Vec<Box<dyn Sink>>,
     /// Control messages for the sampling loop (API config), drained with `try_recv` each tick.
     pub control: Option<mpsc::Receiver<crate::report::remote::Control>>,
+    /// Where the access-log thread leaves its requests/s for the Prometheus textfile.
+    pub http_gauges: std::sync::Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
@@ -64,6 +66,8 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
     let interval = settings.detect.sample_interval;
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
+    // Access logs (§11) on their own thread beside the counters, through the same channel.
+    let access_logs = crate::accesslog::worker::start(&settings, tx.clone(), opts.http_gauges.clone());
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
@@ -92,6 +96,10 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         }
         info!("received signal {sig}; stopping");
         break;
+    }
+    // Access-log incidents resolve before the sampling thread writes `agent_stop`.
+    if let Some(a) = access_logs {
+        a.stop();
     }
     let _ = stop_tx.send(());
     let sampled = sampling.join();

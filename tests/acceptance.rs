@@ -1,5 +1,6 @@
 //! Acceptance specs (`features/*.feature`) run against the real `ftagent` binary.
 //! Limited mode: counters from a fake `/proc` tree that a writer thread advances in real time.
+//! HTTP floods: an access log that a writer thread fills like a web server would.
 //! Capture mode (capture builds, as root): real floods across a veth pair between namespaces.
 
 #[path = "it/util.rs"]
@@ -9,6 +10,7 @@ mod steps {
     #[cfg(feature = "capture-scapy")]
     pub mod capture;
     pub mod fakeproc;
+    pub mod httplog;
     pub mod limited;
 }
 
@@ -19,6 +21,9 @@ fn main() {
     let mut failed = false;
     let limited = steps::limited::AgentWorld::cucumber().max_concurrent_scenarios(1).fail_on_skipped();
     let w = futures::executor::block_on(limited.run("features/limited.feature"));
+    failed |= w.execution_has_failed() || w.parsing_errors() > 0;
+    let http = steps::httplog::HttpWorld::cucumber().max_concurrent_scenarios(1).fail_on_skipped();
+    let w = futures::executor::block_on(http.run("features/http_flood.feature"));
     failed |= w.execution_has_failed() || w.parsing_errors() > 0;
     failed |= !run_capture();
     if failed {

@@ -126,3 +126,37 @@ fn short_keys_are_fully_masked() {
     assert_eq!(mask_key("abc"), "***");
     assert_eq!(mask_key(""), "");
 }
+
+#[test]
+fn access_logs_are_read_and_checked() {
+    use crate::accesslog::{AccessLog, Format};
+    let s = parse(
+        r#"{"access_logs": [{"path": "/var/log/nginx/access.log"}, {"path": "/srv/caddy.log", "format": "caddy"}],
+        "http_min_rps_threshold": 800}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.access_logs,
+        vec![
+            AccessLog { path: "/var/log/nginx/access.log".into(), format: Format::Combined },
+            AccessLog { path: "/srv/caddy.log".into(), format: Format::Caddy },
+        ]
+    );
+    assert_eq!(s.http_min_rps_threshold, 800.0);
+    assert!(parse("{}").unwrap().access_logs.is_empty());
+    assert_eq!(parse("{}").unwrap().http_min_rps_threshold, 500.0);
+    for (text, says) in [
+        (r#"{"access_logs": [{"path": "/a", "format": "apache"}]}"#, "unknown variant `apache`"),
+        (r#"{"access_logs": [{"path": "logs/a"}]}"#, "absolute"),
+        (r#"{"access_logs": [{"path": "/a"}, {"path": "/a"}]}"#, "listed twice"),
+        (r#"{"access_logs": [{"path": "/a", "fmt": "json"}]}"#, "unknown field `fmt`"),
+        (r#"{"access_logs": {"path": "/a"}}"#, "sequence"),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::EXIT_CONFIG);
+        let msg = e.to_string();
+        assert!(msg.contains("key `access_logs`") && msg.contains(says), "{msg}");
+    }
+    let e = parse(r#"{"http_min_rps_threshold": 0}"#).unwrap_err().to_string();
+    assert!(e.contains("key `http_min_rps_threshold`") && e.contains("accepted: 1..=1000000000"), "{e}");
+}

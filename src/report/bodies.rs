@@ -125,6 +125,24 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 /// The webhook body for an incident open/resolve: the §6.1 object plus a one-line `text`.
 pub fn webhook_body(e: &Event, host: &str) -> Option<Value> {
     let text = match &e.body {
+        EventBody::IncidentOpen(o) if o.class.classified_by == "access_log" => format!(
+            "HTTP flood on {host} ({}): {} at {} requests/s, threshold {} requests/s, severity {} [{}]",
+            o.class.evidence.get("access_log").and_then(Value::as_str).unwrap_or("access log"),
+            family(&o.class),
+            o.class.evidence.get("requests_per_second").unwrap_or(&Value::Null),
+            o.class.evidence.get("threshold_rps").unwrap_or(&Value::Null),
+            o.severity,
+            o.incident_id
+        ),
+        EventBody::IncidentResolve(r) if r.class.classified_by == "access_log" => format!(
+            "HTTP flood resolved on {host}: {} peaked at {} requests/s, lasted {:.0} s, severity {} ({}) [{}]",
+            family(&r.class),
+            r.class.evidence.get("peak_requests_per_second").unwrap_or(&Value::Null),
+            r.duration_s,
+            r.severity,
+            r.reason.replace('_', " "),
+            r.incident_id
+        ),
         EventBody::IncidentOpen(o) => format!(
             "{}{} opened on {host} ({}): {} at {:.0} pps / {:.1} Mbit/s, threshold {:.0} pps, severity {}{} [{}]",
             test_tag(o.test),

@@ -22,13 +22,19 @@ pub struct MetricsHttp {
     addr: SocketAddr,
     text: Arc<Mutex<String>>,
     spools: Vec<Arc<Spool>>,
+    /// Access-log figures (§11), the same the textfile writes.
+    http: Arc<crate::accesslog::worker::HttpGauges>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl MetricsHttp {
     /// Bind now, so a taken port is a start-up error naming the key.
-    pub fn start(addr: SocketAddr, spools: Vec<Arc<Spool>>) -> Result<Self> {
+    pub fn start(
+        addr: SocketAddr,
+        spools: Vec<Arc<Spool>>,
+        http: Arc<crate::accesslog::worker::HttpGauges>,
+    ) -> Result<Self> {
         let server = tiny_http::Server::http(addr)
             .map_err(|e| Error::Runtime(format!("config key `metrics_listen`: cannot listen on {addr}: {e}")))?;
         let server = Arc::new(server);
@@ -39,7 +45,7 @@ impl MetricsHttp {
             .spawn(move || serve(&srv, &served))
             .map_err(|e| Error::Runtime(format!("cannot start the metrics server thread: {e}")))?;
         log::info!("serving Prometheus metrics at http://{addr}/metrics");
-        Ok(MetricsHttp { addr, text, spools, server, thread: Some(thread) })
+        Ok(MetricsHttp { addr, text, spools, http, server, thread: Some(thread) })
     }
 }
 
@@ -71,7 +77,7 @@ impl Sink for MetricsHttp {
     fn handle(&mut self, msg: &Outgoing) -> Result<()> {
         let Outgoing::Status(s) = msg else { return Ok(()) };
         let spooled = self.spools.iter().map(|sp| sp.len()).sum();
-        let body = render_all(s, spooled);
+        let body = render_all(s, spooled) + &super::textfile::render_http(&self.http.snapshot());
         if let Ok(mut t) = self.text.lock() {
             *t = body;
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::spool::Spool;
 use super::{Metrics, Outgoing, Sink};
+use crate::accesslog::worker::LogGauge;
 use crate::error::Result;
 use crate::fsutil;
 
@@ -15,6 +16,8 @@ pub struct TextfileSink {
     pub path: PathBuf,
     /// Spools whose sizes make `ftagent_spool_events`.
     pub spools: Vec<Arc<Spool>>,
+    /// Requests/s per access log (§11).
+    pub http: Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 impl Sink for TextfileSink {
@@ -26,7 +29,8 @@ impl Sink for TextfileSink {
         let Outgoing::Metrics(m) = msg else { return Ok(()) };
         let spooled = self.spools.iter().map(|s| s.len()).sum();
         // 0644: node_exporter usually runs as another user; metrics are not secret.
-        fsutil::write_atomic(&self.path, render(m, spooled).as_bytes(), 0o644)
+        let text = render(m, spooled) + &render_http(&self.http.snapshot());
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o644)
     }
 }
 
@@ -70,6 +74,41 @@ pub fn render(m: &Metrics, spooled: u64) -> String {
     for (name, kind, help, value) in rows {
         let _ =
             writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{interface=\"{iface}\"}} {}", fmt(value));
+    }
+    out
+}
+
+/// `ftagent_http_requests_per_second`, `ftagent_http_requests_total` and
+/// `ftagent_http_malformed_lines_total`, with a `log` label, for each followed access log
+/// (no log: nothing).
+pub fn render_http(logs: &[LogGauge]) -> String {
+    if logs.is_empty() {
+        return String::new();
+    }
+    type Row = (&'static str, &'static str, &'static str, fn(&LogGauge) -> f64);
+    let rows: [Row; 3] = [
+        (
+            "ftagent_http_requests_per_second",
+            "gauge",
+            "Requests per second in a followed access log (last second).",
+            |g| g.requests_per_second,
+        ),
+        ("ftagent_http_requests_total", "counter", "Requests read from a followed access log.", |g| {
+            g.requests_total as f64
+        }),
+        (
+            "ftagent_http_malformed_lines_total",
+            "counter",
+            "Lines of a followed access log not in its configured format.",
+            |g| g.malformed_total as f64,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for g in logs {
+            let _ = writeln!(out, "{name}{{log=\"{}\"}} {}", escape(&g.log), fmt(value(g)));
+        }
     }
     out
 }
@@ -118,5 +157,24 @@ mod tests {
         assert!(text.contains("ftagent_spool_events{interface=\"eth\\\"0\"} 4\n"));
         assert!(text.contains("ftagent_incident_active{interface=\"eth\\\"0\"} 1\n"));
         assert_eq!(text.matches("# HELP ").count(), 8);
+    }
+
+    #[test]
+    fn renders_requests_per_second_per_log() {
+        assert_eq!(render_http(&[]), "");
+        let g = |log: &str, requests_per_second| LogGauge {
+            log: log.into(),
+            requests_per_second,
+            requests_total: 7,
+            malformed_total: 2,
+        };
+        let text = render_http(&[g("/var/log/a.log", 1500.0), g("/b\"", 0.5)]);
+        assert!(text.contains("# TYPE ftagent_http_requests_total counter\n"), "{text}");
+        assert!(text.contains("ftagent_http_requests_total{log=\"/var/log/a.log\"} 7\n"), "{text}");
+        assert!(text.contains("ftagent_http_malformed_lines_total{log=\"/var/log/a.log\"} 2\n"), "{text}");
+        assert!(text.starts_with("# HELP ftagent_http_requests_per_second "), "{text}");
+        assert!(text.contains("# TYPE ftagent_http_requests_per_second gauge\n"));
+        assert!(text.contains("ftagent_http_requests_per_second{log=\"/var/log/a.log\"} 1500\n"), "{text}");
+        assert!(text.contains("ftagent_http_requests_per_second{log=\"/b\\\"\"} 0.5\n"), "{text}");
     }
 }

@@ -22,6 +22,8 @@ pub struct Wiring {
     pub sinks: Vec<Box<dyn Sink>>,
     /// Control messages (API config) for the sampling loop.
     pub control: Option<mpsc::Receiver<Control>>,
+    /// Requests/s of the access-log thread, shown by the Prometheus textfile.
+    pub http_gauges: Arc<crate::accesslog::worker::HttpGauges>,
 }
 
 fn check_webhook(url: &str) -> Result<()> {
@@ -61,15 +63,16 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         )));
         spools.push(spool);
     }
+    let http_gauges = Arc::new(crate::accesslog::worker::HttpGauges::default());
     if let Some(addr) = settings.ops.metrics_listen {
-        sinks.push(Box::new(super::metrics_http::MetricsHttp::start(addr, spools.clone())?));
+        sinks.push(Box::new(super::metrics_http::MetricsHttp::start(addr, spools.clone(), http_gauges.clone())?));
     }
     let status_path = crate::status::state_file(&settings.state_dir);
     sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {
-        sinks.push(Box::new(TextfileSink { path: path.clone(), spools }));
+        sinks.push(Box::new(TextfileSink { path: path.clone(), spools, http: http_gauges.clone() }));
     }
-    Ok(Wiring { sinks, control })
+    Ok(Wiring { sinks, control, http_gauges })
 }
 
 /// Sinks for `--test`: direct delivery, no spool and no sender threads (a running agent may

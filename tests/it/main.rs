@@ -3,6 +3,9 @@
 
 mod util;
 
+mod accesslog;
+mod nginx;
+
 mod apiserver;
 #[cfg(feature = "capture-scapy")]
 mod capture;

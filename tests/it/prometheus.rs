@@ -194,3 +194,38 @@ fn promtool_test_rules_passes_on_the_shipped_rules() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("SUCCESS"), "promtool test rules:\n{text}");
 }
+
+/// §11 through `/metrics`: a followed access log's request counters are served too.
+#[test]
+fn metrics_listen_serves_the_access_log_figures() {
+    let home = Home::new();
+    let agent_port = free_port();
+    let log = home.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = home.write_config(serde_json::json!({
+        "interface": "lo", "limited": true, "metrics_listen": format!("127.0.0.1:{agent_port}"),
+        "dynamic_threshold": false,
+        "access_logs": [{"path": log, "format": "combined"}],
+    }));
+    let _agent = Reap(
+        home.command()
+            .args(["--no-update-check", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let metrics_url = format!("http://127.0.0.1:{agent_port}/metrics");
+    let line = "10.1.2.3 - - [01/Dec/2026:08:00:00 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"curl/8\"\n";
+    let served = poll(Duration::from_secs(15), || {
+        // The follower starts at the end of the file: keep appending until lines are counted.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, line.repeat(5).as_bytes()).unwrap();
+        let (_, body) = get(&metrics_url)?;
+        let counted = body.lines().any(|l| l.starts_with("ftagent_http_requests_total{") && !l.ends_with(" 0"));
+        counted.then_some(body)
+    });
+    let body = served.expect("/metrics counts the access log's requests");
+    assert!(body.contains("# TYPE ftagent_http_requests_per_second gauge"), "{body}");
+}
