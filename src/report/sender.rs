@@ -46,14 +46,26 @@ pub enum Outcome {
     Deferred(Duration),
 }
 
-/// How a status is treated.
-fn verdict(status: u16) -> &'static str {
+/// How a reply's HTTP status is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// 2xx: delivered.
+    Ok,
+    /// 401/403: the key or node is not accepted; retried slowly, never dropped.
+    Auth,
+    /// Timeouts, rate limits, server errors and redirects: retried with backoff.
+    Retry,
+    /// Any other status: the item is moved to `rejected/`.
+    Reject,
+}
+
+fn verdict(status: u16) -> Verdict {
     match status {
-        200..=299 => "ok",
-        401 | 403 => "auth",
-        408 | 425 | 429 | 500..=599 => "retry",
-        300..=399 => "retry",
-        _ => "reject",
+        200..=299 => Verdict::Ok,
+        401 | 403 => Verdict::Auth,
+        408 | 425 | 429 | 500..=599 => Verdict::Retry,
+        300..=399 => Verdict::Retry,
+        _ => Verdict::Reject,
     }
 }
 
@@ -148,16 +160,16 @@ impl Drain {
         };
         let retry_after = reply.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         match verdict(reply.status) {
-            "ok" => self.accepted(now, item, &reply),
-            "auth" => {
+            Verdict::Ok => self.accepted(now, item, &reply),
+            Verdict::Auth => {
                 self.log_auth(reply.status);
                 self.breaker.on_failure(now, retry_after, RETRY_CAP, retry::jitter());
                 Outcome::AuthRejected(reply.status)
             }
-            "retry" => {
+            Verdict::Retry => {
                 self.failed(now, format!("HTTP {}: {}", reply.status, reply.text()), retry_after, Duration::ZERO)
             }
-            _ => self.refused(item, &reply),
+            Verdict::Reject => self.refused(item, &reply),
         }
     }
 
