@@ -8,6 +8,28 @@ use std::time::SystemTime;
 
 use crate::event::Classification;
 
+/// How capture stands for this run, for `agent_start`: what the capture front door
+/// (`capture::start`) decided. Lives here, below both capture and the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureStatus {
+    /// `limited`, `capture-scapy` or `capture-tcpdump`.
+    pub mode: String,
+    /// Why capture is off, when it is.
+    pub reason: Option<String>,
+}
+
+impl CaptureStatus {
+    /// Capture runs in `mode`.
+    pub fn on(mode: &str) -> Self {
+        CaptureStatus { mode: mode.into(), reason: None }
+    }
+
+    /// Counters only, and why.
+    pub fn limited(reason: impl Into<String>) -> Self {
+        CaptureStatus { mode: "limited".into(), reason: Some(reason.into()) }
+    }
+}
+
 pub trait PacketInsight: Send {
     /// `capture-scapy` or `capture-tcpdump`, for `agent_start`.
     fn mode(&self) -> &'static str;

@@ -15,6 +15,7 @@
 //! - `capture` (capture builds): packet parsing, the analysis engine, capture files, live capture.
 //! - [`statefile`]: reading back state files; a corrupt one is moved aside, never a crash.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
+//!   [`join`]: the one bounded thread join of every shutdown path.
 //! - `tcpdump` (feature `capture-tcpdump`): the supervised tcpdump ring, incident capture, merge.
 //! - [`setup`]: `--setup`. [`service`], [`account`]: systemd units, `--install-service`.
 //!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
@@ -35,6 +36,7 @@ pub mod event;
 pub mod fsutil;
 pub mod generate;
 pub mod insight;
+pub mod join;
 pub mod learn;
 pub mod logging;
 pub mod mix;

@@ -22,13 +22,13 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use log::{info, warn};
 
-use crate::agent::CaptureStatus;
 use crate::config::{PcapMode, Settings};
 use crate::event::Classification;
+use crate::insight::CaptureStatus;
 use crate::insight::PacketInsight;
 use child::{Child, Startup};
 use command::CaptureSpec;
@@ -227,13 +227,7 @@ impl Drop for TcpdumpCapture {
         // Closing the channel stops the supervisor; give a pending merge a bounded time.
         self.tx = None;
         if let Some(w) = self.worker.take() {
-            let deadline = Instant::now() + STOP_WAIT;
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            } else {
+            if !crate::join::join_within(w, STOP_WAIT) {
                 warn!("tcpdump capture did not stop within {} s", STOP_WAIT.as_secs());
             }
         }
