@@ -30,6 +30,30 @@ impl CaptureStatus {
     }
 }
 
+/// The `limited` reason when the user asked for it.
+pub const LIMITED_BY_CONFIG: &str = "limited mode (--limited or \"limited\": true in the config)";
+
+/// What the capture front door returns: the status for `agent_start`, and the running capture
+/// when there is one. Dropping it stops the capture (each mode's `Drop`, bounded).
+pub struct Running {
+    pub status: CaptureStatus,
+    pub insight: Option<Box<dyn PacketInsight>>,
+}
+
+impl Running {
+    /// No capture, for this reason (or none: a status decided without starting).
+    pub fn off(status: CaptureStatus) -> Self {
+        Running { status, insight: None }
+    }
+}
+
+/// The one log line of a run whose capture is off.
+pub fn log_off(status: &CaptureStatus) {
+    if let Some(reason) = &status.reason {
+        log::info!("packet capture off: {reason}");
+    }
+}
+
 pub trait PacketInsight: Send {
     /// `capture-scapy` or `capture-tcpdump`, for `agent_start`.
     fn mode(&self) -> &'static str;

@@ -26,6 +26,9 @@ pub mod app;
 pub mod baseline;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod capture;
+#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
+#[path = "capture/disabled.rs"]
+pub mod capture;
 pub mod classes;
 pub mod cli;
 pub mod config;
@@ -48,6 +51,9 @@ pub mod service;
 pub mod setup;
 pub mod statefile;
 #[cfg(feature = "capture-tcpdump")]
+pub mod tcpdump;
+#[cfg(all(feature = "capture-scapy", not(feature = "capture-tcpdump")))]
+#[path = "tcpdump/disabled.rs"]
 pub mod tcpdump;
 pub mod update;
 

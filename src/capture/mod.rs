@@ -41,12 +41,20 @@ pub mod synth;
 pub mod tally;
 
 pub use engine::Engine;
+pub use front::{start, status};
 pub use ioc::IocMatcher;
 pub use parse::LinkType;
 pub mod evidence;
+pub mod front;
 pub mod options;
 pub mod privilege;
 pub mod ring;
 
+/// This build has packet capture (`src/capture/disabled.rs` is the module without it).
+pub const BUILT: bool = true;
+
 #[cfg(feature = "capture-scapy")]
+pub mod live;
+#[cfg(not(feature = "capture-scapy"))]
+#[path = "live_disabled.rs"]
 pub mod live;
