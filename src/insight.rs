@@ -1,5 +1,7 @@
-//! The seam between the counter-driven agent and packet capture (capture builds). The default
-//! build has no implementation; the agent then classifies from counters.
+//! The seam between the counter-driven agent and packet capture: the [`PacketInsight`] trait both
+//! capture modes implement, the [`CaptureStatus`] the capture front door decides, and the
+//! [`Running`] handle it returns. Stands below both `capture`/`tcpdump` and the agent; imports
+//! neither. The default build has no implementation; the agent then classifies from counters.
 //!
 //! Implementations must answer from state they already hold: every method is called on the
 //! sampling thread and must not wait on disk, network or a child process.

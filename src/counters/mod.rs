@@ -2,7 +2,7 @@
 //!
 //! [`Sampler`] owns the only state: the previous reading and which problem was last logged, so
 //! a vanished interface or a counter reset is one log line and a gap, not a spike or a flood of
-//! log lines.
+//! log lines. Gaps are told apart by their typed [`rate::Gap`], never by the text logged.
 
 pub mod netdev;
 pub mod rate;

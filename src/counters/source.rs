@@ -1,5 +1,6 @@
-//! The only code that reads counter files. The procfs root is a constructor argument, so tests
-//! and containers point it at another tree (`/host/proc`, a temp dir).
+//! The only code that reads counter files, and the only interface resolution (`auto`, §5.1):
+//! the sampler's and packet capture's ([`capture_interface`]). The procfs root is a constructor
+//! argument, so tests and containers point it at another tree (`/host/proc`, a temp dir).
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! The spool drainer: one thread per destination (API, webhook) sends the spool's items strictly
 //! in order, applying the retry rules of §6.3 (backoff, `Retry-After`, circuit breaker, 401/403,
-//! other 4xx to `rejected/`), and for the API polls `GET /agent/config`.
+//! other 4xx to `rejected/`), and for the API polls `GET /agent/config`. A reply's status maps to
+//! one typed `Verdict`; nothing branches on message text.
 //!
 //! [`Drain::step`] makes at most one delivery attempt and takes `now`, so tests drive it without
 //! sleeping; only [`spawn`] waits. Nothing here is called from the sampling thread.
