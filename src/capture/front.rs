@@ -49,7 +49,7 @@ fn open(settings: &Settings, env: &Env) -> Running {
     let interface = || crate::counters::source::capture_interface(&settings.interface, &settings.procfs_root);
     // tcpdump mode when asked for, or when it is the only mode built.
     if tcpdump::BUILT && (settings.pcap_mode == PcapMode::Tcpdump || !live::BUILT) {
-        if let Some(running) = tcpdump_mode(settings, env, interface()) {
+        if let Some(running) = tcpdump_mode(settings, env, &status, interface()) {
             return running;
         }
     }
@@ -63,13 +63,14 @@ fn open(settings: &Settings, env: &Env) -> Running {
 }
 
 /// tcpdump mode, or None to fall back to in-process capture (built, and tcpdump cannot run).
-fn tcpdump_mode(settings: &Settings, env: &Env, interface: Option<String>) -> Option<Running> {
+/// `decided`: [`decide`]'s answer, not limited; its reason is the privilege check's.
+fn tcpdump_mode(settings: &Settings, env: &Env, decided: &CaptureStatus, interface: Option<String>) -> Option<Running> {
     let off = |reason: String| Some(Running::off(CaptureStatus::limited(reason)));
     if !settings.pcap_enabled {
         return off("\"pcap_enabled\": false in the config; counters only".into());
     }
-    if let Err(why) = privilege::check(env) {
-        return off(why);
+    if let Some(why) = &decided.reason {
+        return off(why.clone());
     }
     if settings.pcap_mode != PcapMode::Tcpdump {
         info!("this build captures only through tcpdump; using it although \"pcap_mode\" is \"scapy\"");
