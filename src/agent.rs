@@ -20,14 +20,7 @@ use crate::report::{Heartbeat, InterfaceInfo, Metrics, Outgoing};
 /// The baseline is saved this often while running (and at exit).
 pub const SAVE_EVERY: Duration = Duration::from_secs(60);
 
-/// How capture stands for this run, for `agent_start`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaptureStatus {
-    /// `limited`, `capture-scapy` or `capture-tcpdump`.
-    pub mode: String,
-    /// Why capture is off, when it is.
-    pub reason: Option<String>,
-}
+pub use crate::insight::CaptureStatus;
 
 pub struct Agent {
     settings: Settings,

@@ -1,14 +1,15 @@
 //! What each command line does: load the config for the right user, set up logging, and run
-//! the chosen action. Returns the process exit code; `main` only prints errors.
+//! the chosen action. Returns the process exit code; `main` only prints errors. Whether packet
+//! capture runs is not decided here: [`crate::capture::start`] (the front door) decides it.
 
 use std::path::PathBuf;
 
 use log::warn;
 
-use crate::agent::CaptureStatus;
 use crate::cli::{Action, Cli};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::insight::{CaptureStatus, Running};
 use crate::paths::{Env, Paths};
 use crate::report::Sink;
 use crate::{generate, logging, run, selftest, service, setup, update};
@@ -45,11 +46,11 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     }
     // The API's cached `/agent/config` (e.g. `pcap_enabled`) is applied before capture starts.
     let wiring = if action == Action::Run { Some(crate::report::wire::for_run(&mut settings)?) } else { None };
-    let mut capture = capture_status(&settings);
-    let insight = if action == Action::Run { start_insight(&settings, &mut capture) } else { None };
-    if let Some(reason) = &capture.reason {
-        log::info!("packet capture off: {reason}");
-    }
+    let Running { status: capture, insight } = if action == Action::Run {
+        crate::capture::start(&settings, &env)
+    } else {
+        Running::off(crate::capture::status(&settings, &env))
+    };
     match action {
         Action::Test => self_test(&settings, capture),
         Action::Update => {
@@ -88,8 +89,8 @@ fn current_exe() -> Result<PathBuf> {
     std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot locate the running binary: {e}")))
 }
 
-/// `--analyze FILE [--json]`: a capture file (capture builds) or an access log (every build),
-/// told apart by the file's first bytes.
+/// `--analyze FILE [--json]`: a capture file or an access log (every build), told apart by the
+/// file's first bytes.
 fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
     use std::io::Read as _;
     let mut head = Vec::with_capacity(4);
@@ -101,67 +102,14 @@ fn analyze(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
     }
 }
 
-#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-fn analyze_capture(_cli: &Cli, _file: &std::path::Path, _json: bool) -> Result<u8> {
-    Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
-}
-
-/// A capture file: the config is read only for its `ioc_patterns`.
-#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+/// A capture file: the config is read only for its `ioc_patterns` (and not at all by a build
+/// without the packet engine, which says so).
 fn analyze_capture(cli: &Cli, file: &std::path::Path, json: bool) -> Result<u8> {
+    if !crate::capture::BUILT {
+        return Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" });
+    }
     let settings = Settings::load(cli.config.as_deref(), &Paths::resolve(&Env::from_process(), cli.limited))?;
     crate::capture::analyze::print(file, json, &settings.ioc_patterns)
-}
-
-/// Why capture is on or off for this run (§1).
-pub fn capture_status(settings: &Settings) -> CaptureStatus {
-    let limited = |reason: &str| CaptureStatus { mode: "limited".into(), reason: Some(reason.into()) };
-    if settings.limited {
-        return limited("limited mode (--limited or \"limited\": true in the config)");
-    }
-    #[cfg(feature = "capture-scapy")]
-    return match crate::capture::privilege::check() {
-        Ok(()) => CaptureStatus { mode: "capture-scapy".into(), reason: None },
-        Err(why) => limited(&why),
-    };
-    #[cfg(all(feature = "capture-tcpdump", not(feature = "capture-scapy")))]
-    return match crate::capture::privilege::check() {
-        Ok(()) => CaptureStatus { mode: "capture-tcpdump".into(), reason: None },
-        Err(why) => limited(&why),
-    };
-    #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-    limited("this build has no packet capture (features capture-scapy / capture-tcpdump); counters only")
-}
-
-/// Start in-process capture when the status allows it; on failure the status says why.
-#[cfg(feature = "capture-scapy")]
-fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
-    #[cfg(feature = "capture-tcpdump")]
-    if let Some((status, insight)) = crate::tcpdump::select(settings) {
-        *capture = status;
-        return insight;
-    }
-    if capture.reason.is_some() {
-        return None;
-    }
-    match crate::capture::live::start(settings) {
-        Ok(c) => Some(Box::new(c)),
-        Err(why) => {
-            *capture = CaptureStatus { mode: "limited".into(), reason: Some(why) };
-            None
-        }
-    }
-}
-
-#[cfg(not(feature = "capture-scapy"))]
-fn start_insight(settings: &Settings, capture: &mut CaptureStatus) -> Option<Box<dyn crate::insight::PacketInsight>> {
-    #[cfg(feature = "capture-tcpdump")]
-    if let Some((status, insight)) = crate::tcpdump::select(settings) {
-        *capture = status;
-        return insight;
-    }
-    let _ = (settings, capture);
-    None
 }
 
 fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {

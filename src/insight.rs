@@ -1,5 +1,7 @@
-//! The seam between the counter-driven agent and packet capture (capture builds). The default
-//! build has no implementation; the agent then classifies from counters.
+//! The seam between the counter-driven agent and packet capture: the [`PacketInsight`] trait both
+//! capture modes implement, the [`CaptureStatus`] the capture front door decides, and the
+//! [`Running`] handle it returns. Stands below both `capture`/`tcpdump` and the agent; imports
+//! neither. The default build has no implementation; the agent then classifies from counters.
 //!
 //! Implementations must answer from state they already hold: every method is called on the
 //! sampling thread and must not wait on disk, network or a child process.
@@ -11,6 +13,51 @@ use crate::event::Classification;
 /// A reader of the capture's latest classification that another thread may call (mitigation
 /// re-plans from it while an open incident has no rule yet). Copies a published value only.
 pub type LiveClassification = std::sync::Arc<dyn Fn() -> Option<Classification> + Send + Sync>;
+/// How capture stands for this run, for `agent_start`: what the capture front door
+/// (`capture::start`) decided. Lives here, below both capture and the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureStatus {
+    /// `limited`, `capture-scapy` or `capture-tcpdump`.
+    pub mode: String,
+    /// Why capture is off, when it is.
+    pub reason: Option<String>,
+}
+
+impl CaptureStatus {
+    /// Capture runs in `mode`.
+    pub fn on(mode: &str) -> Self {
+        CaptureStatus { mode: mode.into(), reason: None }
+    }
+
+    /// Counters only, and why.
+    pub fn limited(reason: impl Into<String>) -> Self {
+        CaptureStatus { mode: "limited".into(), reason: Some(reason.into()) }
+    }
+}
+
+/// The `limited` reason when the user asked for it.
+pub const LIMITED_BY_CONFIG: &str = "limited mode (--limited or \"limited\": true in the config)";
+
+/// What the capture front door returns: the status for `agent_start`, and the running capture
+/// when there is one. Dropping it stops the capture (each mode's `Drop`, bounded).
+pub struct Running {
+    pub status: CaptureStatus,
+    pub insight: Option<Box<dyn PacketInsight>>,
+}
+
+impl Running {
+    /// No capture, for this reason (or none: a status decided without starting).
+    pub fn off(status: CaptureStatus) -> Self {
+        Running { status, insight: None }
+    }
+}
+
+/// The one log line of a run whose capture is off.
+pub fn log_off(status: &CaptureStatus) {
+    if let Some(reason) = &status.reason {
+        log::info!("packet capture off: {reason}");
+    }
+}
 
 pub trait PacketInsight: Send {
     /// `capture-scapy` or `capture-tcpdump`, for `agent_start`.

@@ -165,13 +165,7 @@ impl Drop for EvidenceWriter {
     fn drop(&mut self) {
         self.tx = None; // the thread drains what is queued, closes the file and ends
         if let Some(t) = self.thread.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(3);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+            crate::join::join_within(t, Duration::from_secs(3));
         }
     }
 }

@@ -16,9 +16,10 @@
 //! small alphabet shared with the patterns) the rest of it is probed with 6-byte grams, every
 //! `window - 5` bytes, which such text rarely matches.
 //!
-//! The cost per payload is one probe per `stride` bytes (eight per step with AVX2, sixteen with
-//! AVX-512) whatever the number of patterns; what grows with the set is the filters' size (each
-//! capped at 2 MiB, a core's L2 here) and with it the cache misses and the rare false hits.
+//! The cost per payload is one probe per `stride` bytes (eight per step with AVX2) whatever the
+//! number of patterns; what grows with the set is the filters' size (each capped at 2 MiB, a
+//! core's L2 here) and with it the cache misses and the rare false hits. The measured figures
+//! behind each constant below are in BENCHMARKS.md ("IOC matching").
 //!
 //! Pure: owns the bitmap; no I/O.
 
@@ -31,23 +32,21 @@ pub const WIDE: usize = 6;
 /// Words of the two-byte table, and the share of its bits (percent) above which it is dropped.
 /// An AVX2 step skips the larger bitmap only when all eight of its probes fail the table: at
 /// 3 % most steps do, at 10 % (1,000 random binary patterns) most do not, and the branch
-/// mispredicts cost more than the table saves (measured: 3.9 vs 8 M packets/s).
+/// mispredicts cost more than the table saves.
 const PAIR_WORDS: usize = 2048;
 const MAX_PAIR_PERCENT: usize = 3;
-/// Hit positions returned by one [`GramFilter::hits`] call: room for a whole AVX-512 step.
-pub const HITS: usize = 16;
+/// Hit positions returned by one [`GramFilter::hits`] call: room for a whole AVX2 step.
+pub const HITS: usize = 8;
 /// Windows longer than this add grams (bitmap density) without saving much more.
 pub const MAX_WINDOW: usize = 32;
 /// Bitmap size bounds, in bits. Above 2^24 bits (2 MiB) a large set gets fewer bits per gram
-/// rather than a bitmap that misses L2 (measured: 512 KiB, 1, 2 and 4 MiB for 100,000 binary
-/// patterns gave 1.5, 3.0, 3.9 and 4.1 M packets/s). Smaller caps lose on false hits, each
-/// costing a heads check that waits on the probe's load.
+/// rather than a bitmap that misses L2. Smaller caps lose on false hits, each costing a heads
+/// check that waits on the probe's load.
 const MIN_BITS_LOG2: u32 = 12;
 const MAX_BITS_LOG2: u32 = 24;
 /// Bitmap bits per inserted key; with [`BLOOM_BITS`] bits set per key a small fraction of a
-/// percent of lookups are false hits (at the size cap, 100,000 random binary patterns: 0.3 % of
-/// probes). Four bits in 64-bit words halve the false hits at the same size but cost two
-/// gathers per step: slower (measured: 3.3-3.5 against 4.1 M packets/s).
+/// percent of lookups are false hits. Four bits in 64-bit words halve the false hits at the same
+/// size but cost two gathers per step, which measured slower.
 const BITS_PER_GRAM: usize = 32;
 const BITS_PER_HEAD: usize = 32;
 
@@ -68,9 +67,6 @@ pub struct GramFilter {
     window: usize,
     /// The probe kernel this CPU runs (checked once, at build).
     simd: Simd,
-    /// Probes per AVX-512 step, narrow and wide: as many as fit 128 bytes, at most 16 (kept
-    /// here, where the kernel would divide at every call).
-    lanes512: [usize; 2],
 }
 
 /// Probe kernels, fastest last.
@@ -78,11 +74,9 @@ pub struct GramFilter {
 pub enum Simd {
     /// One probe at a time.
     Scalar,
-    /// Eight probes per step: AVX2 gathers of the grams and of the bitmap words.
+    /// Eight probes per step: AVX2 loads and shuffles (or gathers) of the grams, gathers of
+    /// the bitmap words.
     Avx2,
-    /// Sixteen probes per step: AVX-512 (F, BW, VBMI) byte permutes place the grams in lanes,
-    /// so only the bitmap words are gathered.
-    Avx512,
 }
 
 impl GramFilter {
@@ -101,7 +95,6 @@ impl GramFilter {
             wide: Bloom::with_keys(patterns.len().saturating_mul(window - WIDE + 1), BITS_PER_GRAM),
             window,
             simd: simd_available(),
-            lanes512: [GRAM, WIDE].map(|len| ((128 - len) / (window - len + 1) + 1).min(16)),
         };
         for p in patterns {
             for j in 0..stride {
@@ -219,8 +212,8 @@ impl GramFilter {
     /// Probes from byte `from` on, every `stride` bytes (`wide`: [`GramFilter::may_hit_wide`]
     /// every `wide_stride` bytes), and stops after the first step with a probe that hits, or
     /// at the payload's end: writes the probe positions that hit, in order, to `out` and
-    /// returns how many and the next position to probe. A step is eight probes with AVX2,
-    /// sixteen with AVX-512, else one; none of its branches depends on a bitmap word, so the
+    /// returns how many and the next position to probe. A step is eight probes with AVX2, else
+    /// one; none of its branches depends on a bitmap word, so the
     /// loads (the cache misses of a large set) overlap. Stopping at the first step that hits
     /// lets the caller switch to wide probes early.
     #[inline]
@@ -229,11 +222,10 @@ impl GramFilter {
         if self.simd >= Simd::Avx2 {
             // SAFETY: `simd` is never above what the CPU has (`simd_available`, `limit_simd`).
             let (n, pos) = unsafe {
-                match (self.simd, wide) {
-                    (Simd::Avx512, true) => simd::hits512::<true>(self, hay, from, out),
-                    (Simd::Avx512, false) => simd::hits512::<false>(self, hay, from, out),
-                    (_, true) => simd::hits::<true>(self, hay, from, out),
-                    (_, false) => simd::hits::<false>(self, hay, from, out),
+                if wide {
+                    simd::hits::<true>(self, hay, from, out)
+                } else {
+                    simd::hits::<false>(self, hay, from, out)
                 }
             };
             // The AVX2 kernel leaves the last few probes, after its last full step.
@@ -263,7 +255,7 @@ impl GramFilter {
 #[cfg(test)]
 pub fn kernels_here() -> Vec<Simd> {
     let have = simd_available();
-    let all = [Simd::Scalar, Simd::Avx2, Simd::Avx512];
+    let all = [Simd::Scalar, Simd::Avx2];
     for k in all.iter().filter(|k| **k > have) {
         let line = format!("IOC {k:?} probe kernel tests: this CPU lacks it (it has {have:?})");
         eprintln!("SKIPPED: {line}");
@@ -280,9 +272,8 @@ pub fn kernels_here() -> Vec<Simd> {
 #[cfg(target_arch = "x86_64")]
 fn simd_available() -> Simd {
     use std::arch::is_x86_feature_detected as has;
-    if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") && has!("popcnt") {
-        Simd::Avx512
-    } else if has!("avx2") {
+    // The one tier above scalar is exactly the feature its kernel enables.
+    if has!("avx2") {
         Simd::Avx2
     } else {
         Simd::Scalar

@@ -1,8 +1,9 @@
-//! SIMD kernels of the gram filter: eight probes, or eight candidate starts, per AVX2 step;
-//! sixteen probes per AVX-512 step. Each computes exactly what the scalar code in `gram.rs`
-//! does (the tests compare them).
+//! The AVX2 kernels of the gram filter: eight probes, or eight candidate starts, per step.
+//! Each computes exactly what the scalar code in `gram.rs` does (a unit test, the property test
+//! and the fuzz target compare them). Speed figures live in BENCHMARKS.md, not here.
 //!
-//! Pure: reads the filter and the payload; no I/O.
+//! Pure: reads the filter and the payload; no I/O. Must not add a kernel that no benchmark in
+//! BENCHMARKS.md shows faster than this one (STYLE 14).
 
 use super::{Bloom, GramFilter, BLOOM_BITS, GRAM, HITS, WIDE};
 use std::arch::x86_64::*;
@@ -99,124 +100,6 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
         pos += 8 * stride;
     }
     (n, pos)
-}
-
-/// [`hits`] sixteen probes per step. Two masked 64-byte loads and a byte permute (VBMI) put the
-/// sixteen grams in lanes, where the AVX2 kernel gathers them from the payload; the last step
-/// may run past the payload's end, its loads and lanes masked off there. Lanes per step:
-/// as many as fit 128 bytes, at most 16 ([`GramFilter::lanes512`]). Stops after the first step
-/// that hits.
-///
-/// # Safety
-/// The CPU must support AVX-512 F, BW and VBMI.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,popcnt")]
-pub unsafe fn hits512<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: &mut [u32; HITS]) -> (usize, usize) {
-    let (stride, len, bloom) = if W { (f.wide_stride(), WIDE, &f.wide) } else { (f.stride(), GRAM, &f.grams) };
-    let (mut pos, mut n) = (from, 0);
-    if hay.len() > i32::MAX as usize {
-        return (n, pos);
-    }
-    let lanes = if W { f.lanes512[1] } else { f.lanes512[0] };
-    let k = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let lane_mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
-    let offsets = _mm512_mullo_epi32(k, _mm512_set1_epi32(stride as i32));
-    // Byte b of lane k's gram is byte k * stride + b of the 128 loaded: below 128 in every
-    // lane under `lane_mask`, so no byte carries into the next.
-    let lo_idx = _mm512_add_epi32(
-        _mm512_mullo_epi32(k, _mm512_set1_epi32((stride as u32).wrapping_mul(0x0101_0101) as i32)),
-        _mm512_set1_epi32(0x0302_0100),
-    );
-    let hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(0x0101_0101 * (WIDE - GRAM) as i32));
-    let ends = _mm512_add_epi32(offsets, _mm512_set1_epi32(len as i32));
-    let (pairs, low16, one, low5) =
-        (f.pairs.as_ptr() as *const i32, _mm512_set1_epi32(0xFFFF), _mm512_set1_epi32(1), _mm512_set1_epi32(31));
-    while n == 0 && pos + len <= hay.len() {
-        let rem = hay.len() - pos;
-        let mut live = _mm512_mask_cmple_epu32_mask(lane_mask, ends, _mm512_set1_epi32(rem as i32));
-        // The lanes whose gram fits: all of them but in the last step. The next step starts
-        // after them, so the last one leaves `pos` at the first probe past the end, as one
-        // probe at a time does.
-        let step = live.count_ones() as usize * stride;
-        let first = if rem >= 64 { u64::MAX } else { (1u64 << rem) - 1 };
-        let second = if rem >= 128 {
-            u64::MAX
-        } else if rem > 64 {
-            (1u64 << (rem - 64)) - 1
-        } else {
-            0
-        };
-        let at = hay.as_ptr().wrapping_add(pos);
-        // SAFETY: a masked load reads only the bytes its mask selects, here those below
-        // hay.len(); the pointers are not dereferenced otherwise.
-        let (a, b) = unsafe {
-            (
-                _mm512_maskz_loadu_epi8(first, at as *const i8),
-                _mm512_maskz_loadu_epi8(second, at.wrapping_add(64) as *const i8),
-            )
-        };
-        let g = _mm512_permutex2var_epi8(a, lo_idx, b);
-        let h = if W {
-            pair_key512(g, _mm512_permutex2var_epi8(a, hi_idx, b), super::WIDE_MUL)
-        } else {
-            if !f.pairs.is_empty() {
-                let pair = _mm512_and_si512(g, low16);
-                // SAFETY: pair >> 5 < 2048 == pairs.len() (checked non-empty just above).
-                let pw = unsafe {
-                    _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, _mm512_srli_epi32::<5>(pair), pairs)
-                };
-                let pbit = _mm512_sllv_epi32(one, _mm512_and_si512(pair, low5));
-                live = _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(pw, pbit), pbit);
-                if live == 0 {
-                    pos += step;
-                    continue;
-                }
-            }
-            gram_key512(g)
-        };
-        let hit = bloom_hits512(bloom, h, live);
-        if hit != 0 {
-            let found = _mm512_add_epi32(_mm512_set1_epi32(pos as i32), offsets);
-            // SAFETY: at most 16 positions go to out[n..], and n == 0, HITS == 16.
-            unsafe { _mm512_mask_compressstoreu_epi32(out.as_mut_ptr().add(n) as *mut _, hit, found) };
-            n += hit.count_ones() as usize;
-        }
-        pos += step;
-    }
-    (n, pos)
-}
-
-/// [`bloom_hits`] in sixteen lanes, with the mask registers of AVX-512.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn bloom_hits512(bloom: &Bloom, (word, bits): (__m512i, __m512i), live: __mmask16) -> __mmask16 {
-    let w = _mm512_srl_epi32(word, _mm_cvtsi32_si128(bloom.shift as i32));
-    // SAFETY: every index is the top `32 - shift` bits of a u32, and words.len() ==
-    // 1 << (32 - shift) (`Bloom::with_keys`).
-    let w = unsafe {
-        _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), live, w, bloom.words.as_ptr() as *const i32)
-    };
-    let (one, low5) = (_mm512_set1_epi32(1), _mm512_set1_epi32(31));
-    let bit = |shift: u32| {
-        _mm512_sllv_epi32(one, _mm512_and_si512(_mm512_srl_epi32(bits, _mm_cvtsi32_si128(shift as i32)), low5))
-    };
-    let bits = (0..BLOOM_BITS).fold(_mm512_setzero_si512(), |m, i| _mm512_or_si512(m, bit(27 - 5 * i)));
-    _mm512_mask_cmpeq_epi32_mask(live, _mm512_and_si512(w, bits), bits)
-}
-
-/// [`super::gram_key`] in sixteen lanes: (word, bits) hashes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn gram_key512(g: __m512i) -> (__m512i, __m512i) {
-    let m = super::GRAM_MUL;
-    (_mm512_mullo_epi32(g, _mm512_set1_epi32(m[0] as i32)), _mm512_mullo_epi32(g, _mm512_set1_epi32(m[1] as i32)))
-}
-
-/// [`super::pair_key`] in sixteen lanes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn pair_key512(lo: __m512i, hi: __m512i, m: [u32; 4]) -> (__m512i, __m512i) {
-    let mul = |x, k: u32| _mm512_mullo_epi32(x, _mm512_set1_epi32(k as i32));
-    (_mm512_xor_si512(mul(lo, m[0]), mul(hi, m[2])), _mm512_xor_si512(mul(lo, m[1]), mul(hi, m[3])))
 }
 
 /// Bit k set when a pattern head may start at `from + k` ([`super::start_key`]), for

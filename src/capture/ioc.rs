@@ -34,7 +34,7 @@ pub const MIN_FILTERED_LEN: usize = 8;
 /// are more than one in [`WIDE_SHARE`] of its probes so far: text in the patterns' own small
 /// alphabet, where most probes hit. The switch comes before the latest probe call's hits are
 /// checked, so a SIMD step that mostly hits costs no check. Scattered false hits (a large set of
-/// binary patterns: 0.23 per payload) are cheaper to check one by one than 6-byte probes, which
+/// binary patterns) are cheaper to check one by one than 6-byte probes, which
 /// come more often.
 const WIDE_AFTER: usize = 3;
 const WIDE_SHARE: usize = 4;

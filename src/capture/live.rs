@@ -4,6 +4,9 @@
 //! publishes a classification every 100 ms and takes open/resolve commands over a channel.
 //! [`LiveCapture`] is the agent's [`PacketInsight`]: its methods copy the published value or send
 //! a command, and never wait on the capture, the disk or the network.
+//!
+//! Started only by the capture front door ([`super::front`]), which has already checked the
+//! privilege and resolved the interface; this module decides neither.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -18,7 +21,6 @@ use super::ioc::IocMatcher;
 use super::parse::LinkType;
 use super::ring::Ring;
 use crate::config::Settings;
-use crate::counters::{choose_interface, CounterSource, ProcSource};
 use crate::event::Classification;
 use crate::insight::PacketInsight;
 
@@ -177,20 +179,20 @@ pub struct LiveCapture {
     incident_file: Option<String>,
 }
 
-/// The interface capture should watch: the configured one, or `auto` resolved as the counters do.
-pub fn capture_interface(settings: &Settings) -> Option<String> {
-    let mut src = ProcSource::new(&settings.procfs_root);
-    let table = src.net_dev().ok()?;
-    choose_interface(&settings.interface, &table, src.default_route_iface().as_deref())
+/// This build has in-process capture (the front door asks; see `live_disabled.rs`).
+pub const BUILT: bool = true;
+
+/// [`start`] as the front door's handle.
+pub fn open(settings: &Settings, interface: Option<&str>) -> Result<Box<dyn PacketInsight>, String> {
+    start(settings, interface).map(|c| Box::new(c) as Box<dyn PacketInsight>)
 }
 
-/// Open libpcap on the monitored interface and start the capture thread. Err is the reason
-/// capture is off, for the one log line.
-pub fn start(settings: &Settings) -> Result<LiveCapture, String> {
-    super::privilege::check()?;
-    let iface = capture_interface(settings).ok_or("no interface to capture on (none found in /proc/net/dev)")?;
+/// Open libpcap on `interface` (the monitored one, resolved by the front door) and start the
+/// capture thread. Err is the reason capture is off, for the one log line.
+pub fn start(settings: &Settings, interface: Option<&str>) -> Result<LiveCapture, String> {
+    let iface = interface.ok_or("no interface to capture on (none found in /proc/net/dev)")?;
     let snaplen = if settings.pcap_snaplen == 0 { 262_144 } else { settings.pcap_snaplen };
-    let cap = pcap::Capture::from_device(iface.as_str())
+    let cap = pcap::Capture::from_device(iface)
         .and_then(|c| {
             c.snaplen(snaplen as i32)
                 .timeout(READ_TIMEOUT_MS)

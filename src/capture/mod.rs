@@ -24,10 +24,16 @@
 //! - [`analyze::analyze_file`]`(path, &[IocPattern]) -> Result<Engine>`; [`analyze::render_text`].
 //! - [`synth`]: builders of synthetic frames for tests and benches.
 //!
+//! # The front door (both features)
+//! [`start`] / [`status`] ([`front`]) decide whether capture runs and in which mode, with
+//! [`privilege`] (the one privilege check) and the interface the counters resolve; they return
+//! a [`crate::insight::Running`] handle. Nothing else starts a capture mode.
+//!
 //! # In-process capture (`capture-scapy`)
-//! [`privilege`] decides whether capture may run; [`live`] runs libpcap on its own thread and
-//! implements [`crate::insight::PacketInsight`]; [`ring`] keeps the pre-attack ring; [`evidence`]
-//! writes incident PCAP files on a writer thread and applies retention.
+//! [`live`] runs libpcap on its own thread and implements [`crate::insight::PacketInsight`]
+//! (without `capture-scapy`, `live_disabled.rs`: never started); [`ring`] keeps the pre-attack
+//! ring; [`evidence`] writes incident PCAP files on a writer thread and owns the retention policy
+//! of both modes (the only reader of `pcap_retention_days` / `pcap_max_disk_mb`).
 
 pub mod analyze;
 pub mod classify;
@@ -41,12 +47,20 @@ pub mod synth;
 pub mod tally;
 
 pub use engine::Engine;
+pub use front::{start, status};
 pub use ioc::IocMatcher;
 pub use parse::LinkType;
 pub mod evidence;
+pub mod front;
 pub mod options;
 pub mod privilege;
 pub mod ring;
 
+/// This build has packet capture (`src/capture/disabled.rs` is the module without it).
+pub const BUILT: bool = true;
+
 #[cfg(feature = "capture-scapy")]
+pub mod live;
+#[cfg(not(feature = "capture-scapy"))]
+#[path = "live_disabled.rs"]
 pub mod live;

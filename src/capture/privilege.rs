@@ -1,19 +1,20 @@
-//! May this process capture packets (§1)? Root, or CAP_NET_RAW in the effective set (checked
-//! with `caps`). When not, the reason and the fix, as one sentence for the log. Reads only the
-//! process's own credentials.
+//! May this process capture packets (§1)? Root (the euid in [`Env`]), or CAP_NET_RAW in the
+//! effective set (checked with `caps` only when not root). When not, the reason and the fix, as
+//! one sentence for the log. The one privilege check of both capture modes; only the capture
+//! front door calls it. Reads only the process's own credentials.
 
 use caps::{CapSet, Capability};
+
+use crate::paths::Env;
 
 /// The fix we print whenever capture is off for lack of privilege.
 pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw+ep $(command -v ftagent)` \
 or run the system service (`sudo ftagent --install-service`)";
 
 /// Ok when capture may run; Err(why, with the fix) otherwise.
-pub fn check() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    let net_raw = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_RAW).unwrap_or(false);
-    decide(euid, net_raw)
+pub fn check(env: &Env) -> Result<(), String> {
+    let net_raw = !env.is_root() && caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_RAW).unwrap_or(false);
+    decide(env.euid, net_raw)
 }
 
 /// The decision as a pure function of the credentials.

@@ -2,7 +2,7 @@
 //!
 //! [`Sampler`] owns the only state: the previous reading and which problem was last logged, so
 //! a vanished interface or a counter reset is one log line and a gap, not a spike or a flood of
-//! log lines.
+//! log lines. Gaps are told apart by their typed [`rate::Gap`], never by the text logged.
 
 pub mod netdev;
 pub mod rate;
@@ -110,20 +110,27 @@ impl Sampler {
                 }
                 Some(r)
             }
-            Some(Err(rate::Gap::CounterWentBack)) => {
-                self.gap(format!("counters of {name} went backwards (reset or re-created); skipping one sample"))
-            }
+            Some(Err(gap @ rate::Gap::CounterWentBack)) => self.gap_of(
+                format!("counters of {name} went backwards (reset or re-created); skipping one sample"),
+                Some(gap),
+            ),
             Some(Err(rate::Gap::NoTimeElapsed)) => None,
         }
     }
 
     fn gap(&mut self, why: String) -> Option<Rates> {
+        self.gap_of(why, None)
+    }
+
+    /// A gap logged once per distinct `why`. The reading that went backwards becomes the base of
+    /// the next rate; any other gap (`rate`: None) forgets the previous reading.
+    fn gap_of(&mut self, why: String, rate: Option<rate::Gap>) -> Option<Rates> {
         self.gaps += 1;
         if self.problem.as_deref() != Some(why.as_str()) {
             warn!("{why}");
             self.problem = Some(why);
         }
-        if self.problem.as_deref().is_some_and(|p| !p.contains("went backwards")) {
+        if rate != Some(rate::Gap::CounterWentBack) {
             self.prev = None;
         }
         None

@@ -1,5 +1,6 @@
-//! The only code that reads counter files. The procfs root is a constructor argument, so tests
-//! and containers point it at another tree (`/host/proc`, a temp dir).
+//! The only code that reads counter files, and the only interface resolution (`auto`, §5.1):
+//! the sampler's and packet capture's ([`capture_interface`]). The procfs root is a constructor
+//! argument, so tests and containers point it at another tree (`/host/proc`, a temp dir).
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,18 @@ const VIRTUAL_PREFIXES: &[&str] =
 
 pub fn is_virtual(name: &str) -> bool {
     name == "lo" || VIRTUAL_PREFIXES.iter().any(|p| *p != "lo" && name.starts_with(p))
+}
+
+/// The interface packet capture is started on: a configured name as is, `auto` resolved from
+/// `<root>/net/dev` and `<root>/net/route` by [`choose_interface`], as the counters resolve it.
+/// None when `auto` finds none. The only interface resolution of the capture side.
+pub fn capture_interface(configured: &str, root: &Path) -> Option<String> {
+    if configured != "auto" {
+        return Some(configured.to_string());
+    }
+    let mut src = ProcSource::new(root);
+    let table = src.net_dev().ok()?;
+    choose_interface(configured, &table, src.default_route_iface().as_deref())
 }
 
 /// `auto` (§5.1): the default route's interface when it is present, else the non-virtual

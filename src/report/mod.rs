@@ -42,19 +42,7 @@ pub trait Sink: Send {
     }
 }
 
-/// Join a thread if it ends within `limit`; true when it did. A thread still running is left
-/// to end with the process (used at shutdown, which must not hang on the network).
-pub fn join_within(h: JoinHandle<()>, limit: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    while !h.is_finished() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let _ = h.join();
-    true
-}
+pub use crate::join::join_within;
 
 /// Channel depth between the sampling thread and the worker.
 pub const CHANNEL_DEPTH: usize = 4096;

@@ -1,6 +1,7 @@
 //! The spool drainer: one thread per destination (API, webhook) sends the spool's items strictly
 //! in order, applying the retry rules of §6.3 (backoff, `Retry-After`, circuit breaker, 401/403,
-//! other 4xx to `rejected/`), and for the API polls `GET /agent/config`.
+//! other 4xx to `rejected/`), and for the API polls `GET /agent/config`. A reply's status maps to
+//! one typed `Verdict`; nothing branches on message text.
 //!
 //! [`Drain::step`] makes at most one delivery attempt and takes `now`, so tests drive it without
 //! sleeping; only [`spawn`] waits. Nothing here is called from the sampling thread.
@@ -51,14 +52,26 @@ pub enum Outcome {
     Deferred(Duration),
 }
 
-/// How a status is treated.
-fn verdict(status: u16) -> &'static str {
+/// How a reply's HTTP status is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// 2xx: delivered.
+    Ok,
+    /// 401/403: the key or node is not accepted; retried slowly, never dropped.
+    Auth,
+    /// Timeouts, rate limits, server errors and redirects: retried with backoff.
+    Retry,
+    /// Any other status: the item is moved to `rejected/`.
+    Reject,
+}
+
+fn verdict(status: u16) -> Verdict {
     match status {
-        200..=299 => "ok",
-        401 | 403 => "auth",
-        408 | 425 | 429 | 500..=599 => "retry",
-        300..=399 => "retry",
-        _ => "reject",
+        200..=299 => Verdict::Ok,
+        401 | 403 => Verdict::Auth,
+        408 | 425 | 429 | 500..=599 => Verdict::Retry,
+        300..=399 => Verdict::Retry,
+        _ => Verdict::Reject,
     }
 }
 
@@ -153,16 +166,16 @@ impl Drain {
         };
         let retry_after = reply.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         match verdict(reply.status) {
-            "ok" => self.accepted(now, item, &reply),
-            "auth" => {
+            Verdict::Ok => self.accepted(now, item, &reply),
+            Verdict::Auth => {
                 self.log_auth(reply.status);
                 self.breaker.on_failure(now, retry_after, RETRY_CAP, retry::jitter());
                 Outcome::AuthRejected(reply.status)
             }
-            "retry" => {
+            Verdict::Retry => {
                 self.failed(now, format!("HTTP {}: {}", reply.status, reply.text()), retry_after, Duration::ZERO)
             }
-            _ => self.refused(item, &reply),
+            Verdict::Reject => self.refused(item, &reply),
         }
     }
 

@@ -292,3 +292,23 @@ fn a_stuck_pcap_upload_holds_up_neither_heartbeats_nor_another_incidents_open() 
     let tail: Vec<String> = server.requests().iter().rev().take(2).map(|r| r.path.clone()).collect();
     assert_eq!(tail, ["/api/v1/agent/incidents/srv-0001", "/api/v1/agent/incidents/srv-0001/pcap"]);
 }
+
+#[test]
+fn every_status_class_has_its_verdict() {
+    for (status, want) in [
+        (200, Verdict::Ok),
+        (204, Verdict::Ok),
+        (401, Verdict::Auth),
+        (403, Verdict::Auth),
+        (301, Verdict::Retry),
+        (408, Verdict::Retry),
+        (425, Verdict::Retry),
+        (429, Verdict::Retry),
+        (503, Verdict::Retry),
+        (400, Verdict::Reject),
+        (404, Verdict::Reject),
+        (422, Verdict::Reject),
+    ] {
+        assert_eq!(verdict(status), want, "HTTP {status}");
+    }
+}

@@ -94,10 +94,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
     find_in_path(name, path.as_deref())
 }
 
-/// The name of the effective user, for `-Z`; root when the database has no entry for uid 0.
-pub fn effective_user_name() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+/// The name of the effective user `uid` (`paths::Env::euid`), for `-Z`; root when the
+/// database has no entry for uid 0.
+pub fn effective_user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0u8; 4096];
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
@@ -179,6 +178,6 @@ mod tests {
 
     #[test]
     fn effective_user_has_a_name() {
-        assert!(effective_user_name().is_some_and(|n| !n.is_empty()));
+        assert!(effective_user_name(crate::paths::Env::from_process().euid).is_some_and(|n| !n.is_empty()));
     }
 }

@@ -3,9 +3,12 @@
 //! there is no blind gap); an incident gets its own capture; at resolve ring and incident files
 //! are merged by `mergecap`.
 //!
-//! [`start`] does the checks and starts the ring (start-up may wait on tcpdump and a package
+//! [`start`] finds the tools and starts the ring (start-up may wait on tcpdump and a package
 //! install); [`TcpdumpCapture`] is the agent's [`PacketInsight`]: its methods only send
 //! commands to the supervisor thread and read shared state, never waiting on a child or disk.
+//! Whether this mode runs at all (limited, `pcap_mode`, `pcap_enabled`, privilege, fallback) is
+//! decided by the capture front door (`crate::capture::front`), which also resolves the
+//! interface; this module decides neither.
 
 pub mod analysis;
 pub mod child;
@@ -22,14 +25,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use log::{info, warn};
 
-use crate::agent::CaptureStatus;
-use crate::config::{PcapMode, Settings};
+use crate::config::Settings;
 use crate::event::Classification;
 use crate::insight::PacketInsight;
+use crate::paths::Env;
 use child::{Child, Startup};
 use command::CaptureSpec;
 use supervisor::{Cmd, Setup, Shared, Supervisor};
@@ -39,56 +42,29 @@ const PROBE: Duration = Duration::from_secs(3);
 /// How long dropping the capture waits for a pending merge (the agent must exit within 5 s).
 const STOP_WAIT: Duration = Duration::from_secs(3);
 
-/// What a run with this build and config gets: None when tcpdump mode does not apply (limited,
-/// or `"pcap_mode": "scapy"` in a build with in-process capture, which then also serves as the
-/// fallback when tcpdump cannot run); otherwise tcpdump capture, or limited mode and why.
-pub fn select(settings: &Settings) -> Option<(CaptureStatus, Option<Box<dyn PacketInsight>>)> {
-    let in_process_built = cfg!(feature = "capture-scapy");
-    if settings.limited || (settings.pcap_mode != PcapMode::Tcpdump && in_process_built) {
-        return None;
-    }
-    let limited = |reason: String| Some((CaptureStatus { mode: "limited".into(), reason: Some(reason) }, None));
-    if !settings.pcap_enabled {
-        return limited("\"pcap_enabled\": false in the config; counters only".into());
-    }
-    if let Err(why) = crate::capture::privilege::check() {
-        return limited(why);
-    }
-    if settings.pcap_mode != PcapMode::Tcpdump {
-        info!("this build captures only through tcpdump; using it although \"pcap_mode\" is \"scapy\"");
-    }
-    match start(settings) {
-        Ok(c) => Some((CaptureStatus { mode: "capture-tcpdump".into(), reason: None }, Some(Box::new(c)))),
-        Err(reason) if in_process_built => {
-            warn!("tcpdump capture unavailable: {reason}; falling back to in-process capture");
-            None
-        }
-        Err(reason) => limited(format!("tcpdump capture unavailable: {reason}; limited mode, counters only")),
-    }
+/// This build has tcpdump mode (the front door asks; see `disabled.rs`).
+pub const BUILT: bool = true;
+
+/// [`start`] as the front door's handle.
+pub fn open(settings: &Settings, env: &Env, interface: Option<String>) -> Result<Box<dyn PacketInsight>, String> {
+    start(settings, env, interface).map(|c| Box::new(c) as Box<dyn PacketInsight>)
 }
 
-/// Check privileges and tools, start the ring and probe it. `Err` is the reason capture stays
-/// off in this mode, for the caller's one fallback log line.
-pub fn start(settings: &Settings) -> Result<TcpdumpCapture, String> {
-    crate::capture::privilege::check()?;
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), is_root)?;
-    let interface = resolve_interface(settings).ok_or("no interface to capture on was found")?;
+/// Find (or install) the tools, start the ring on `interface` and probe it. `Err` is the reason
+/// capture stays off in this mode, for the front door's one fallback log line.
+pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Result<TcpdumpCapture, String> {
+    let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), env.is_root())?;
+    let interface = interface.ok_or("no interface to capture on was found")?;
+    let retention = crate::capture::evidence::retention(settings);
     let spec = CaptureSpec {
         interface,
         snaplen: settings.pcap_snaplen,
-        user: command::effective_user_name(),
+        user: command::effective_user_name(env.euid),
         promiscuous: settings.pcap_promiscuous,
-        ring_file_mb: command::ring_file_mb(settings.pcap_max_disk_mb),
+        ring_file_mb: command::ring_file_mb(retention.max_bytes >> 20),
     };
-    let setup = Setup {
-        tools,
-        spec,
-        pcap_dir: settings.pcap_dir.clone(),
-        max_packets: settings.pcap_max_packets,
-        retention: crate::capture::evidence::retention(settings),
-    };
+    let setup =
+        Setup { tools, spec, pcap_dir: settings.pcap_dir.clone(), max_packets: settings.pcap_max_packets, retention };
     for d in [setup.pcap_dir.clone(), setup.ring_dir(), setup.work_dir()] {
         crate::fsutil::ensure_private_dir(&d).map_err(|e| e.to_string())?;
     }
@@ -132,14 +108,6 @@ fn start_ring(setup: &Setup) -> Result<Child, String> {
         ring::RING_KEEP
     );
     Ok(ring)
-}
-
-fn resolve_interface(settings: &Settings) -> Option<String> {
-    if settings.interface != "auto" {
-        return Some(settings.interface.clone());
-    }
-    let source = crate::counters::ProcSource::new(&settings.procfs_root);
-    crate::counters::Sampler::new(Box::new(source), "auto").resolve_interface()
 }
 
 /// Work files left by an agent that died mid-incident cannot be finished; drop them.
@@ -232,13 +200,7 @@ impl Drop for TcpdumpCapture {
         // Closing the channel stops the supervisor; give a pending merge a bounded time.
         self.tx = None;
         if let Some(w) = self.worker.take() {
-            let deadline = Instant::now() + STOP_WAIT;
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            } else {
+            if !crate::join::join_within(w, STOP_WAIT) {
                 warn!("tcpdump capture did not stop within {} s", STOP_WAIT.as_secs());
             }
         }

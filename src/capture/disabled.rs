@@ -1,0 +1,40 @@
+//! `capture` in a build with neither `capture-scapy` nor `capture-tcpdump`: the same front door,
+//! which answers that capture is off and why, and `--analyze`, which fails clearly naming the
+//! feature. Owns nothing; must not grow any capture logic.
+
+use crate::config::Settings;
+use crate::insight::{log_off, CaptureStatus, Running, LIMITED_BY_CONFIG};
+use crate::paths::Env;
+
+/// This build has no packet capture.
+pub const BUILT: bool = false;
+
+/// Capture is off: asked for, or not built.
+pub fn status(settings: &Settings, _env: &Env) -> CaptureStatus {
+    let status = if settings.limited {
+        CaptureStatus::limited(LIMITED_BY_CONFIG)
+    } else {
+        CaptureStatus::limited(
+            "this build has no packet capture (features capture-scapy / capture-tcpdump); counters only",
+        )
+    };
+    log_off(&status);
+    status
+}
+
+/// No capture to start; the status says why.
+pub fn start(settings: &Settings, env: &Env) -> Running {
+    Running::off(status(settings, env))
+}
+
+pub mod analyze {
+    use std::path::Path;
+
+    use crate::config::IocPattern;
+    use crate::error::{Error, Result};
+
+    /// `--analyze` needs the packet engine.
+    pub fn print(_path: &Path, _json: bool, _ioc: &[IocPattern]) -> Result<u8> {
+        Err(Error::NotBuilt { what: "packet capture", feature: "capture-scapy" })
+    }
+}
