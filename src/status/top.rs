@@ -3,11 +3,13 @@
 //! restored, also on a panic); otherwise one line per second on stdout. Reads only the state
 //! file, so it needs no privilege beyond reading the state dir and never touches the agent.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
 
 use super::query::running;
 use super::top_view;
@@ -53,15 +55,35 @@ fn lines(state_dir: &Path, config_shown: &str, out: &mut dyn Write) -> Result<u8
     }
 }
 
-/// The full-screen view. `ratatui::init` installs a panic hook that restores the terminal.
+/// A terminal whose frames reach the tty in one write each. `Stdout` is line-buffered and a
+/// frame has no newline, so ratatui's default terminal sends a frame in 1 KiB pieces and a slow
+/// link (ssh) shows half-drawn frames.
+type Screen = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
+
+/// The full-screen view. Like `ratatui::init`, it installs a panic hook that restores the
+/// terminal first.
 fn screen(state_dir: &Path) -> Result<u8> {
-    let mut term = ratatui::try_init().map_err(|e| Error::Runtime(format!("cannot set up the terminal: {e}")))?;
+    let mut term = enter().map_err(|e| {
+        ratatui::restore();
+        Error::Runtime(format!("cannot set up the terminal: {e}"))
+    })?;
     let result = screen_loop(&mut term, state_dir);
     ratatui::restore();
     result.map(|()| 0).map_err(|e| Error::Runtime(format!("terminal: {e}")))
 }
 
-fn screen_loop(term: &mut ratatui::DefaultTerminal, state_dir: &Path) -> std::io::Result<()> {
+fn enter() -> std::io::Result<Screen> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        hook(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    Terminal::new(CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout())))
+}
+
+fn screen_loop(term: &mut Screen, state_dir: &Path) -> std::io::Result<()> {
     let mut last_good = None;
     loop {
         let problem = match running(state_dir, SystemTime::now()) {

@@ -72,12 +72,13 @@ fn top_in_tmux_shows_the_flood_rate_and_q_restores_the_terminal() {
     let tmux = Tmux { socket: format!("fta-top-{}", std::process::id()) };
     let size = ["-x", "110", "-y", "32"];
     tmux.cmd(&[&["new-session", "-d", "-s", "top"][..], &size[..], &["sh", "-c", &shell_line(&cfg)][..]].concat());
-    let idle = tmux.wait_pane(Duration::from_secs(5), |p| p.contains("threshold"));
+    let idle = tmux.wait_pane(Duration::from_secs(5), |p| p.contains("threshold 5000 pps"));
     assert!(idle.contains("threshold 5000 pps"), "{idle}");
 
     let mut flood = pair.udp_flood(5, 9);
-    let busy = tmux.wait_pane(Duration::from_secs(5), |p| rx_on_screen(p).is_some_and(|r| r > 5000.0));
-    let incident = tmux.wait_pane(Duration::from_secs(4), |p| p.contains("INCIDENT"));
+    let busy =
+        tmux.wait_pane(Duration::from_secs(5), |p| rx_on_screen(p).is_some_and(|r| r > 5000.0) && p.contains("peak"));
+    let incident = tmux.wait_pane(Duration::from_secs(4), |p| p.contains("INCIDENT   udp_flood"));
     tmux.cmd(&["send-keys", "-t", "top", "q"]);
     let after = tmux.wait_pane(Duration::from_secs(5), |p| p.contains(" END"));
     let alt = tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
@@ -143,7 +144,10 @@ fn top_in_tmux_quits_on_ctrl_c_and_restores_the_terminal() {
     }
     let tmux = Tmux { socket: format!("fta-topc-{}", std::process::id()) };
     tmux.cmd(&["new-session", "-d", "-s", "top", "-x", "100", "-y", "30", "sh", "-c", &shell_line(&cfg)]);
-    let shown = tmux.wait_pane(Duration::from_secs(5), |p| p.contains("threshold 5000 pps"));
+    // Wait for the whole first frame: a capture can land while the frame is still being drawn.
+    let shown = tmux.wait_pane(Duration::from_secs(5), |p| {
+        p.contains("threshold 5000 pps") && p.contains("RX ") && p.contains("q or Ctrl-C quits")
+    });
     assert!(shown.contains("RX ") && shown.contains("q or Ctrl-C quits"), "{shown}");
     tmux.cmd(&["send-keys", "-t", "top", "C-c"]);
     let after = tmux.wait_pane(Duration::from_secs(5), |p| p.contains(" END"));
