@@ -6,9 +6,11 @@
 //! spans `stride = window - 3` consecutive 4-byte grams, and one of them starts at a multiple of
 //! `stride`. Probing only those positions against a Bloom filter of every pattern's first
 //! `stride` grams finds every occurrence; a probe that misses rules out every start in the
-//! `stride` positions ending at it. A probe that hits leaves up to `stride` possible starts,
-//! each checked against a second filter of the patterns' first 8 bytes; only a start that
-//! passes both costs an automaton search, over the few bytes a match there can cover.
+//! `stride` positions ending at it. A probe that hits leaves up to `stride` possible starts; a
+//! start stays open only if all `stride` grams a pattern there would have pass the same bitmap
+//! (eight lookups per AVX2 step, in lines the probes keep warm), and then its first 8 bytes pass
+//! a second filter of the patterns' heads; only such a start costs an automaton search, over
+//! the few bytes a match there can cover.
 //!
 //! Two refinements keep that cheap. A table of the grams' first two bytes (8 KiB, in L1) turns
 //! most probes away before the larger bitmap when the patterns use few byte pairs (text
@@ -17,8 +19,8 @@
 //! `window - 5` bytes, which such text rarely matches.
 //!
 //! The cost per payload is one probe per `stride` bytes (eight per step with AVX2) whatever the
-//! number of patterns; what grows with the set is the filters' size (each capped at 2 MiB, a
-//! core's L2 here) and with it the cache misses and the rare false hits. The measured figures
+//! number of patterns; what grows with the set is the filters' size (each capped at 1 MiB, half
+//! a core's L2 here) and with it the cache misses and the false hits. The measured figures
 //! behind each constant below are in BENCHMARKS.md ("IOC matching").
 //!
 //! Pure: owns the bitmap; no I/O.
@@ -39,11 +41,12 @@ const MAX_PAIR_PERCENT: usize = 3;
 pub const HITS: usize = 8;
 /// Windows longer than this add grams (bitmap density) without saving much more.
 pub const MAX_WINDOW: usize = 32;
-/// Bitmap size bounds, in bits. Above 2^24 bits (2 MiB) a large set gets fewer bits per gram
-/// rather than a bitmap that misses L2. Smaller caps lose on false hits, each costing a heads
-/// check that waits on the probe's load.
+/// Bitmap size bounds, in bits. Above 2^23 bits (1 MiB) a large set gets fewer bits per gram
+/// rather than a bitmap that misses L2: at 2 MiB the probes of 100,000 binary patterns wait on
+/// L3. The false hits that a denser bitmap lets through (five times as many at 1 MiB) cost one
+/// [`GramFilter::first_start`] each, in the same warm bitmap; at 512 KiB they outweigh it.
 const MIN_BITS_LOG2: u32 = 12;
-const MAX_BITS_LOG2: u32 = 24;
+const MAX_BITS_LOG2: u32 = 23;
 /// Bitmap bits per inserted key; with [`BLOOM_BITS`] bits set per key a small fraction of a
 /// percent of lookups are false hits. Four bits in 64-bit words halve the false hits at the same
 /// size but cost two gathers per step, which measured slower.
@@ -182,31 +185,59 @@ impl GramFilter {
         self.heads.contains(start_key(hay, start))
     }
 
-    /// The first start in `lo..=last` where [`GramFilter::may_start`] holds (needs
-    /// `last + HEAD <= hay.len()`); with AVX2, eight starts per step.
+    /// Whether every gram a pattern starting at `start` has in the filter passes it: the
+    /// `stride` 4-byte grams (`wide`: the `wide_stride` [`WIDE`]-byte ones) from `start` on
+    /// (needs `start + window <= hay.len()`). Looks only at the bitmap the probes keep warm, so a
+    /// false probe hit is ruled out without the heads bitmap, which they never touch.
     #[inline]
-    pub fn first_start(&self, hay: &[u8], lo: usize, last: usize) -> Option<usize> {
+    pub fn may_run(&self, hay: &[u8], start: usize, wide: bool) -> bool {
+        if wide {
+            (start..start + self.wide_stride()).all(|q| self.wide.contains(wide_key(hay, q)))
+        } else {
+            (start..start + self.stride()).all(|q| self.grams.contains(gram_key(gram_at(hay, q))))
+        }
+    }
+
+    /// The first start in `lo..=last` where [`GramFilter::may_run`] and then
+    /// [`GramFilter::may_start`] hold (needs `last + window <= hay.len()` and `last - lo <
+    /// stride`): the starts a probe hit at `last` leaves open. With AVX2, the grams of the
+    /// range are looked up eight per step.
+    #[inline]
+    pub fn first_start(&self, hay: &[u8], lo: usize, last: usize, wide: bool) -> Option<usize> {
+        let stride = if wide { self.wide_stride() } else { self.stride() };
+        if lo > last {
+            return None;
+        }
         #[cfg(target_arch = "x86_64")]
-        if self.simd >= Simd::Avx2 && last + HEAD <= hay.len() && hay.len() <= i32::MAX as usize {
-            let mut from = lo;
-            while from <= last {
-                let lanes = (last - from + 1).min(8);
-                // SAFETY: AVX2 is present (`simd`); lane k < lanes reads hay[from + k..][..HEAD],
-                // and from + lanes - 1 + HEAD <= last + HEAD <= hay.len() <= i32::MAX.
-                let m = unsafe { simd::starts(self, hay, from, lanes) };
-                if m != 0 {
-                    return Some(from + m.trailing_zeros() as usize);
+        if self.simd >= Simd::Avx2
+            && last - lo < stride
+            && last + self.window <= hay.len()
+            && hay.len() <= i32::MAX as usize
+        {
+            // SAFETY: AVX2 is present (`simd`); the last gram read starts at last + stride - 1
+            // and ends by last + window <= hay.len() <= i32::MAX.
+            let passed = unsafe { simd::passed(self, hay, lo, last - lo + stride, wide) };
+            // Bit i: the gram at lo + i passes; a start needs `stride` in a row.
+            let mut runs = passed;
+            for k in 1..stride {
+                runs &= passed >> k;
+            }
+            runs &= (1u64 << (last - lo + 1)) - 1;
+            while runs != 0 {
+                let s = lo + runs.trailing_zeros() as usize;
+                if self.may_start(hay, s) {
+                    return Some(s);
                 }
-                from += 8;
+                runs &= runs - 1;
             }
             return None;
         }
-        self.first_start_scalar(hay, lo, last)
+        self.first_start_scalar(hay, lo, last, wide)
     }
 
-    /// [`GramFilter::first_start`] one start at a time.
-    pub fn first_start_scalar(&self, hay: &[u8], lo: usize, last: usize) -> Option<usize> {
-        (lo..=last).find(|&s| self.may_start(hay, s))
+    /// [`GramFilter::first_start`] one start and one gram at a time.
+    pub fn first_start_scalar(&self, hay: &[u8], lo: usize, last: usize, wide: bool) -> Option<usize> {
+        (lo..=last).find(|&s| self.may_run(hay, s, wide) && self.may_start(hay, s))
     }
 
     /// Probes from byte `from` on, every `stride` bytes (`wide`: [`GramFilter::may_hit_wide`]
@@ -289,104 +320,11 @@ fn simd_available() -> Simd {
 #[path = "gram_simd.rs"]
 mod simd;
 
-/// Bits a key sets in its word: five, from the top 25 bits of its bits hash, five at a time.
-/// The lower of them depend on fewer input bits, but each probe waits on its bitmap word, not on
-/// these: five bits instead of three cut the false hits of 100,000 random binary patterns from
-/// 0.38 to 0.23 per payload, and with them the heads checks (10 % less time per payload).
-pub const BLOOM_BITS: u32 = 5;
-
-/// A blocked Bloom filter: each key sets [`BLOOM_BITS`] bits of one 32-bit word, so a lookup is
-/// one load.
-#[derive(Debug, Clone)]
-struct Bloom {
-    words: Box<[u32]>,
-    /// 32 minus log2 of the number of words.
-    shift: u32,
-}
-
-impl Bloom {
-    fn with_keys(keys: usize, bits_per_key: usize) -> Self {
-        let log2 = keys.saturating_mul(bits_per_key).next_power_of_two().trailing_zeros();
-        let log2_words = log2.clamp(MIN_BITS_LOG2, MAX_BITS_LOG2) - 5;
-        Bloom { words: vec![0u32; 1 << log2_words].into_boxed_slice(), shift: 32 - log2_words }
-    }
-
-    /// The word and the bits of a key: the top bits of its two hashes.
-    #[inline]
-    fn slot(&self, k: Key) -> (usize, u32) {
-        let bits = (0..BLOOM_BITS).fold(0, |m, i| m | 1 << ((k.bits >> (27 - 5 * i)) & 31));
-        ((k.word >> self.shift) as usize, bits)
-    }
-
-    fn insert(&mut self, k: Key) {
-        let (w, bits) = self.slot(k);
-        self.words[w] |= bits;
-    }
-
-    #[inline]
-    fn contains(&self, k: Key) -> bool {
-        let (w, bits) = self.slot(k);
-        // SAFETY: `slot` keeps the top `32 - shift` bits, and `words.len() == 1 << (32 - shift)`
-        // (`with_keys`); the probe loop is hot enough for the bounds check to show.
-        let word = unsafe { *self.words.get_unchecked(w) };
-        word & bits == bits
-    }
-
-    fn density(&self) -> f64 {
-        let set: u32 = self.words.iter().map(|w| w.count_ones()).sum();
-        set as f64 / (self.words.len() * 32) as f64
-    }
-
-    fn bytes(&self) -> usize {
-        self.words.len() * 4
-    }
-}
-
-/// A probe's two hashes: each a multiply (or two, xored, for an 8-byte input) of the same input
-/// by its own odd constants, side by side. The top bits of the first pick the bitmap word, those
-/// of the second the bits; the top bits of a product depend on every input bit. The word's
-/// multiply is the only step between a probe's load and its bitmap access, which the probes
-/// wait on (a chain of three multiplies there cost 15-20 % more per payload).
-#[derive(Debug, Clone, Copy)]
-struct Key {
-    word: u32,
-    bits: u32,
-}
-
-/// Multipliers (word, bits) of a 4-byte gram; and of the first, then the last 4 bytes of a wide
-/// gram or of a head. Heads and wide grams use different ones: a wide hit at a start must not
-/// pass the heads check there as well.
-const GRAM_MUL: [u32; 2] = [0x9E37_79B1, 0x85EB_CA77];
-const WIDE_MUL: [u32; 4] = [0x9E37_79B1, 0x85EB_CA77, 0xC2B2_AE35, 0x27D4_EB2F];
-const HEAD_MUL: [u32; 4] = [0x1656_67B1, 0xD3A2_646D, 0xFD70_46C5, 0xB55A_4F09];
-
-#[inline]
-fn gram_key(g: u32) -> Key {
-    Key { word: g.wrapping_mul(GRAM_MUL[0]), bits: g.wrapping_mul(GRAM_MUL[1]) }
-}
-
-#[inline]
-fn pair_key(lo: u32, hi: u32, m: [u32; 4]) -> Key {
-    Key { word: lo.wrapping_mul(m[0]) ^ hi.wrapping_mul(m[2]), bits: lo.wrapping_mul(m[1]) ^ hi.wrapping_mul(m[3]) }
-}
-
-/// The [`WIDE`]-byte gram at `pos`: its first four bytes and its last four, overlapping.
-#[inline]
-fn wide_key(b: &[u8], pos: usize) -> Key {
-    pair_key(gram_at(b, pos), gram_at(b, pos + WIDE - GRAM), WIDE_MUL)
-}
-
-/// The [`HEAD`] bytes at `pos`.
-#[inline]
-fn start_key(b: &[u8], pos: usize) -> Key {
-    pair_key(gram_at(b, pos), gram_at(b, pos + GRAM), HEAD_MUL)
-}
-
-#[inline]
-fn gram_at(b: &[u8], pos: usize) -> u32 {
-    let g: [u8; GRAM] = b[pos..pos + GRAM].try_into().unwrap_or_default();
-    u32::from_le_bytes(g)
-}
+#[path = "gram_bloom.rs"]
+mod bloom;
+use bloom::{gram_at, gram_key, start_key, wide_key, Bloom};
+#[cfg(target_arch = "x86_64")]
+use bloom::{BLOOM_BITS, GRAM_MUL, WIDE_MUL};
 
 #[cfg(test)]
 #[path = "gram_tests.rs"]

@@ -1,6 +1,7 @@
-//! The AVX2 kernels of the gram filter: eight probes, or eight candidate starts, per step.
-//! Each computes exactly what the scalar code in `gram.rs` does (a unit test, the property test
-//! and the fuzz target compare them). Speed figures live in BENCHMARKS.md, not here.
+//! The AVX2 kernels of the gram filter: eight probes per step, or eight of the gram lookups
+//! that check the starts a probe hit leaves open. Each computes exactly what the scalar code in
+//! `gram.rs` does (unit tests, the property test and the fuzz target compare them). Speed
+//! figures live in BENCHMARKS.md, not here.
 //!
 //! Pure: reads the filter and the payload; no I/O. Must not add a kernel that no benchmark in
 //! BENCHMARKS.md shows faster than this one (STYLE 14).
@@ -102,26 +103,68 @@ pub unsafe fn hits<const W: bool>(f: &GramFilter, hay: &[u8], from: usize, out: 
     (n, pos)
 }
 
-/// Bit k set when a pattern head may start at `from + k` ([`super::start_key`]), for
-/// k < `lanes` (≤ 8); lanes past that load nothing.
+/// Bit i set when the gram at `from + i` (`wide`: the [`WIDE`]-byte gram) passes its bitmap,
+/// for i < `count` (≤ 64): [`present`] eight positions at a time, the steps' loads issued
+/// back to back.
 ///
 /// # Safety
-/// The CPU must support AVX2, and `from + lanes - 1 + HEAD <= hay.len() <= i32::MAX`.
+/// As [`present`], with `count` for `lanes`.
 #[target_feature(enable = "avx2")]
-pub unsafe fn starts(f: &GramFilter, hay: &[u8], from: usize, lanes: usize) -> u32 {
+pub unsafe fn passed(f: &GramFilter, hay: &[u8], from: usize, count: usize, wide: bool) -> u64 {
+    let mut m = 0u64;
+    for at in (0..count).step_by(8) {
+        // SAFETY: the caller's bound covers every lane of every step.
+        m |= u64::from(unsafe { present(f, hay, from + at, (count - at).min(8), wide) }) << at;
+    }
+    m
+}
+
+/// Bit k set when the gram at `from + k` (`wide`: the [`WIDE`]-byte gram) passes its bitmap, for
+/// k < `lanes` (≤ 8); lanes past that look nothing up. [`GramFilter::may_run`] one position per
+/// lane. The grams come from one 16-byte load and byte shuffles where the payload has 16 bytes
+/// from `from`, else each lane gathers its own.
+///
+/// # Safety
+/// The CPU must support AVX2, and `from + lanes - 1 + len <= hay.len() <= i32::MAX` (`len`:
+/// [`GRAM`], or [`WIDE`] when `wide`).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn present(f: &GramFilter, hay: &[u8], from: usize, lanes: usize, wide: bool) -> u32 {
     let k = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let live = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), k);
-    let at = _mm256_add_epi32(_mm256_set1_epi32(from as i32), k);
-    let base = hay.as_ptr() as *const i32;
-    let zero = _mm256_setzero_si256();
-    // SAFETY: only live lanes load, each inside `hay` (the caller's bound).
-    let (lo, hi) = unsafe {
-        (
-            _mm256_mask_i32gather_epi32::<1>(zero, base, at, live),
-            _mm256_mask_i32gather_epi32::<1>(zero, base, _mm256_add_epi32(at, _mm256_set1_epi32(4)), live),
-        )
+    let skip = (WIDE - GRAM) as i8;
+    let (lo, hi) = if from + 16 <= hay.len() {
+        // SAFETY: hay[from..from + 16] is inside `hay` (just checked).
+        let bytes = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(hay.as_ptr().add(from) as *const __m128i) });
+        // Lane k: the four bytes at k (+ `skip` for the last four of a wide gram).
+        let control = |skip: i8| {
+            let at = _mm256_setr_epi8(
+                0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6, 4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10,
+            );
+            _mm256_add_epi8(at, _mm256_set1_epi8(skip))
+        };
+        let lo = _mm256_shuffle_epi8(bytes, control(0));
+        (lo, if wide { _mm256_shuffle_epi8(bytes, control(skip)) } else { lo })
+    } else {
+        let at = _mm256_add_epi32(_mm256_set1_epi32(from as i32), k);
+        let base = hay.as_ptr() as *const i32;
+        let zero = _mm256_setzero_si256();
+        // SAFETY: only live lanes load, each inside `hay` (the caller's bound).
+        let lo = unsafe { _mm256_mask_i32gather_epi32::<1>(zero, base, at, live) };
+        let hi = if wide {
+            let at = _mm256_add_epi32(at, _mm256_set1_epi32(skip.into()));
+            // SAFETY: as above, the last four bytes of each live lane's wide gram.
+            unsafe { _mm256_mask_i32gather_epi32::<1>(zero, base, at, live) }
+        } else {
+            lo
+        };
+        (lo, hi)
     };
-    bloom_hits(&f.heads, pair_key(lo, hi, super::HEAD_MUL), live)
+    if wide {
+        bloom_hits(&f.wide, pair_key(lo, hi, super::WIDE_MUL), live)
+    } else {
+        bloom_hits(&f.grams, gram_key(lo), live)
+    }
 }
 
 /// [`super::gram_key`] in eight lanes: (word, bits) hashes.

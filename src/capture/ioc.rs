@@ -259,7 +259,7 @@ impl Filtered {
                 continue;
             }
             for &pos in &hits[..n] {
-                if let Step::Done(m) = self.check(hay, pos as usize, stride, &mut verified) {
+                if let Step::Done(m) = self.check(hay, pos as usize, wide, &mut verified) {
                     return (m, wide);
                 }
             }
@@ -267,15 +267,16 @@ impl Filtered {
         }
     }
 
-    /// A probe at `pos` hit: check the starts it leaves open (`pos + 1 - stride ..= pos`; every
-    /// earlier start is ruled out) against the pattern heads, then search from the first that
-    /// passes.
+    /// A probe at `pos` hit (`wide`: a wide probe): check the starts it leaves open (`pos + 1 -
+    /// stride ..= pos`; every earlier start is ruled out) against the grams and heads of the
+    /// patterns ([`GramFilter::first_start`]), then search from the first that passes.
     #[inline]
-    fn check(&self, hay: &[u8], pos: usize, stride: usize, verified: &mut usize) -> Step {
+    fn check(&self, hay: &[u8], pos: usize, wide: bool, verified: &mut usize) -> Step {
+        let stride = if wide { self.filter.wide_stride() } else { self.filter.stride() };
         let f = &self.filter;
         // One past `last` leaves no room for the shortest pattern.
         let last = pos.min(hay.len() - f.window());
-        let Some(lo) = f.first_start(hay, pos.saturating_sub(stride - 1), last) else {
+        let Some(lo) = f.first_start(hay, pos.saturating_sub(stride - 1), last, wide) else {
             return Step::Next;
         };
         *verified += 1;
