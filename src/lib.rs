@@ -22,6 +22,7 @@
 //!   captured and why not (`capture/front.rs`); packet parsing, the analysis engine, capture
 //!   files, in-process capture (`capture-scapy`). In the default build it is
 //!   `capture/disabled.rs`: capture off, `--analyze` names the missing feature.
+//! - [`sketch`]: bounded heavy-hitter and distinct counters, for capture tallies and access logs.
 //! - [`statefile`]: reading back state files; a corrupt one is moved aside, never a crash.
 //! - [`selftest`]: `--test`. [`fsutil`]: atomic 0600 writes. [`logging`]: binary log set-up.
 //!   [`join`]: the one bounded thread join of every shutdown path.
@@ -65,6 +66,7 @@ pub mod run;
 pub mod selftest;
 pub mod service;
 pub mod setup;
+pub mod sketch;
 pub mod statefile;
 pub mod status;
 #[cfg(feature = "capture-tcpdump")]

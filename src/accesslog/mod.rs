@@ -4,7 +4,7 @@
 //! capture builds), never delaying it.
 //!
 //! - [`parse`]: line parsers (pure). [`follow`]: the only file reader (rotation, truncation).
-//! - [`sketch`], [`aggregate`]: bounded per-second figures. [`baseline`], [`detect`]: pure,
+//! - [`aggregate`]: bounded per-second figures (the sketches of [`crate::sketch`]). [`baseline`], [`detect`]: pure,
 //!   virtual time. [`events`]: incidents to §6.1 events. [`worker`]: the thread (front door
 //!   [`worker::start`]). [`analyze`]: `--analyze` on an access log.
 
@@ -15,7 +15,6 @@ pub mod detect;
 pub mod events;
 pub mod follow;
 pub mod parse;
-pub mod sketch;
 pub mod worker;
 
 use std::path::PathBuf;
