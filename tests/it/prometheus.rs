@@ -105,15 +105,7 @@ fn real_prometheus_scrapes_metrics_listen_and_evaluates_every_rule_and_panel() {
         // Fixed thresholds: other tests share the loopback, and its traffic must not move them.
         "dynamic_threshold": false,
     }));
-    let _agent = Reap(
-        home.command()
-            .args(["--no-update-check", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = home.spawn_agent(&cfg);
     let metrics_url = format!("http://127.0.0.1:{agent_port}/metrics");
     let scrape = poll(Duration::from_secs(10), || get(&metrics_url).filter(|(s, _)| *s == 200).map(|(_, b)| b))
         .expect("the agent serves /metrics");
@@ -207,15 +199,7 @@ fn metrics_listen_serves_the_access_log_figures() {
         "dynamic_threshold": false,
         "access_logs": [{"path": log, "format": "combined"}],
     }));
-    let _agent = Reap(
-        home.command()
-            .args(["--no-update-check", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = home.spawn_agent(&cfg);
     let metrics_url = format!("http://127.0.0.1:{agent_port}/metrics");
     let line = "10.1.2.3 - - [01/Dec/2026:08:00:00 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"curl/8\"\n";
     let served = poll(Duration::from_secs(15), || {

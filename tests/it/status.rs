@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -109,15 +108,7 @@ fn a_fresh_state_file_of_a_dead_pid_is_not_a_running_agent() {
 fn a_stopped_agent_whose_file_goes_stale_is_not_running() {
     let home = Home::new();
     let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true }));
-    let mut agent = Reap(
-        home.command()
-            .args(["--no-update-check", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut agent = home.spawn_agent(&cfg);
     wait_status(&home, &cfg, Duration::from_secs(10), |v| v["interface"] == "lo");
     // SAFETY: kill(2) on our own child with valid signals.
     unsafe { libc::kill(agent.0.id() as i32, libc::SIGSTOP) };

@@ -5,7 +5,7 @@
 //! one line per second.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, Home, NetnsPair, Reap};
@@ -100,19 +100,8 @@ fn top_without_a_terminal_prints_one_line_per_second() {
     let home = Home::new();
     // Fixed thresholds: other tests share the loopback, and its traffic must not move them.
     let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true, "dynamic_threshold": false }));
-    let mut agent = Reap(
-        home.command()
-            .args(["--no-update-check", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !home.state().join("status.json").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut agent = home.spawn_agent(&cfg);
+    assert!(home.wait_state_file(Duration::from_secs(10)), "no state file");
     // --top never ends by itself while the agent runs: `timeout` ends it.
     let out =
         Command::new("timeout").args(["3.5"]).arg(util::bin()).args(["--top", "--config"]).arg(&cfg).output().unwrap();
@@ -129,19 +118,8 @@ fn top_in_tmux_quits_on_ctrl_c_and_restores_the_terminal() {
     assert!(util::have("tmux"), "tmux is needed (apt-get install tmux)");
     let home = Home::new();
     let cfg = home.write_config(serde_json::json!({ "interface": "lo", "limited": true, "dynamic_threshold": false }));
-    let _agent = Reap(
-        home.command()
-            .args(["--no-update-check", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !home.state().join("status.json").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _agent = home.spawn_agent(&cfg);
+    assert!(home.wait_state_file(Duration::from_secs(10)), "no state file");
     let tmux = Tmux { socket: format!("fta-topc-{}", std::process::id()) };
     tmux.cmd(&["new-session", "-d", "-s", "top", "-x", "100", "-y", "30", "sh", "-c", &shell_line(&cfg)]);
     // Wait for the whole first frame: a capture can land while the frame is still being drawn.

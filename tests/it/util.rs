@@ -67,6 +67,32 @@ impl Home {
         c
     }
 
+    /// The agent on `cfg` in the background, without the update check, its output discarded;
+    /// killed when the handle drops.
+    pub fn spawn_agent(&self, cfg: &Path) -> Reap {
+        let child = self
+            .command()
+            .args(["--no-update-check", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the agent");
+        Reap(child)
+    }
+
+    /// Wait up to `limit` for the agent's state file (§6.6) to exist.
+    pub fn wait_state_file(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.state().join("status.json").exists() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+
     /// Like [`Home::command`], but as an ordinary user: when the tests run as root, the home is
     /// handed to `nobody` and the binary started through `setpriv`.
     pub fn unprivileged(&self) -> Command {
