@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::baseline::{Baseline, Snapshot};
 use crate::config::Settings;
-use crate::counters::{ProtoCounters, Rates, Sampler};
+use crate::counters::{Rates, Sampler};
 use crate::detect::{Change, Direction, Incident, ResolveReason};
 use crate::event::{
     rfc3339_ms, Classification, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate, ProtocolRates,
@@ -14,8 +14,7 @@ use crate::event::{
 use crate::insight::PacketInsight;
 use crate::learn::Watch;
 use crate::mix;
-use crate::report::messages::LocalMetrics;
-use crate::report::{Heartbeat, InterfaceInfo, Metrics, Outgoing};
+use crate::report::Outgoing;
 
 /// The baseline is saved this often while running (and at exit).
 pub const SAVE_EVERY: Duration = Duration::from_secs(60);
@@ -43,15 +42,6 @@ pub struct Agent {
     incidents_total: u64,
     /// The state file's clock and history (§6.6), see `agent_status.rs`.
     status: status::StatusClock,
-}
-
-#[derive(Debug, Default)]
-struct MetricsAcc {
-    max_pps: f64,
-    max_bps: f64,
-    sum_pps: f64,
-    samples: u32,
-    proto: ProtoCounters,
 }
 
 impl Agent {
@@ -302,17 +292,6 @@ impl Agent {
         ))
     }
 
-    fn accumulate(&mut self, r: &Rates) {
-        let a = &mut self.acc;
-        a.max_pps = a.max_pps.max(r.pps);
-        a.max_bps = a.max_bps.max(r.bits_per_s);
-        a.sum_pps += r.pps;
-        a.samples += 1;
-        if let Some(p) = &r.proto {
-            a.proto.add(p);
-        }
-    }
-
     fn periodic(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Outgoing>) {
         if now >= self.next_metrics {
             self.next_metrics = now + self.settings.metrics_interval;
@@ -327,60 +306,6 @@ impl Agent {
             out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
         }
         self.publish_status(now, wall, out);
-    }
-
-    fn metrics(&mut self, wall: SystemTime) -> Metrics {
-        let a = std::mem::take(&mut self.acc);
-        let total = a.proto.total().max(1) as f64;
-        let pct = |n: u64| round1(100.0 * n as f64 / total);
-        let q = self.inbound.baseline.quality(wall);
-        let thr = self.inbound.thresholds();
-        Metrics {
-            ts: rfc3339_ms(wall),
-            pps: round1(a.max_pps),
-            bps: round1(a.max_bps),
-            avg_pps: round1(if a.samples > 0 { a.sum_pps / a.samples as f64 } else { 0.0 }),
-            tcp_pct: pct(a.proto.tcp),
-            udp_pct: pct(a.proto.udp),
-            icmp_pct: pct(a.proto.icmp),
-            threshold: round1(thr.pps),
-            samples: a.samples,
-            local: LocalMetrics {
-                interface: self.interface(),
-                last_pps: self.last_rates.map(|r| r.pps).unwrap_or(0.0),
-                last_bits_per_s: self.last_rates.map(|r| r.bits_per_s).unwrap_or(0.0),
-                threshold_bits_per_s: thr.bits_per_s,
-                baseline_p99_pps: q.baseline_p99_pps,
-                incident_active: self.inbound.detector.incident().is_some()
-                    || self.outbound.detector.incident().is_some(),
-                incidents_total: self.incidents_total,
-                capture_dropped_packets: self.insight.as_ref().map(|i| i.dropped_packets()).unwrap_or(0),
-            },
-        }
-    }
-
-    fn heartbeat(&self, wall: SystemTime) -> Heartbeat {
-        let available_interfaces = self
-            .sampler
-            .last_table()
-            .ifaces
-            .iter()
-            .map(|i| InterfaceInfo {
-                name: i.name.clone(),
-                rx_bytes: i.rx_bytes,
-                tx_bytes: i.tx_bytes,
-                has_traffic: i.rx_packets > 0,
-            })
-            .collect();
-        Heartbeat {
-            ts: rfc3339_ms(wall),
-            version: crate::event::AGENT_VERSION.into(),
-            quality: self.inbound.baseline.quality(wall),
-            interface: self.interface(),
-            available_interfaces,
-            pcap_active: self.insight.as_ref().is_some_and(|i| i.active()),
-            retry_queue_size: 0,
-        }
     }
 }
 
@@ -413,6 +338,10 @@ fn class_map(r: crate::classes::ClassRates) -> std::collections::BTreeMap<String
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+#[path = "agent_reports.rs"]
+mod reports;
+use reports::MetricsAcc;
 
 #[path = "agent_status.rs"]
 mod status;
