@@ -33,8 +33,13 @@ pub fn main_with(cli: Cli) -> Result<u8> {
     if cli.limited {
         settings.limited = true;
     }
-    if let Some(code) = crate::status::for_action(&action, &settings, &config_path(&cli))? {
-        return Ok(code);
+    let status = match action {
+        Action::Status { json } => Some(crate::status::Request::Status { json }),
+        Action::Top => Some(crate::status::Request::Top),
+        _ => None,
+    };
+    if let Some(request) = status {
+        return crate::status::run(request, &settings, &config_path(&cli));
     }
     let level = logging::adjust(settings.log_level, cli.verbosity_delta());
     let log_file = if action == Action::Run { settings.log_file.clone() } else { None };
