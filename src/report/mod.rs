@@ -9,6 +9,7 @@ pub mod eventlog;
 pub mod messages;
 pub mod metrics_http;
 pub mod sinks;
+pub mod statefile;
 pub mod textfile;
 pub mod webhook;
 

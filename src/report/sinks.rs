@@ -72,7 +72,7 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         )?));
     }
     let status_path = crate::status::state_file(&settings.state_dir);
-    sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
+    sinks.push(Box::new(super::statefile::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {
         sinks.push(Box::new(TextfileSink { path: path.clone(), spools, http: http_gauges.clone() }));
     }

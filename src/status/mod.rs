@@ -1,12 +1,11 @@
 //! The operator's view of a running agent (§6.6): the state file the agent rewrites every second
 //! (`<state dir>/status.json`, 0600), `--status` and `--top` that read it.
 //!
-//! [`snapshot`] is the file's shape (plain data); [`sink`] writes it on the report worker, never on
-//! the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
+//! [`snapshot`] is the file's shape (plain data); `crate::report::statefile` writes it on the report
+//! worker, never on the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
 //! [`top`] is the live view. Nothing here feeds back into detection.
 
 pub mod query;
-pub mod sink;
 pub mod snapshot;
 pub mod top;
 mod top_view;

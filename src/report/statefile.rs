@@ -1,4 +1,4 @@
-//! Writes the state file on the report worker: each [`Outgoing::Status`] from the sampling thread
+//! The state-file sink (§6.6): writes [`crate::status`]'s file on the report worker: each [`Outgoing::Status`] from the sampling thread
 //! is completed with what only the worker side knows (spool depth, last API success, the open
 //! incident's label and evidence from the incident events it has seen) and written atomically
 //! with mode 0600. The file is removed when the agent stops. Never runs on the sampling thread.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::snapshot::StatusSnapshot;
+use crate::status::snapshot::StatusSnapshot;
 use crate::error::{Error, Result};
 use crate::event::{rfc3339_ms, Classification, EventBody};
 use crate::report::api::spool::Spool;
