@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::status::snapshot::StatusSnapshot;
 use crate::error::{Error, Result};
 use crate::event::{rfc3339_ms, Classification, EventBody};
 use crate::report::api::spool::Spool;
 use crate::report::{Outgoing, Sink};
+use crate::status::snapshot::StatusSnapshot;
 
 /// Evidence fields `--top` shows, copied from the incident's latest classification.
 const TOP_FIELDS: &[&str] = &["target_ips", "top_src_ips", "top_dst_ports", "top_src_ports", "source_ip_count"];
