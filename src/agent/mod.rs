@@ -335,6 +335,7 @@ fn class_map(r: crate::detect::baseline::protocol::ClassRates) -> std::collectio
     crate::detect::baseline::protocol::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
 }
 
+pub mod accesslog;
 pub mod run;
 pub mod selftest;
 

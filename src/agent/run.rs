@@ -28,7 +28,7 @@ pub struct RunOptions {
     /// Control messages for the sampling loop (API config), drained with `try_recv` each tick.
     pub control: Option<mpsc::Receiver<crate::report::api::remote::Control>>,
     /// Where the access-log thread leaves its requests/s for the Prometheus textfile.
-    pub http_gauges: std::sync::Arc<crate::input::accesslog::worker::HttpGauges>,
+    pub http_gauges: std::sync::Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
@@ -67,7 +67,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let interval = settings.detect.sample_interval;
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     // Access logs (§11) on their own thread beside the counters, through the same channel.
-    let access_logs = crate::input::accesslog::worker::start(&settings, tx.clone(), opts.http_gauges.clone());
+    let access_logs = crate::agent::accesslog::start(&settings, tx.clone(), opts.http_gauges.clone());
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());

@@ -23,7 +23,7 @@ pub struct MetricsHttp {
     text: Arc<Mutex<String>>,
     spools: Vec<Arc<Spool>>,
     /// Access-log figures (§11), the same the textfile writes.
-    http: Arc<crate::input::accesslog::worker::HttpGauges>,
+    http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
@@ -33,7 +33,7 @@ impl MetricsHttp {
     pub fn start(
         addr: SocketAddr,
         spools: Vec<Arc<Spool>>,
-        http: Arc<crate::input::accesslog::worker::HttpGauges>,
+        http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     ) -> Result<Self> {
         let server = tiny_http::Server::http(addr)
             .map_err(|e| Error::Runtime(format!("config key `metrics_listen`: cannot listen on {addr}: {e}")))?;

@@ -23,7 +23,7 @@ pub struct Wiring {
     /// Control messages (API config) for the sampling loop.
     pub control: Option<mpsc::Receiver<Control>>,
     /// Requests/s of the access-log thread, shown by the Prometheus textfile.
-    pub http_gauges: Arc<crate::input::accesslog::worker::HttpGauges>,
+    pub http_gauges: Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 fn check_webhook(url: &str) -> Result<()> {
@@ -63,7 +63,7 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         )));
         spools.push(spool);
     }
-    let http_gauges = Arc::new(crate::input::accesslog::worker::HttpGauges::default());
+    let http_gauges = Arc::new(crate::input::accesslog::gauges::HttpGauges::default());
     if let Some(addr) = settings.ops.metrics_listen {
         sinks.push(Box::new(crate::report::metrics_http::MetricsHttp::start(
             addr,

@@ -5,8 +5,8 @@
 //!
 //! - [`parse`]: line parsers (pure). [`follow`]: the only file reader (rotation, truncation).
 //! - [`aggregate`]: bounded per-second figures (the sketches of [`crate::util::sketch`]). [`baseline`], [`detect`]: pure,
-//!   virtual time. [`events`]: incidents to §6.1 events. [`worker`]: the thread (front door
-//!   [`worker::start`]). [`analyze`]: `--analyze` on an access log.
+//!   virtual time. [`events`]: incidents to §6.1 events. [`gauges`]: the live figures per log.
+//!   The thread that drives them is `crate::agent::accesslog` (front door `start`). [`analyze`]: `--analyze` on an access log.
 
 pub mod aggregate;
 pub mod analyze;
@@ -14,8 +14,8 @@ pub mod baseline;
 pub mod detect;
 pub mod events;
 pub mod follow;
+pub mod gauges;
 pub mod parse;
-pub mod worker;
 
 use std::path::PathBuf;
 
