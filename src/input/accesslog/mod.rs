@@ -17,41 +17,5 @@ pub mod follow;
 pub mod gauges;
 pub mod parse;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::accesslog::{AccessLog, DEFAULT_MIN_RPS};
 pub use parse::Format;
-
-/// Default floor of the requests/s threshold (`http_min_rps_threshold`): well above what most
-/// sites serve from one host, well below what takes PHP or a database down.
-pub const DEFAULT_MIN_RPS: f64 = 500.0;
-
-/// One `access_logs` entry (§11).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessLog {
-    pub path: PathBuf,
-    #[serde(default = "default_format")]
-    pub format: Format,
-}
-
-fn default_format() -> Format {
-    Format::Combined
-}
-
-/// Why an `access_logs` list is not acceptable, if it is not.
-pub fn check(logs: &[AccessLog]) -> Result<(), String> {
-    for (i, l) in logs.iter().enumerate() {
-        if !l.path.is_absolute() {
-            return Err(format!(
-                "entry {i}: `path` must be an absolute file path, got {:?}",
-                l.path.display().to_string()
-            ));
-        }
-        if logs[..i].iter().any(|o| o.path == l.path) {
-            return Err(format!("entry {i}: {} is listed twice", l.path.display()));
-        }
-    }
-    Ok(())
-}
