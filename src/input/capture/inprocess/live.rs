@@ -72,7 +72,7 @@ struct State {
     kernel_dropped: u64,
     /// Per-class packets of the windows already swapped out: with the current window's counts,
     /// the running totals the sampling thread turns into SYN/s, UDP/s, ... (§5.6).
-    class_base: crate::detect::baseline::protocol::ClassTotals,
+    class_base: crate::input::protocols::ClassTotals,
     /// For a writer and ring started later, when the API turns `pcap_enabled` on.
     retention: Retention,
     ring_packets: usize,
@@ -82,7 +82,7 @@ struct State {
 type ClassCounters = Arc<[AtomicU64; 4]>;
 
 impl State {
-    fn class_totals(&self) -> crate::detect::baseline::protocol::ClassTotals {
+    fn class_totals(&self) -> crate::input::protocols::ClassTotals {
         let w = self.window.tally().class_counts();
         std::array::from_fn(|i| self.class_base[i] + w[i])
     }
@@ -372,7 +372,7 @@ impl PacketInsight for LiveCapture {
         self.running.load(Ordering::SeqCst)
     }
 
-    fn class_totals(&self) -> Option<crate::detect::baseline::protocol::ClassTotals> {
+    fn class_totals(&self) -> Option<crate::input::protocols::ClassTotals> {
         Some(std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)))
     }
 
