@@ -11,7 +11,9 @@ use std::process::Command;
 
 use crate::config::paths::Env;
 use crate::error::{Error, Result};
-use crate::install::service::SERVICE_USER;
+
+/// The dedicated account the system service runs as (the one place that names it).
+pub const SERVICE_USER: &str = "ftagent";
 
 /// uid and gid of a passwd entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

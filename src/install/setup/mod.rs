@@ -67,7 +67,7 @@ pub fn run(opts: &Options, env: &Env, p: &mut Prompter, exe: &Path) -> Result<u8
             Some(ids) => account::hand_config_to_service(&path, ids)?,
             None => p.say(&format!(
                 "note: the `{}` user does not exist yet; `ftagent --install-service` creates it and hands it this file",
-                service::SERVICE_USER
+                account::SERVICE_USER
             )),
         }
     }
