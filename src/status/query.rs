@@ -81,7 +81,7 @@ pub fn print(
 ) -> crate::error::Result<u8> {
     check_readable(state_dir)?;
     let now = SystemTime::now();
-    let io = |e: std::io::Error| crate::error::Error::Runtime(format!("writing the status: {e}"));
+    let io = |e: std::io::Error| crate::error::Error::Terminal { what: "writing the status", source: e };
     match running(state_dir, now) {
         Ok(snap) if json => {
             let mut v = serde_json::to_value(&snap).unwrap_or_default();

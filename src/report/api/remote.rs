@@ -164,7 +164,7 @@ impl ConfigPoll {
 
     /// Handle the answer; returns the failure reason when the server could not be asked or
     /// answered with a server error (counts against the breaker).
-    pub fn handle(&mut self, now: Instant, r: Result<Reply, String>) -> Option<String> {
+    pub fn handle(&mut self, now: Instant, r: crate::error::Result<Reply>) -> Option<String> {
         let reply = match r {
             Err(e) => {
                 self.next = now + CONFIG_RETRY;
@@ -252,7 +252,9 @@ mod tests {
         assert_eq!(load_cache(dir.path()).unwrap().pps_threshold, Some(7.0));
         let bad = Reply { status: 503, body: b"down".to_vec(), retry_after: None };
         assert!(p.handle(t0, Ok(bad)).unwrap().contains("503"));
-        assert!(p.handle(t0, Err("refused".into())).is_some());
+        let refused =
+            crate::error::Error::Http { url: "http://127.0.0.1:9".into(), status: None, why: "refused".into() };
+        assert!(p.handle(t0, Err(refused)).is_some());
         assert!(rx.try_recv().is_err());
     }
 }
