@@ -37,11 +37,16 @@ pub struct RemoteConfig {
     pub pending_commands: usize,
 }
 
+/// What is wrong with the service's answer.
+fn invalid(why: String) -> crate::error::Error {
+    crate::error::Error::Invalid { what: "agent config", why }
+}
+
 /// Parse the answer: the object itself, or wrapped in `config` / `data`.
-pub fn parse(body: &[u8]) -> Result<RemoteConfig, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("agent config is not JSON: {e}"))?;
+pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("agent config is not JSON: {e}")))?;
     let obj = ["config", "data"].iter().find_map(|k| v.get(k).filter(|x| x.is_object())).unwrap_or(&v);
-    let Value::Object(m) = obj else { return Err("agent config is not a JSON object".into()) };
+    let Value::Object(m) = obj else { return Err(invalid("agent config is not a JSON object".into())) };
     let num = |k: &str, max: f64| -> Option<f64> {
         let x = m.get(k)?;
         match x.as_f64() {
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn wrapped_answers_and_garbage() {
         assert_eq!(parse(br#"{"data": {"pps_threshold": 5}}"#).unwrap().pps_threshold, Some(5.0));
-        assert!(parse(b"<html>").unwrap_err().contains("not JSON"));
+        assert!(parse(b"<html>").unwrap_err().to_string().contains("not JSON"));
         assert!(parse(b"[1]").is_err());
         assert_eq!(parse(br#"{"pps_threshold": -1}"#).unwrap().pps_threshold, None);
     }

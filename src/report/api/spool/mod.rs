@@ -123,7 +123,7 @@ fn read_item(path: &Path, seq: u64) -> Option<Item> {
         if i.seq == seq {
             Ok(())
         } else {
-            Err(format!("its seq {} is not the {seq} of its name", i.seq))
+            Err(statefile::corrupt(format!("its seq {} is not the {seq} of its name", i.seq)))
         }
     })
 }
