@@ -283,7 +283,11 @@ impl Settings {
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
             ops: ops::read(&r)?,
             mitigation: crate::mitigate::config::parse(map.get("mitigation"))
-                .map_err(|(key, msg)| r.invalid_nested("mitigation", &key, &msg))?,
+                .map_err(|(key, msg)| {
+                    // A `bgp` error points at its own object, the rest at `mitigation`.
+                    let at = if key.starts_with("mitigation.bgp") { "bgp" } else { "mitigation" };
+                    r.invalid_nested(at, &key, &msg)
+                })?,
             access_logs,
             http_min_rps_threshold: r.range("http_min_rps_threshold", crate::accesslog::DEFAULT_MIN_RPS, 1.0, 1e9)?,
             api_key,
@@ -324,6 +328,7 @@ pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, 
     raw.iter().filter(|(k, _)| !asked.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+pub mod bgp;
 pub mod ops;
 mod reader;
 use reader::{strip_location, Reader};

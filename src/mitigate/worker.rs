@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
-use super::config::{Cidr, Mode};
+use super::config::Mode;
 use super::hook::HookRunner;
 use super::lifecycle::State;
 use super::nft::Nft;
@@ -87,7 +87,7 @@ pub fn start(
         return None;
     }
     if settings.limited {
-        info!("mitigation off: limited mode runs no root-level function; run without --limited and {FIX}");
+        info!("nftables mitigation off: limited mode runs no root-level function; run without --limited and {FIX}");
         return None;
     }
     let nft = match cfg.mode {
@@ -100,7 +100,7 @@ pub fn start(
         }
         _ => None,
     };
-    let allow = allowlist(settings);
+    let allow = super::protected_set(settings);
     let hook = if cfg.mode == Mode::Enforce { cfg.hook.clone().map(HookRunner::spawn) } else { None };
     let mut state = State::new(cfg.clone(), allow, nft, events);
     state.set_live(live);
@@ -137,20 +137,6 @@ fn may_admin_net() -> Result<(), String> {
     let ambient = caps::raise(None, CapSet::Inheritable, Capability::CAP_NET_ADMIN)
         .and_then(|()| caps::raise(None, CapSet::Ambient, Capability::CAP_NET_ADMIN));
     ambient.map_err(|e| format!("CAP_NET_ADMIN cannot be passed to nft ({e})"))
-}
-
-/// The configured allowlist plus the host's gateway and resolvers.
-fn allowlist(settings: &Settings) -> Vec<Cidr> {
-    let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut allow = settings.mitigation.allowlist.clone();
-    let host = super::config::host_allowlist(&route, &resolv);
-    if !host.is_empty() {
-        let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
-        info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));
-    }
-    allow.extend(host);
-    allow
 }
 
 fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {
