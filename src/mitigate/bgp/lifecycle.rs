@@ -116,10 +116,12 @@ impl State {
     pub fn on_event(&mut self, e: &Event, now: SystemTime) {
         match &e.body {
             EventBody::IncidentOpen(o) if o.direction != Direction::Outbound => {
-                self.live.insert(
-                    o.incident_id.clone(),
-                    Live { last_seen: now, interface: o.interface.clone(), refused: HashSet::new() },
-                );
+                let l = self.live.entry(o.incident_id.clone()).or_insert_with(|| Live {
+                    last_seen: now,
+                    interface: String::new(),
+                    refused: HashSet::new(),
+                });
+                (l.last_seen, l.interface) = (now, o.interface.clone());
                 self.planned(&o.incident_id, &o.class, o.pps, o.bps, "incident_open", now);
             }
             EventBody::IncidentUpdate(u) if u.direction != Direction::Outbound => {
