@@ -518,3 +518,7 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
+
+/// Floods across veth pairs run one at a time: two at once would share the CPU and each miss
+/// its timing bars.
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
