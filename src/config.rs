@@ -282,12 +282,11 @@ impl Settings {
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
             ops: ops::read(&r)?,
-            mitigation: crate::mitigate::config::parse(map.get("mitigation"))
-                .map_err(|(key, msg)| {
-                    // A `bgp` error points at its own object, the rest at `mitigation`.
-                    let at = if key.starts_with("mitigation.bgp") { "bgp" } else { "mitigation" };
-                    r.invalid_nested(at, &key, &msg)
-                })?,
+            mitigation: crate::mitigate::config::parse(map.get("mitigation")).map_err(|(key, msg)| {
+                // A `bgp` error points at its own object, the rest at `mitigation`.
+                let at = if key.starts_with("mitigation.bgp") { "bgp" } else { "mitigation" };
+                r.invalid_nested(at, &key, &msg)
+            })?,
             access_logs,
             http_min_rps_threshold: r.range("http_min_rps_threshold", crate::accesslog::DEFAULT_MIN_RPS, 1.0, 1e9)?,
             api_key,

@@ -87,7 +87,10 @@ pub fn parse(v: Option<&Value>) -> Result<Option<BgpConfig>, KeyError> {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(m)) => m,
         Some(_) => {
-            return Err(("mitigation.bgp".into(), "must be an object {\"engine\": \"gobgp\", \"community\": ...}".into()))
+            return Err((
+                "mitigation.bgp".into(),
+                "must be an object {\"engine\": \"gobgp\", \"community\": ...}".into(),
+            ))
         }
     };
     if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
@@ -170,7 +173,9 @@ fn rate(map: &Map<String, Value>, key: &str) -> Result<Option<f64>, KeyError> {
 }
 
 fn community(v: &Value, key: &str) -> Result<Community, KeyError> {
-    v.as_str().and_then(Community::parse).ok_or_else(|| err(key, format!("{v} is not a community; accepted: \"ASN:value\" (0-65535 each)")))
+    v.as_str()
+        .and_then(Community::parse)
+        .ok_or_else(|| err(key, format!("{v} is not a community; accepted: \"ASN:value\" (0-65535 each)")))
 }
 
 fn community_or(map: &Map<String, Value>, key: &str, default: Community) -> Result<Community, KeyError> {

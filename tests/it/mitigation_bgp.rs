@@ -96,7 +96,12 @@ fn rib(pair: &NetnsPair, family: &str) -> serde_json::Map<String, Value> {
 
 fn communities(paths: &Value) -> Vec<u64> {
     let attrs = paths[0]["attrs"].as_array().cloned().unwrap_or_default();
-    attrs.iter().filter(|a| a["type"] == 8).flat_map(|a| a["communities"].as_array().cloned().unwrap_or_default()).filter_map(|n| n.as_u64()).collect()
+    attrs
+        .iter()
+        .filter(|a| a["type"] == 8)
+        .flat_map(|a| a["communities"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_u64())
+        .collect()
 }
 
 /// Every route in the router's RIB (both families we use), as `family NLRI`.
@@ -165,7 +170,8 @@ fn a_flood_puts_flowspec_and_the_blackhole_in_the_routers_rib_then_both_go_at_ex
     assert!(c.contains(&BLACKHOLE_N) && c.contains(&OURS_N), "{c:?}");
     let apply = bgp_events(&r, "mitigation_apply");
     assert!(!apply.is_empty(), "{:#?}", r.events());
-    let actions: Vec<&str> = apply[0]["rules"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        apply[0]["rules"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["discard", "blackhole"], "FlowSpec first, blackhole last");
     let _ = replay.wait();
     let remove = r.wait("mitigation_remove", Duration::from_secs(20), |e| e["backend"] == "bgp");

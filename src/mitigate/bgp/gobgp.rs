@@ -101,7 +101,9 @@ pub fn parse_rib(text: &str, family: &str, ours: Community) -> Result<Vec<Found>
         path["attrs"].as_array().is_some_and(|attrs| {
             attrs.iter().any(|a| {
                 a["type"] == 8
-                    && a["communities"].as_array().is_some_and(|c| c.iter().any(|n| n.as_u64() == Some(ours.as_u32().into())))
+                    && a["communities"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|n| n.as_u64() == Some(ours.as_u32().into())))
             })
         })
     };

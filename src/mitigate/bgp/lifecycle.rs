@@ -94,7 +94,10 @@ impl State {
         let found = match d.ours() {
             Ok(f) => f,
             Err(e) => {
-                error!("bgp: cannot read the speaker's RIB at {}: {e}; stale routes stay until it answers", self.bgp.api);
+                error!(
+                    "bgp: cannot read the speaker's RIB at {}: {e}; stale routes stay until it answers",
+                    self.bgp.api
+                );
                 return;
             }
         };
@@ -164,7 +167,9 @@ impl State {
                 continue;
             }
             match self.announce(&route) {
-                Ok(()) => fresh.push(Announced { route, incident: id.into(), expires: now + self.m.ttl, resolved: false }),
+                Ok(()) => {
+                    fresh.push(Announced { route, incident: id.into(), expires: now + self.m.ttl, resolved: false })
+                }
                 Err(e) => refused.push(Refused { target: route.target(), route: Some(route), reason: e }),
             }
         }
@@ -178,7 +183,11 @@ impl State {
             return;
         }
         for r in &refused {
-            info!("bgp: not announced for incident {id}: {} ({})", r["route"].as_str().unwrap_or("target"), r["reason"]);
+            info!(
+                "bgp: not announced for incident {id}: {} ({})",
+                r["route"].as_str().unwrap_or("target"),
+                r["reason"]
+            );
         }
         let rules: Vec<Value> = fresh.iter().map(|a| self.entry(a)).collect();
         let expires = now + self.m.ttl;

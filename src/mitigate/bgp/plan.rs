@@ -146,7 +146,8 @@ fn attacked<T>(c: &Classification, key: &str, field: &str, read: impl Fn(&Value)
     let Some(list) = c.evidence.get(key).and_then(Value::as_array) else { return Vec::new() };
     list.iter()
         .filter(|e| {
-            let share = e["share"].as_f64().or_else(|| (total > 0.0).then(|| e["count"].as_f64()).flatten().map(|n| n / total));
+            let share =
+                e["share"].as_f64().or_else(|| (total > 0.0).then(|| e["count"].as_f64()).flatten().map(|n| n / total));
             share.is_none_or(|s| s >= TARGET_SHARE)
         })
         .filter_map(|e| read(if e.is_object() { &e[field] } else { e }))
@@ -174,8 +175,11 @@ fn flows(c: &Classification, target: IpAddr, m: &MitigationConfig) -> Vec<Route>
         what: Match::Syn { dst_port },
         then: Then::RateLimit { bytes_per_s: u64::from(m.syn_rate_pps) * SYN_BYTES },
     };
-    let icmp =
-        Route::Flow { target, what: Match::Icmp, then: Then::RateLimit { bytes_per_s: u64::from(m.icmp_rate_pps) * ICMP_BYTES } };
+    let icmp = Route::Flow {
+        target,
+        what: Match::Icmp,
+        then: Then::RateLimit { bytes_per_s: u64::from(m.icmp_rate_pps) * ICMP_BYTES },
+    };
     if c.classified_by == "counters" {
         // Counters say nothing precise: only a protocol rate limit the operator asked for (§10).
         return match m.actions.iter().find(|(n, _)| *n == c.attack_family).map(|(_, a)| *a) {
@@ -191,17 +195,21 @@ fn flows(c: &Classification, target: IpAddr, m: &MitigationConfig) -> Vec<Route>
     for (family, subtype) in vectors(c) {
         let lookup = |k: &str| m.actions.iter().find(|(n, _)| n == k).map(|(_, a)| *a);
         let amp = subtype.as_deref().is_some_and(|s| s.ends_with("_amplification"));
-        let off = subtype.as_deref().and_then(lookup).or_else(|| amp.then(|| lookup("amplification")).flatten()).or_else(|| lookup(&family))
+        let off = subtype
+            .as_deref()
+            .and_then(lookup)
+            .or_else(|| amp.then(|| lookup("amplification")).flatten())
+            .or_else(|| lookup(&family))
             == Some(Action::None);
         if off {
             continue;
         }
         match family.as_str() {
-            _ if amp => out.extend(
-                ports(c, "top_src_ports")
-                    .into_iter()
-                    .map(|p| Route::Flow { target, what: Match::UdpFrom { src_port: p }, then: Then::Discard }),
-            ),
+            _ if amp => out.extend(ports(c, "top_src_ports").into_iter().map(|p| Route::Flow {
+                target,
+                what: Match::UdpFrom { src_port: p },
+                then: Then::Discard,
+            })),
             "syn_flood" => {
                 let p = ports(c, "top_dst_ports");
                 if p.is_empty() {

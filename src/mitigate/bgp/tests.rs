@@ -90,7 +90,10 @@ fn the_ladder_puts_the_blackhole_last_and_only_over_the_floor() {
     let bps = bgp(json!({"rtbh_min_bps": 1e9}));
     assert_eq!(run(&amp("192.0.2.10"), 1e6, &bps, &[]).routes.len(), 2, "1e9 bps floor reached");
     let no_flowspec = bgp(json!({"rtbh_min_pps": 1, "flowspec": false}));
-    assert_eq!(run(&amp("192.0.2.10"), 10.0, &no_flowspec, &[]).routes, [Route::Blackhole { target: ip("192.0.2.10") }]);
+    assert_eq!(
+        run(&amp("192.0.2.10"), 10.0, &no_flowspec, &[]).routes,
+        [Route::Blackhole { target: ip("192.0.2.10") }]
+    );
 }
 
 #[test]
@@ -111,11 +114,17 @@ fn syn_fragment_and_icmp_floods_get_their_flowspec_rules() {
             then: Then::RateLimit { bytes_per_s: 1000 * 64 }
         }]
     );
-    assert!(p.routes[0].add_argv(&sp()).join(" ").contains("protocol tcp destination-port ==443 tcp-flags =S &!=A then rate-limit 64000"));
+    assert!(p.routes[0]
+        .add_argv(&sp())
+        .join(" ")
+        .contains("protocol tcp destination-port ==443 tcp-flags =S &!=A then rate-limit 64000"));
     let frag = class("fragment_flood", None, json!({"target_ips": [{"ip": "2001:db8::5", "share": 1.0}]}));
     let p = run(&frag, 1e4, &b, &[]);
     assert_eq!(p.routes[0].family(), "ipv6-flowspec");
-    assert!(p.routes[0].add_argv(&sp()).join(" ").contains("destination 2001:db8::5/128 fragment is-fragment then discard"));
+    assert!(p.routes[0]
+        .add_argv(&sp())
+        .join(" ")
+        .contains("destination 2001:db8::5/128 fragment is-fragment then discard"));
     let icmp6 = class("icmp_flood", None, json!({"target_ips": [{"ip": "2001:db8::5", "share": 1.0}]}));
     let argv = run(&icmp6, 1e4, &b, &[]).routes[0].add_argv(&sp()).join(" ");
     assert!(argv.contains("protocol 58 then rate-limit 12800"), "ICMPv6 by number: {argv}");
@@ -146,8 +155,7 @@ fn counter_only_incidents_target_the_host_and_get_only_what_the_operator_asked_f
     let own = [ip("198.51.100.7")];
     let scope = Scope { networks: &b.networks, own: &own, protected: &[] };
     let inc = Incident { class: &c, pps: 1.0, bps: 1.0, host_targets: &own };
-    let mut m = MitigationConfig::default();
-    m.actions = vec![("icmp_flood".into(), Action::IcmpRateLimit)];
+    let m = MitigationConfig { actions: vec![("icmp_flood".into(), Action::IcmpRateLimit)], ..Default::default() };
     let p = plan(&inc, &b, &m, &scope, &sp());
     assert_eq!(p.routes[0].key(), "flow:198.51.100.7/32:icmp");
 }
@@ -296,9 +304,12 @@ fn dry_run_reports_exactly_the_argv_enforce_runs() {
     let ran: Vec<String> = std::fs::read_to_string(dir.join("argv.log")).unwrap().lines().map(String::from).collect();
     let (dry_ev, enforce_ev) = (events(&dry_rx), events(&enforce_rx));
     let argv = |evs: &[Value]| -> Vec<String> {
-        evs[0]["rules"].as_array().unwrap().iter().map(|r| {
-            r["argv"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>().join(" ")
-        }).collect()
+        evs[0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["argv"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>().join(" "))
+            .collect()
     };
     assert_eq!(argv(&dry_ev), ran, "the dry run reports what enforce ran, word for word");
     assert_eq!(argv(&enforce_ev), ran);
@@ -323,7 +334,8 @@ fn routes_live_until_resolve_plus_hold_and_refusals_are_reported_once() {
     let ev = events(&rx);
     assert_eq!(ev.len(), 1);
     assert_eq!(s.active().len(), 2, "max_routes 2: FlowSpec and blackhole of 192.0.2.10");
-    let refused: Vec<&str> = ev[0]["refused"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    let refused: Vec<&str> =
+        ev[0]["refused"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(refused.iter().any(|r| r.contains("outside the configured networks")), "{refused:?}");
     assert!(refused.iter().any(|r| r.contains("protected")), "{refused:?}");
