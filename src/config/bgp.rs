@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::mitigate::config::{Cidr, KeyError};
+use crate::config::mitigation::{Cidr, KeyError};
 
 /// The BGP speaker the agent drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

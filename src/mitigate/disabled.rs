@@ -5,9 +5,9 @@
 pub fn start(
     settings: &crate::config::Settings,
     _events: std::sync::mpsc::SyncSender<crate::report::Outgoing>,
-    _live: Option<crate::insight::LiveClassification>,
+    _live: Option<crate::input::capture::handle::LiveClassification>,
 ) -> Option<Mitigation> {
-    if settings.mitigation.mode != super::config::Mode::Off {
+    if settings.mitigation.mode != crate::config::mitigation::Mode::Off {
         log::info!(
             "nftables mitigation off: this build has no packet capture (feature capture-scapy), so nothing is \
              precise enough to act on; rebuild with `--features capture-scapy` or install the package{}",

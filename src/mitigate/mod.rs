@@ -2,7 +2,7 @@
 //! the agent's own table `inet ftagent`, each expiring by itself; BGP FlowSpec and blackhole
 //! routes announced through a real speaker (§10.2); plus an optional local hook.
 //!
-//! [`config`] (every build) parses and validates the `mitigation` object. [`bgp`] (every build,
+//! [`crate::config::mitigation`] (every build) parses and validates the `mitigation` object. [`bgp`] (every build,
 //! limited mode too: the speaker holds the privilege) plans and announces routes. The nftables
 //! side needs packet classification and so a capture build: [`plan`] (pure: classification →
 //! rules), [`nft`] (rules → one nftables JSON batch, table listing, counters), [`worker`] +
@@ -12,7 +12,6 @@
 //! on anything a server sent, and never touches another nftables table.
 
 pub mod bgp;
-pub mod config;
 pub mod hook;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod lifecycle;
@@ -34,10 +33,10 @@ use std::sync::mpsc::SyncSender;
 
 use log::info;
 
+use crate::config::mitigation::{self as config, Cidr};
 use crate::config::Settings;
 use crate::event::Event;
 use crate::report::Outgoing;
-use config::Cidr;
 
 /// The running mitigation backends: hand them each tick's messages; stop after the sampling
 /// thread.
@@ -91,7 +90,7 @@ impl Observer {
 pub fn start(
     settings: &Settings,
     events: SyncSender<Outgoing>,
-    live: Option<crate::insight::LiveClassification>,
+    live: Option<crate::input::capture::handle::LiveClassification>,
 ) -> Option<Mitigation> {
     let local = local::start(settings, events.clone(), live);
     let bgp = bgp::start(settings, events);

@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
-use super::config::Mode;
 use super::hook::HookRunner;
 use super::lifecycle::State;
 use super::nft::Nft;
+use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
-use crate::insight::LiveClassification;
+use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 /// Incident events waiting for the worker; past it they are dropped with a log line (the next

@@ -17,13 +17,13 @@ use super::gobgp::Gobgp;
 use super::plan::{self, Incident, Refused, Scope};
 use super::route::{Route, Speaker};
 use crate::config::bgp::BgpConfig;
+use crate::config::mitigation::{Cidr, MitigationConfig};
 use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
-use crate::mitigate::config::{Cidr, MitigationConfig};
 use crate::report::Outgoing;
 
 /// A live incident keeps its routes renewed only while its events keep coming: three missed
 /// updates and its routes run out at their TTL.
-pub const RECENT: Duration = Duration::from_secs(3 * crate::detect::UPDATE_EVERY.as_secs());
+pub const RECENT: Duration = Duration::from_secs(3 * crate::detect::detector::UPDATE_EVERY.as_secs());
 
 /// One route announced (or, in dry-run, planned).
 #[derive(Debug, Clone)]

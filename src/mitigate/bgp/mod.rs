@@ -21,9 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{error, info, warn};
 
+use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
-use crate::mitigate::config::Mode;
 use crate::report::Outgoing;
 
 use lifecycle::State;

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::route::{check_argv, Match, Route, Speaker, Then, ICMP_BYTES, SYN_BYTES};
 use crate::config::bgp::BgpConfig;
+use crate::config::mitigation::{Action, Cidr, MitigationConfig};
 use crate::event::Classification;
-use crate::mitigate::config::{Action, Cidr, MitigationConfig};
 
 /// A destination, port or source port with at least this share of the packets is attacked.
 pub const TARGET_SHARE: f64 = 0.10;

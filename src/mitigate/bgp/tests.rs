@@ -12,8 +12,8 @@ use super::lifecycle::State;
 use super::plan::{plan, Incident, Plan, Scope};
 use super::route::{check_argv, Found, Match, Route, Speaker, Then};
 use crate::config::bgp::{parse as parse_bgp, BgpConfig, Community};
+use crate::config::mitigation::{Action, Cidr, MitigationConfig, Mode};
 use crate::event::{Classification, Direction, Event, EventBody, IncidentOpen, IncidentResolve};
-use crate::mitigate::config::{Action, Cidr, MitigationConfig, Mode};
 use crate::report::Outgoing;
 
 fn bgp(extra: Value) -> BgpConfig {
