@@ -4,6 +4,7 @@
 mod util;
 
 mod accesslog;
+mod bgp;
 mod nginx;
 
 #[path = "../../src/report/api/testserver.rs"]

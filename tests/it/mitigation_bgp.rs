@@ -3,147 +3,14 @@
 //! other namespace acting as the router (ipv4-unicast and ipv4-flowspec). The floods are the SNMP
 //! amplification capture replayed across the veth. Every check reads the ROUTER's RIB.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::bgp::{after, bgp, communities, rib, routes, speakers, until, BLACKHOLE_N, OURS_N};
 use crate::mitigation::{pair, replay_snmp, start, Running};
 use crate::util::{self, Home, NetnsPair};
-
-const OURS: &str = "64512:42";
-/// 64512:42 and 65535:666 as GoBGP prints communities in JSON.
-const OURS_N: u64 = (64512 << 16) | 42;
-const BLACKHOLE_N: u64 = (65535 << 16) | 666;
-
-/// A daemon in its own process group, stopped (group and all) on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group this test created.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: as above.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon(ns: &str, argv: &[&str], log: &Path) -> Daemon {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(argv).process_group(0);
-    c.stdin(Stdio::null()).stdout(std::fs::File::create(log).unwrap()).stderr(Stdio::null());
-    Daemon(c.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}")))
-}
-
-fn gobgpd_conf(asn: u32, me: &str, peer: &str, peer_as: u32) -> String {
-    let mut s = format!(
-        "[global.config]\n  as = {asn}\n  router-id = \"{me}\"\n[[neighbors]]\n  [neighbors.config]\n    \
-         neighbor-address = \"{peer}\"\n    peer-as = {peer_as}\n"
-    );
-    for f in ["ipv4-unicast", "ipv4-flowspec", "ipv6-unicast", "ipv6-flowspec"] {
-        s += &format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n");
-    }
-    s
-}
-
-/// The agent's speaker in `a`, the router in `b`, session established.
-struct Speakers {
-    _speaker: Daemon,
-    _router: Daemon,
-}
-
-fn speakers(pair: &NetnsPair, dir: &Path) -> Speakers {
-    for t in ["gobgpd", "gobgp"] {
-        assert!(util::have(t), "needs {t} (package gobgpd)");
-    }
-    let (a, b) = (dir.join("speaker.toml"), dir.join("router.toml"));
-    std::fs::write(&a, gobgpd_conf(65001, &pair.addr_a, &pair.addr_b, 65002)).unwrap();
-    std::fs::write(&b, gobgpd_conf(65002, &pair.addr_b, &pair.addr_a, 65001)).unwrap();
-    let run = |ns: &str, conf: &Path, log: &str| {
-        let c = conf.to_string_lossy().to_string();
-        daemon(ns, &["gobgpd", "-f", &c, "--api-hosts", "127.0.0.1:50051", "--pprof-disable"], &dir.join(log))
-    };
-    let s = Speakers { _speaker: run(&pair.ns_a, &a, "speaker.log"), _router: run(&pair.ns_b, &b, "router.log") };
-    let t0 = Instant::now();
-    while !router(pair, &["neighbor"]).contains("Establ") {
-        assert!(t0.elapsed() < Duration::from_secs(30), "BGP session never came up: {}", router(pair, &["neighbor"]));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    s
-}
-
-fn gobgp(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip").args(["netns", "exec", ns, "gobgp"]).args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn router(pair: &NetnsPair, args: &[&str]) -> String {
-    gobgp(&pair.ns_b, args)
-}
-
-/// The router's RIB of `family`: NLRI text → its paths.
-fn rib(pair: &NetnsPair, family: &str) -> serde_json::Map<String, Value> {
-    let text = router(pair, &["global", "rib", "-a", family, "-j"]);
-    match serde_json::from_str(text.trim()) {
-        Ok(Value::Object(m)) => m,
-        _ => Default::default(),
-    }
-}
-
-fn communities(paths: &Value) -> Vec<u64> {
-    let attrs = paths[0]["attrs"].as_array().cloned().unwrap_or_default();
-    attrs
-        .iter()
-        .filter(|a| a["type"] == 8)
-        .flat_map(|a| a["communities"].as_array().cloned().unwrap_or_default())
-        .filter_map(|n| n.as_u64())
-        .collect()
-}
-
-/// Every route in the router's RIB (both families we use), as `family NLRI`.
-fn routes(pair: &NetnsPair) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in ["ipv4-flowspec", "ipv4"] {
-        out.extend(rib(pair, f).keys().map(|k| format!("{f} {k}")));
-    }
-    out
-}
-
-/// Poll the router until `pred` holds; the wall time it first held.
-fn until(pair: &NetnsPair, limit: Duration, pred: impl Fn(&[String]) -> bool) -> Option<SystemTime> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if pred(&routes(pair)) {
-            return Some(SystemTime::now());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    None
-}
-
-fn bgp(extra: Value) -> Value {
-    let mut v = json!({"engine": "gobgp", "community": OURS});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    v
-}
-
-fn flow_of(addr: &str) -> String {
-    format!("ipv4-flowspec [destination: {addr}/32][protocol: ==udp][source-port: ==161]")
-}
-
-fn after(later: SystemTime, earlier: SystemTime) -> Duration {
-    later.duration_since(earlier).unwrap_or_default()
-}
-
-fn bgp_events(r: &Running, name: &str) -> Vec<Value> {
-    r.events().into_iter().filter(|e| e["event"] == name && e["backend"] == "bgp").collect()
-}
 
 #[test]
 fn a_flood_puts_flowspec_and_the_blackhole_in_the_routers_rib_then_both_go_at_expiry() {
@@ -264,4 +131,12 @@ fn replay_to(pair: &NetnsPair, target: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("tcpreplay-edit")
+}
+
+pub fn bgp_events(r: &Running, name: &str) -> Vec<Value> {
+    r.events().into_iter().filter(|e| e["event"] == name && e["backend"] == "bgp").collect()
+}
+
+fn flow_of(addr: &str) -> String {
+    format!("ipv4-flowspec [destination: {addr}/32][protocol: ==udp][source-port: ==161]")
 }

@@ -80,7 +80,9 @@ pub fn out_of_scope(ip: IpAddr, scope: &Scope) -> Option<String> {
     Some("outside the configured networks and not an address of this host".into())
 }
 
-fn unicast(ip: IpAddr) -> bool {
+/// A single host address a route may name: not loopback, link-local, multicast, broadcast or
+/// unspecified.
+pub fn unicast(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_unspecified() || v4.is_loopback() || v4.is_multicast() || v4.is_broadcast() || v4.is_link_local())
@@ -158,7 +160,9 @@ fn attacked<T>(c: &Classification, key: &str, field: &str, read: impl Fn(&Value)
 /// The attacked addresses: the evidence's `target_ips`, else the host's own on the interface.
 fn targets(inc: &Incident) -> Vec<IpAddr> {
     let named = attacked(inc.class, "target_ips", "ip", |v| v.as_str()?.parse().ok());
-    let mut t = if named.is_empty() { inc.host_targets.to_vec() } else { named };
+    // The host's own link-local and loopback addresses are not targets, and not worth a refusal.
+    let host = || inc.host_targets.iter().copied().filter(|ip| unicast(*ip)).collect();
+    let mut t = if named.is_empty() { host() } else { named };
     t.dedup();
     t.truncate(MAX_TARGETS);
     t
