@@ -92,8 +92,8 @@ pub fn start(
     events: SyncSender<Outgoing>,
     live: Option<crate::input::capture::handle::LiveClassification>,
 ) -> Option<Mitigation> {
-    let local = local::start(settings, events.clone(), live);
-    let bgp = bgp::start(settings, events);
+    let local = local::start(settings, events.clone(), live.clone());
+    let bgp = bgp::start(settings, events, live);
     (local.is_some() || bgp.is_some()).then_some(Mitigation { local, bgp })
 }
 

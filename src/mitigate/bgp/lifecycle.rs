@@ -19,6 +19,7 @@ use super::route::{Route, Speaker};
 use crate::config::bgp::BgpConfig;
 use crate::config::mitigation::{Cidr, MitigationConfig};
 use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
+use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 /// A live incident keeps its routes renewed only while its events keep coming: three missed
@@ -39,6 +40,15 @@ struct Live {
     last_seen: SystemTime,
     interface: String,
     refused: HashSet<String>,
+    /// The rates of its latest event (for re-plans between events).
+    pps: f64,
+    bps: f64,
+}
+
+impl Live {
+    fn new(now: SystemTime) -> Self {
+        Live { last_seen: now, interface: String::new(), refused: HashSet::new(), pps: 0.0, bps: 0.0 }
+    }
 }
 
 pub struct State {
@@ -52,6 +62,11 @@ pub struct State {
     protected: Vec<Cidr>,
     active: Vec<Announced>,
     live: HashMap<String, Live>,
+    /// The capture's latest classification (capture builds), read while a live incident still
+    /// has no route: its open may have come before the capture saw every target.
+    classify: Option<LiveClassification>,
+    /// Live incidents whose last plan put no route in force.
+    pending: HashSet<String>,
 }
 
 impl State {
@@ -76,7 +91,13 @@ impl State {
             protected,
             active: Vec::new(),
             live: HashMap::new(),
+            classify: None,
+            pending: HashSet::new(),
         }
+    }
+
+    pub fn set_classify(&mut self, classify: Option<LiveClassification>) {
+        self.classify = classify;
     }
 
     pub fn set_own(&mut self, own: Vec<(String, IpAddr)>) {
@@ -119,25 +140,18 @@ impl State {
     pub fn on_event(&mut self, e: &Event, now: SystemTime) {
         match &e.body {
             EventBody::IncidentOpen(o) if o.direction != Direction::Outbound => {
-                let l = self.live.entry(o.incident_id.clone()).or_insert_with(|| Live {
-                    last_seen: now,
-                    interface: String::new(),
-                    refused: HashSet::new(),
-                });
-                (l.last_seen, l.interface) = (now, o.interface.clone());
+                let l = self.live.entry(o.incident_id.clone()).or_insert_with(|| Live::new(now));
+                (l.last_seen, l.interface, l.pps, l.bps) = (now, o.interface.clone(), o.pps, o.bps);
                 self.planned(&o.incident_id, &o.class, o.pps, o.bps, "incident_open", now);
             }
             EventBody::IncidentUpdate(u) if u.direction != Direction::Outbound => {
-                let l = self.live.entry(u.incident_id.clone()).or_insert_with(|| Live {
-                    last_seen: now,
-                    interface: String::new(),
-                    refused: HashSet::new(),
-                });
-                l.last_seen = now;
+                let l = self.live.entry(u.incident_id.clone()).or_insert_with(|| Live::new(now));
+                (l.last_seen, l.pps, l.bps) = (now, u.pps, u.bps);
                 self.planned(&u.incident_id, &u.class, u.pps, u.bps, "reclassified", now);
             }
             EventBody::IncidentResolve(r) => {
                 self.live.remove(&r.incident_id);
+                self.pending.remove(&r.incident_id);
                 let hold = now + self.m.ttl;
                 for a in self.active.iter_mut().filter(|a| a.incident == r.incident_id) {
                     a.resolved = true;
@@ -172,6 +186,12 @@ impl State {
                 }
                 Err(e) => refused.push(Refused { target: route.target(), route: Some(route), reason: e }),
             }
+        }
+        let in_force = !fresh.is_empty() || self.active.iter().any(|a| a.incident == id);
+        if in_force || !self.live.contains_key(id) {
+            self.pending.remove(id);
+        } else {
+            self.pending.insert(id.to_string());
         }
         let seen = self.live.get_mut(id).map(|l| &mut l.refused);
         let refused: Vec<Value> = match seen {
@@ -221,6 +241,7 @@ impl State {
     /// Periodic: renew the routes of live, recently updated incidents past half their time;
     /// withdraw the expired ones.
     pub fn tick(&mut self, now: SystemTime) {
+        self.replan_pending(now);
         let half = self.m.ttl / 2;
         let recent = |l: &Live| now.duration_since(l.last_seen).unwrap_or_default() <= RECENT;
         let due: Vec<usize> = (0..self.active.len())
@@ -248,6 +269,22 @@ impl State {
                 std::mem::take(&mut self.active).into_iter().partition(|a| a.expires <= now);
             self.active = kept;
             self.remove(gone, |id, me| if me.live.contains_key(id) { "expired" } else { "resolved" });
+        }
+    }
+
+    /// A live incident with no route yet is planned again from the capture's latest packets,
+    /// every tick, instead of waiting for its next update.
+    fn replan_pending(&mut self, now: SystemTime) {
+        let Some(classify) = self.classify.clone() else { return };
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(class) = classify().filter(|c| c.classified_by == "packets") else { return };
+        let mut ids: Vec<String> = self.pending.iter().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let (pps, bps) = self.live.get(&id).map(|l| (l.pps, l.bps)).unwrap_or_default();
+            self.planned(&id, &class, pps, bps, "reclassified", now);
         }
     }
 

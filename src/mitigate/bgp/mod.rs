@@ -24,6 +24,7 @@ use log::{error, info, warn};
 use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
+use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 use lifecycle::State;
@@ -64,7 +65,9 @@ pub fn observe(tx: &SyncSender<Event>, e: &Event) {
 }
 
 /// Start the BGP backend when `mitigation.bgp` is set and the mode is not off.
-pub fn start(settings: &Settings, events: SyncSender<Outgoing>) -> Option<Bgp> {
+/// `live` reads the capture's latest classification (capture builds): an incident whose open
+/// carried too little to act on is planned again from it every tick until it has a route.
+pub fn start(settings: &Settings, events: SyncSender<Outgoing>, live: Option<LiveClassification>) -> Option<Bgp> {
     let m = settings.mitigation.clone();
     let bgp = m.bgp.clone()?;
     if m.mode == Mode::Off {
@@ -73,6 +76,7 @@ pub fn start(settings: &Settings, events: SyncSender<Outgoing>) -> Option<Bgp> {
     let driver = (m.mode == Mode::Enforce).then(|| gobgp::Gobgp::new(&bgp));
     let protected = crate::mitigate::protected_set(settings);
     let mut state = State::new(m.clone(), bgp.clone(), driver, own::addresses(), protected, events);
+    state.set_classify(live);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("ftagent-bgp".into())

@@ -221,6 +221,10 @@ fn our_routes_are_found_in_the_rib_by_our_community_and_withdrawn_by_their_own_t
 }
 
 fn open(id: &str, c: Classification) -> Event {
+    open_at(id, c, 1e5)
+}
+
+fn open_at(id: &str, c: Classification, pps: f64) -> Event {
     Event::new(
         SystemTime::now(),
         EventBody::IncidentOpen(IncidentOpen {
@@ -228,7 +232,7 @@ fn open(id: &str, c: Classification) -> Event {
             direction: Direction::Inbound,
             previous_incident_id: None,
             interface: "eth0".into(),
-            pps: 1e5,
+            pps,
             bps: 1e8,
             dropped_pps: 0.0,
             threshold_pps: 1.0,
@@ -379,4 +383,21 @@ fn stop_withdraws_everything() {
     assert_eq!((last["event"].as_str(), last["reason"].as_str()), (Some("mitigation_remove"), Some("agent_stopped")));
     assert_eq!(last["rules"].as_array().unwrap().len(), 2);
     assert!(s.active().is_empty());
+}
+
+#[test]
+fn an_incident_opened_on_a_thin_classification_is_planned_again_from_the_capture_each_tick() {
+    let (mut s, rx) = state(Mode::DryRun, "gobgp");
+    s.set_classify(Some(std::sync::Arc::new(|| Some(amp("192.0.2.10")))));
+    let t0 = SystemTime::now();
+    let thin = class("udp_flood", None, json!({"target_ips": [{"ip": "192.0.2.10", "share": 1.0}]}));
+    s.on_event(&open_at("inc-1", thin, 10.0), t0);
+    assert!(s.active().is_empty() && events(&rx).is_empty(), "nothing precise yet, under the RTBH floor");
+    s.tick(t0 + Duration::from_millis(100));
+    assert_eq!(s.active().len(), 1);
+    assert_eq!(s.active()[0].route.key(), "flow:192.0.2.10/32:udp-from:161");
+    let ev = events(&rx);
+    assert_eq!(ev[0]["reason"], "reclassified");
+    s.tick(t0 + Duration::from_millis(200));
+    assert!(events(&rx).is_empty(), "planned once: the incident has its route");
 }
