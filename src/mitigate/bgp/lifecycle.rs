@@ -18,13 +18,14 @@ use super::plan::{self, Incident, Refused, Scope};
 use super::route::{Route, Speaker};
 use crate::config::bgp::BgpConfig;
 use crate::config::mitigation::{Cidr, MitigationConfig};
+use crate::detect::detector::UPDATE_EVERY;
 use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
 use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 /// A live incident keeps its routes renewed only while its events keep coming: three missed
 /// updates and its routes run out at their TTL.
-pub const RECENT: Duration = Duration::from_secs(3 * crate::detect::detector::UPDATE_EVERY.as_secs());
+pub const RECENT: Duration = Duration::from_secs(3 * UPDATE_EVERY.as_secs());
 
 /// One route announced (or, in dry-run, planned).
 #[derive(Debug, Clone)]
@@ -43,11 +44,23 @@ struct Live {
     /// The rates of its latest event (for re-plans between events).
     pps: f64,
     bps: f64,
+    /// Opened from this host's own counters or packets (not a flow collector's): the capture's
+    /// live classification is about it.
+    host: bool,
+    opened: SystemTime,
 }
 
 impl Live {
     fn new(now: SystemTime) -> Self {
-        Live { last_seen: now, interface: String::new(), refused: HashSet::new(), pps: 0.0, bps: 0.0 }
+        Live {
+            last_seen: now,
+            interface: String::new(),
+            refused: HashSet::new(),
+            pps: 0.0,
+            bps: 0.0,
+            host: false,
+            opened: now,
+        }
     }
 }
 
@@ -65,8 +78,6 @@ pub struct State {
     /// The capture's latest classification (capture builds), read while a live incident still
     /// has no route: its open may have come before the capture saw every target.
     classify: Option<LiveClassification>,
-    /// Live incidents whose last plan put no route in force.
-    pending: HashSet<String>,
 }
 
 impl State {
@@ -92,7 +103,6 @@ impl State {
             active: Vec::new(),
             live: HashMap::new(),
             classify: None,
-            pending: HashSet::new(),
         }
     }
 
@@ -142,6 +152,7 @@ impl State {
             EventBody::IncidentOpen(o) if o.direction != Direction::Outbound => {
                 let l = self.live.entry(o.incident_id.clone()).or_insert_with(|| Live::new(now));
                 (l.last_seen, l.interface, l.pps, l.bps) = (now, o.interface.clone(), o.pps, o.bps);
+                l.host = matches!(o.class.classified_by.as_str(), "packets" | "counters");
                 self.planned(&o.incident_id, &o.class, o.pps, o.bps, "incident_open", now);
             }
             EventBody::IncidentUpdate(u) if u.direction != Direction::Outbound => {
@@ -151,7 +162,6 @@ impl State {
             }
             EventBody::IncidentResolve(r) => {
                 self.live.remove(&r.incident_id);
-                self.pending.remove(&r.incident_id);
                 let hold = now + self.m.ttl;
                 for a in self.active.iter_mut().filter(|a| a.incident == r.incident_id) {
                     a.resolved = true;
@@ -186,12 +196,6 @@ impl State {
                 }
                 Err(e) => refused.push(Refused { target: route.target(), route: Some(route), reason: e }),
             }
-        }
-        let in_force = !fresh.is_empty() || self.active.iter().any(|a| a.incident == id);
-        if in_force || !self.live.contains_key(id) {
-            self.pending.remove(id);
-        } else {
-            self.pending.insert(id.to_string());
         }
         let seen = self.live.get_mut(id).map(|l| &mut l.refused);
         let refused: Vec<Value> = match seen {
@@ -241,7 +245,7 @@ impl State {
     /// Periodic: renew the routes of live, recently updated incidents past half their time;
     /// withdraw the expired ones.
     pub fn tick(&mut self, now: SystemTime) {
-        self.replan_pending(now);
+        self.replan_young(now);
         let half = self.m.ttl / 2;
         let recent = |l: &Live| now.duration_since(l.last_seen).unwrap_or_default() <= RECENT;
         let due: Vec<usize> = (0..self.active.len())
@@ -272,15 +276,17 @@ impl State {
         }
     }
 
-    /// A live incident with no route yet is planned again from the capture's latest packets,
-    /// every tick, instead of waiting for its next update.
-    fn replan_pending(&mut self, now: SystemTime) {
+    /// This host's incidents in their first seconds (before their first update) are planned
+    /// again from the capture's latest packets every tick: an open may come before the capture
+    /// has seen every target or vector, and the FlowSpec rule must not wait for the update.
+    fn replan_young(&mut self, now: SystemTime) {
         let Some(classify) = self.classify.clone() else { return };
-        if self.pending.is_empty() {
+        let young = |l: &Live| l.host && now.duration_since(l.opened).unwrap_or_default() < UPDATE_EVERY;
+        let mut ids: Vec<String> = self.live.iter().filter(|(_, l)| young(l)).map(|(id, _)| id.clone()).collect();
+        if ids.is_empty() {
             return;
         }
         let Some(class) = classify().filter(|c| c.classified_by == "packets") else { return };
-        let mut ids: Vec<String> = self.pending.iter().cloned().collect();
         ids.sort();
         for id in ids {
             let (pps, bps) = self.live.get(&id).map(|l| (l.pps, l.bps)).unwrap_or_default();

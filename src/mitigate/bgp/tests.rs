@@ -386,7 +386,7 @@ fn stop_withdraws_everything() {
 }
 
 #[test]
-fn an_incident_opened_on_a_thin_classification_is_planned_again_from_the_capture_each_tick() {
+fn a_young_incident_is_planned_again_from_the_capture_each_tick() {
     let (mut s, rx) = state(Mode::DryRun, "gobgp");
     s.set_classify(Some(std::sync::Arc::new(|| Some(amp("192.0.2.10")))));
     let t0 = SystemTime::now();
@@ -399,5 +399,9 @@ fn an_incident_opened_on_a_thin_classification_is_planned_again_from_the_capture
     let ev = events(&rx);
     assert_eq!(ev[0]["reason"], "reclassified");
     s.tick(t0 + Duration::from_millis(200));
-    assert!(events(&rx).is_empty(), "planned once: the incident has its route");
+    assert!(events(&rx).is_empty(), "nothing new to announce");
+    // Past its first seconds the incident's own updates carry the classification.
+    s.set_classify(Some(std::sync::Arc::new(|| Some(amp("192.0.2.11")))));
+    s.tick(t0 + Duration::from_secs(6));
+    assert_eq!(s.active().len(), 1, "no re-plan from the capture after the first update is due");
 }
