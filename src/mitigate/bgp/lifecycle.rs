@@ -23,6 +23,10 @@ use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, Miti
 use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
+/// How long a blackhole of this host's incident waits for the capture to name a FlowSpec rule
+/// for the same target (the ladder: FlowSpec first); past it the blackhole goes alone.
+pub const RTBH_WAIT: Duration = Duration::from_millis(500);
+
 /// A live incident keeps its routes renewed only while its events keep coming: three missed
 /// updates and its routes run out at their TTL.
 pub const RECENT: Duration = Duration::from_secs(3 * UPDATE_EVERY.as_secs());
@@ -179,9 +183,21 @@ impl State {
         let scope = Scope { networks: &self.bgp.networks, own: &own, protected: &self.protected };
         let inc = Incident { class, pps, bps, host_targets: &host_targets };
         let p = plan::plan(&inc, &self.bgp, &self.m, &scope, &self.speaker);
-        let mut refused = p.refused;
+        let waiting = self.live.get(id).is_some_and(|l| {
+            l.host && self.classify.is_some() && now.duration_since(l.opened).unwrap_or_default() < RTBH_WAIT
+        });
+        let (routes, mut refused) = (p.routes, p.refused);
         let mut fresh = Vec::new();
-        for route in p.routes {
+        for &route in &routes {
+            // The ladder: while the capture may still name a FlowSpec rule for this target, its
+            // blackhole waits (the re-plans of the first seconds announce it).
+            let flow_for = |t| {
+                let flow = |r: &Route| matches!(r, Route::Flow { target, .. } if *target == t);
+                routes.iter().any(flow) || self.active.iter().any(|a| flow(&a.route))
+            };
+            if waiting && matches!(route, Route::Blackhole { .. }) && !flow_for(route.target()) {
+                continue;
+            }
             if self.active.iter().any(|a| a.route.key() == route.key()) {
                 continue;
             }

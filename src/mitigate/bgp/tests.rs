@@ -405,3 +405,27 @@ fn a_young_incident_is_planned_again_from_the_capture_each_tick() {
     s.tick(t0 + Duration::from_secs(6));
     assert_eq!(s.active().len(), 1, "no re-plan from the capture after the first update is due");
 }
+
+#[test]
+fn the_blackhole_waits_briefly_for_the_flowspec_rule_of_its_target() {
+    let thin = || class("udp_flood", None, json!({"target_ips": [{"ip": "192.0.2.10", "share": 1.0}]}));
+    let t0 = SystemTime::now();
+    // The capture names the amplifier one tick later: FlowSpec and blackhole go together, in order.
+    let (mut s, rx) = state(Mode::DryRun, "gobgp");
+    s.set_classify(Some(std::sync::Arc::new(|| Some(amp("192.0.2.10")))));
+    s.on_event(&open_at("inc-1", thin(), 1e5), t0);
+    assert!(s.active().is_empty(), "no blackhole before the capture had its chance");
+    s.tick(t0 + Duration::from_millis(100));
+    let ev = events(&rx);
+    let actions: Vec<&str> = ev[0]["rules"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["discard", "blackhole"]);
+    // Nothing more precise comes: the blackhole goes alone once the wait is over.
+    let (mut s, rx) = state(Mode::DryRun, "gobgp");
+    s.set_classify(Some(std::sync::Arc::new(move || Some(thin()))));
+    s.on_event(&open_at("inc-1", thin(), 1e5), t0);
+    s.tick(t0 + Duration::from_millis(400));
+    assert!(s.active().is_empty());
+    s.tick(t0 + Duration::from_millis(600));
+    assert_eq!(s.active().len(), 1);
+    assert_eq!(events(&rx)[0]["rules"][0]["action"], "blackhole");
+}
