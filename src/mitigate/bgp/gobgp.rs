@@ -43,13 +43,17 @@ impl Gobgp {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Runtime(format!("cannot start {}: {e}", self.program)))?;
+            .map_err(|e| Error::Program {
+                program: self.program.clone(),
+                why: format!("cannot start {}: {e}", self.program),
+            })?;
         let out = crate::mitigate::hook::wait_output(child, self.timeout)
-            .map_err(|e| Error::Runtime(format!("{}: {e}", self.program)))?;
+            .map_err(|e| Error::Program { program: self.program.clone(), why: format!("{}: {e}", self.program) })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let first = err.lines().next().unwrap_or("").trim();
-            return Err(Error::Runtime(format!("{} {}: {first}", self.program, out.status)));
+            let why = format!("{} {}: {first}", self.program, out.status);
+            return Err(Error::Program { program: self.program.clone(), why });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -68,7 +72,7 @@ impl Gobgp {
     }
 
     fn checked(&self, argv: &[String]) -> Result<()> {
-        check_argv(argv).map_err(Error::Runtime)?;
+        check_argv(argv).map_err(|why| Error::Refused { what: "BGP route", why })?;
         self.run(argv).map(|_| ())
     }
 
@@ -92,10 +96,12 @@ pub fn parse_rib(text: &str, family: &str, ours: Community) -> Result<Vec<Found>
     if text.is_empty() || text == "null" {
         return Ok(Vec::new());
     }
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| Error::Runtime(format!("gobgp printed a RIB that is not JSON ({e})")))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::Invalid {
+        what: "gobgp RIB",
+        why: format!("gobgp printed a RIB that is not JSON ({e})"),
+    })?;
     let Some(map) = v.as_object() else {
-        return Err(Error::Runtime("gobgp printed a RIB that is not a JSON object".into()));
+        return Err(Error::Invalid { what: "gobgp RIB", why: "gobgp printed a RIB that is not a JSON object".into() });
     };
     let tagged = |path: &Value| {
         path["attrs"].as_array().is_some_and(|attrs| {
