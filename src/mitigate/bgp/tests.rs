@@ -429,3 +429,19 @@ fn the_blackhole_waits_briefly_for_the_flowspec_rule_of_its_target() {
     assert_eq!(s.active().len(), 1);
     assert_eq!(events(&rx)[0]["rules"][0]["action"], "blackhole");
 }
+
+#[test]
+fn a_flow_collector_incident_gets_flowspec_for_its_addresses_inside_the_networks() {
+    // As the flow detector writes them: `scope`, `target_ips` as plain addresses, `classified_by: flows`.
+    let mut c = class(
+        "syn_flood",
+        None,
+        json!({"scope": "prefix", "target_ips": ["192.0.2.20", "192.0.2.21", "203.0.113.9"], "source": "sflow"}),
+    );
+    c.classified_by = "flows".into();
+    let p = run(&c, 1e4, &bgp(json!({})), &[]);
+    let keys: Vec<String> = p.routes.iter().map(|r| r.key()).collect();
+    assert_eq!(keys, ["flow:192.0.2.20/32:syn", "flow:192.0.2.21/32:syn"]);
+    assert_eq!(p.refused.len(), 1);
+    assert!(p.refused[0].reason.contains("outside the configured networks"), "{:?}", p.refused);
+}
