@@ -77,7 +77,8 @@ pub struct MitigationEvent {
     /// `dry_run` or `enforce`.
     pub mode: String,
     /// One object per rule: `rule` (its key), `action`, `nft` (the nftables JSON commands),
-    /// `expires_at`, `dropped_packets`.
+    /// `expires_at`, `dropped_packets`; for BGP `rule`, `backend`, `action`, `route` (family,
+    /// prefix, match, communities), `argv` (the exact client command), `expires_at`.
     pub rules: Vec<Value>,
     /// When the last of these rules expires (RFC 3339).
     pub expires_at: String,
