@@ -91,7 +91,7 @@ fn screen_loop(term: &mut Screen, state_dir: &Path) -> std::io::Result<()> {
                 last_good = Some(s);
                 None
             }
-            Err(why) => Some(why),
+            Err(why) => Some(why.to_string()),
         };
         term.draw(|f| top_view::draw(f, last_good.as_ref(), problem.as_deref()))?;
         let until = Instant::now() + REFRESH;
