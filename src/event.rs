@@ -77,12 +77,24 @@ pub struct MitigationEvent {
     /// `dry_run` or `enforce`.
     pub mode: String,
     /// One object per rule: `rule` (its key), `action`, `nft` (the nftables JSON commands),
-    /// `expires_at`, `dropped_packets`.
+    /// `expires_at`, `dropped_packets`; for BGP `rule`, `backend`, `action`, `route` (family,
+    /// prefix, match, communities), `argv` (the exact client command), `expires_at`.
     pub rules: Vec<Value>,
     /// When the last of these rules expires (RFC 3339).
     pub expires_at: String,
     /// apply: `incident_open`, `reclassified`, `renewed`, `adopted`; remove: `resolved`, `expired`.
     pub reason: String,
+    /// `nftables` or `bgp` (§10.2); events written before BGP existed read as `nftables`.
+    #[serde(default = "nftables")]
+    pub backend: String,
+    /// What was planned and not put in force, each with its `reason` (outside the networks,
+    /// protected, `max_routes`, ...): an operator sees why an address was not touched (§10.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Value>,
+}
+
+fn nftables() -> String {
+    "nftables".into()
 }
 
 /// How an incident was classified and the evidence behind it.

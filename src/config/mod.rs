@@ -284,8 +284,11 @@ impl Settings {
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
             ops: operator::read(&r)?,
-            mitigation: crate::config::mitigation::parse(map.get("mitigation"))
-                .map_err(|(key, msg)| r.invalid_nested("mitigation", &key, &msg))?,
+            mitigation: crate::config::mitigation::parse(map.get("mitigation")).map_err(|(key, msg)| {
+                // A `bgp` error points at its own object, the rest at `mitigation`.
+                let at = if key.starts_with("mitigation.bgp") { "bgp" } else { "mitigation" };
+                r.invalid_nested(at, &key, &msg)
+            })?,
             access_logs,
             http_min_rps_threshold: r.range(
                 "http_min_rps_threshold",
@@ -332,6 +335,7 @@ pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, 
 }
 
 pub mod accesslog;
+pub mod bgp;
 pub mod mitigation;
 pub mod operator;
 pub mod paths;

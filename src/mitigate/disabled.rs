@@ -1,7 +1,7 @@
-//! Mitigation in a build without packet capture: nothing is precise enough to act on, so
-//! [`start`] logs why once and returns no handle. Owns nothing; must not grow any logic.
+//! The nftables side of mitigation in builds without packet capture: nothing is precise enough
+//! to act on in this host's firewall, so it never starts (BGP, in [`super::bgp`], still runs).
 
-/// Builds without packet capture plan no rules: the one log line says so.
+/// Builds without packet capture plan no nftables rules: the one log line says so.
 pub fn start(
     settings: &crate::config::Settings,
     _events: std::sync::mpsc::SyncSender<crate::report::Outgoing>,
@@ -9,14 +9,15 @@ pub fn start(
 ) -> Option<Mitigation> {
     if settings.mitigation.mode != crate::config::mitigation::Mode::Off {
         log::info!(
-            "mitigation off: this build has no packet capture (feature capture-scapy), so nothing is precise \
-             enough to act on; rebuild with `--features capture-scapy` or install the package"
+            "nftables mitigation off: this build has no packet capture (feature capture-scapy), so nothing is \
+             precise enough to act on; rebuild with `--features capture-scapy` or install the package{}",
+            if settings.mitigation.bgp.is_some() { " (BGP mitigation runs)" } else { "" }
         );
     }
     None
 }
 
-/// The handle of a running mitigation (none in builds without capture).
+/// Never made in this build.
 pub struct Mitigation;
 
 impl Mitigation {
@@ -26,7 +27,6 @@ impl Mitigation {
     pub fn stop(self) {}
 }
 
-/// Hands incident events to the worker (none in builds without capture).
 #[derive(Clone)]
 pub struct Observer;
 

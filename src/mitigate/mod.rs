@@ -1,14 +1,17 @@
 //! Automatic mitigation (§10): typed nftables rules chosen from the classification, applied in
-//! the agent's own table `inet ftagent`, each expiring by itself, plus an optional local hook.
+//! the agent's own table `inet ftagent`, each expiring by itself; BGP FlowSpec and blackhole
+//! routes announced through a real speaker (§10.2); plus an optional local hook.
 //!
-//! The `mitigation` object is parsed and validated by [`crate::config::mitigation`] (every build). The rest needs packet
-//! classification and so a capture build: [`plan`] (pure: classification → rules), [`nft`]
-//! (rules → one nftables JSON batch, table listing, counters), [`worker`] + [`lifecycle`] (the
-//! thread that applies, renews, removes and reconciles; nothing runs on the sampling thread), [`hook`] (the
-//! local program, on its own thread, killed at its timeout). This module never runs a shell,
-//! never acts on anything a server sent, and never touches another nftables table.
+//! [`crate::config::mitigation`] (every build) parses and validates the `mitigation` object. [`bgp`] (every build,
+//! limited mode too: the speaker holds the privilege) plans and announces routes. The nftables
+//! side needs packet classification and so a capture build: [`plan`] (pure: classification →
+//! rules), [`nft`] (rules → one nftables JSON batch, table listing, counters), [`worker`] +
+//! [`lifecycle`] (the thread that applies, renews, removes and reconciles; nothing runs on the
+//! sampling thread); [`hook`] (the local program, on its own thread, killed at its timeout).
+//! [`start`] is the one front door for both backends. This module never runs a shell, never acts
+//! on anything a server sent, and never touches another nftables table.
 
-#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+pub mod bgp;
 pub mod hook;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod lifecycle;
@@ -19,10 +22,92 @@ pub mod plan;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod worker;
 
-#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
-pub use worker::{start, Mitigation, Observer};
-
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
 mod disabled;
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-pub use disabled::{start, Mitigation, Observer};
+use disabled as local;
+#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+use worker as local;
+
+use std::sync::mpsc::SyncSender;
+
+use log::info;
+
+use crate::config::mitigation::{self as config, Cidr};
+use crate::config::Settings;
+use crate::event::Event;
+use crate::report::Outgoing;
+
+/// The running mitigation backends: hand them each tick's messages; stop after the sampling
+/// thread.
+pub struct Mitigation {
+    local: Option<local::Mitigation>,
+    bgp: Option<bgp::Bgp>,
+}
+
+impl Mitigation {
+    /// A sender for the sampling loop.
+    pub fn observer(&self) -> Observer {
+        Observer { local: self.local.as_ref().map(|m| m.observer()), bgp: self.bgp.as_ref().map(|b| b.sender()) }
+    }
+
+    /// Stop both workers; nftables rules stay until their kernel-side timeouts, BGP routes are
+    /// withdrawn.
+    pub fn stop(self) {
+        if let Some(m) = self.local {
+            m.stop();
+        }
+        if let Some(b) = self.bgp {
+            b.stop();
+        }
+    }
+}
+
+/// Hands incident events to the workers from the sampling thread; never blocks.
+#[derive(Clone)]
+pub struct Observer {
+    local: Option<local::Observer>,
+    bgp: Option<SyncSender<Event>>,
+}
+
+impl Observer {
+    pub fn observe(&self, msgs: &[Outgoing]) {
+        if let Some(l) = &self.local {
+            l.observe(msgs);
+        }
+        if let Some(tx) = &self.bgp {
+            for m in msgs {
+                if let Outgoing::Event(e) = m {
+                    bgp::observe(tx, e);
+                }
+            }
+        }
+    }
+}
+
+/// Start what the config asks for and the build and process allow, each backend saying in one
+/// log line why it does not run. `live` reads the capture's latest classification (nftables).
+pub fn start(
+    settings: &Settings,
+    events: SyncSender<Outgoing>,
+    live: Option<crate::input::capture::handle::LiveClassification>,
+) -> Option<Mitigation> {
+    let local = local::start(settings, events.clone(), live.clone());
+    let bgp = bgp::start(settings, events, live);
+    (local.is_some() || bgp.is_some()).then_some(Mitigation { local, bgp })
+}
+
+/// Never blocked, never announced (§10.1): the configured allowlist plus the host's default
+/// gateway and resolvers.
+pub fn protected_set(settings: &Settings) -> Vec<Cidr> {
+    let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut allow = settings.mitigation.allowlist.clone();
+    let host = config::host_allowlist(&route, &resolv);
+    if !host.is_empty() {
+        let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
+        info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));
+    }
+    allow.extend(host);
+    allow
+}

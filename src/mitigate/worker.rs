@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::hook::HookRunner;
 use super::lifecycle::State;
 use super::nft::Nft;
-use crate::config::mitigation::{Cidr, Mode};
+use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
 use crate::input::capture::handle::LiveClassification;
@@ -87,7 +87,7 @@ pub fn start(
         return None;
     }
     if settings.limited {
-        info!("mitigation off: limited mode runs no root-level function; run without --limited and {FIX}");
+        info!("nftables mitigation off: limited mode runs no root-level function; run without --limited and {FIX}");
         return None;
     }
     let nft = match cfg.mode {
@@ -100,7 +100,7 @@ pub fn start(
         }
         _ => None,
     };
-    let allow = allowlist(settings);
+    let allow = super::protected_set(settings);
     let hook = if cfg.mode == Mode::Enforce { cfg.hook.clone().map(HookRunner::spawn) } else { None };
     let mut state = State::new(cfg.clone(), allow, nft, events);
     state.set_live(live);
@@ -143,20 +143,6 @@ fn may_admin_net() -> crate::error::Result<()> {
         what: "mitigation",
         why: format!("CAP_NET_ADMIN cannot be passed to nft ({e})"),
     })
-}
-
-/// The configured allowlist plus the host's gateway and resolvers.
-fn allowlist(settings: &Settings) -> Vec<Cidr> {
-    let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut allow = settings.mitigation.allowlist.clone();
-    let host = crate::config::mitigation::host_allowlist(&route, &resolv);
-    if !host.is_empty() {
-        let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
-        info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));
-    }
-    allow.extend(host);
-    allow
 }
 
 fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {

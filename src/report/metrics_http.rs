@@ -138,6 +138,12 @@ pub fn render_all(s: &StatusSnapshot, spooled: u64) -> String {
         "1 once the grace period is over and incidents can open.",
         &[("", if s.baseline.detection_active { 1.0 } else { 0.0 })],
     );
+    let bgp = s.mitigations.iter().filter(|m| m["backend"] == "bgp").count();
+    gauge(
+        "ftagent_mitigation_bgp_routes",
+        "BGP routes announced by the agent (FlowSpec and blackhole, §10.2).",
+        &[("", bgp as f64)],
+    );
     let r = &s.rates;
     gauge(
         "ftagent_packets_per_second",
@@ -163,7 +169,9 @@ mod tests {
         s.thresholds.bps = 5e7;
         s.baseline.quality = "medium".into();
         s.rates.tx_bps = 800.0;
+        s.mitigations = vec![serde_json::json!({"backend": "bgp"}), serde_json::json!({"rule": "amp:x"})];
         let text = render_all(&s, 2);
+        assert!(text.contains("ftagent_mitigation_bgp_routes{interface=\"eth0\"} 1\n"), "{text}");
         assert!(text.contains("ftagent_threshold_pps{interface=\"eth0\"} 5000\n"), "{text}");
         assert!(text.contains("ftagent_threshold_bps{interface=\"eth0\"} 50000000\n"), "{text}");
         assert!(text.contains("ftagent_baseline_quality{interface=\"eth0\"} 2\n"), "{text}");

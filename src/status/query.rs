@@ -196,16 +196,34 @@ fn state_lines(s: &StatusSnapshot) -> Vec<String> {
         (true, Some(t)) => format!("last success {t}"),
         (true, None) => "no successful call yet".to_string(),
     };
-    vec![
+    let mut lines = vec![
         format!(
             "baseline    quality {}, p99 {:.0} pps, {} samples{restored}; {detection}",
             b.quality, b.p99_pps, b.total_samples
         ),
         incident,
         format!("mitigations {mitigations}"),
-        format!("spool       {} event(s) waiting", s.spool.events),
-        format!("api         {api}"),
-    ]
+    ];
+    lines.extend(bgp_lines(s));
+    lines.extend([format!("spool       {} event(s) waiting", s.spool.events), format!("api         {api}")]);
+    lines
+}
+
+/// One line per BGP route announced (§10.2): what the routers were told, and until when.
+fn bgp_lines(s: &StatusSnapshot) -> Vec<String> {
+    s.mitigations
+        .iter()
+        .filter(|m| m["backend"] == "bgp")
+        .map(|m| {
+            format!(
+                "  bgp       {} {} until {} ({})",
+                m["rule"].as_str().unwrap_or("?"),
+                m["action"].as_str().unwrap_or("?"),
+                m["expires_at"].as_str().unwrap_or("?"),
+                m["incident_id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -252,5 +270,22 @@ mod tests {
         assert!(text.contains("2500 pps (50% of 5000)"), "{text}");
         assert!(text.contains("grace period, 42 s left"), "{text}");
         assert!(text.contains("mitigations none"), "{text}");
+    }
+
+    #[test]
+    fn announced_bgp_routes_are_listed_one_per_line() {
+        let mut s = fresh(1);
+        s.mitigations = vec![
+            serde_json::json!({"rule": "flow:192.0.2.1/32:udp-from:161", "backend": "bgp", "action": "discard",
+                "expires_at": "2026-01-01T00:10:00Z", "incident_id": "inc-1"}),
+            serde_json::json!({"rule": "amp:192.0.2.1:161", "action": "drop_amplifier"}),
+        ];
+        let text = render_text(&s, SystemTime::now());
+        assert!(text.contains("mitigations 2 active"), "{text}");
+        assert!(
+            text.contains("bgp       flow:192.0.2.1/32:udp-from:161 discard until 2026-01-01T00:10:00Z (inc-1)"),
+            "{text}"
+        );
+        assert_eq!(text.matches("  bgp ").count(), 1, "{text}");
     }
 }

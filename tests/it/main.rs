@@ -6,6 +6,7 @@ mod skip;
 mod util;
 
 mod accesslog;
+mod bgp;
 mod nginx;
 
 #[path = "../../src/report/api/testserver.rs"]

@@ -1,145 +1,142 @@
-//! The ExaBGP example hook (`contrib/exabgp`) run by the agent against a real `exabgp` (in the
-//! agent's namespace) peering with a real `gobgpd` (in the other): the RTBH /32 and the FlowSpec
-//! rule appear in gobgp's RIB when the incident opens and are withdrawn when it resolves.
+//! BGP mitigation (§10.2) end to end with real speakers: the capture build's agent drives a real
+//! `gobgpd` in its own namespace, which peers over the veth with a second real `gobgpd` in the
+//! other namespace acting as the router (ipv4-unicast and ipv4-flowspec). The floods are the SNMP
+//! amplification capture replayed across the veth. Every check reads the ROUTER's RIB.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::mitigation::{pair, replay_snmp, start};
+use crate::bgp::{after, bgp, communities, rib, routes, speakers, until, BLACKHOLE_N, OURS_N};
+use crate::mitigation::{pair, replay_snmp, start, Running};
 use crate::util::{self, Home, NetnsPair};
 
-/// A daemon in its own process group, stopped (group and all) on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group this test created.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: as above.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon(ns: &str, argv: &[&str], env: &[(&str, &str)], log: &Path) -> Daemon {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(argv).envs(env.iter().copied()).process_group(0);
-    c.stdin(Stdio::null()).stdout(std::fs::File::create(log).unwrap()).stderr(Stdio::null());
-    Daemon(c.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}")))
-}
-
-fn contrib(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib/exabgp").join(name)
-}
-
-fn gobgp(pair: &NetnsPair, args: &[&str]) -> String {
-    let out = Command::new("ip").args(["netns", "exec", &pair.ns_b, "gobgp"]).args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_rib(pair: &NetnsPair, limit: Duration, pred: impl Fn(&str, &str) -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        let (uni, flow) =
-            (gobgp(pair, &["global", "rib", "-j"]), gobgp(pair, &["global", "rib", "-a", "ipv4-flowspec", "-j"]));
-        if pred(&uni, &flow) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-fn configs(dir: &Path, pair: &NetnsPair, fifo: &Path) -> (PathBuf, PathBuf) {
-    let gobgpd = dir.join("gobgpd.toml");
-    std::fs::write(
-        &gobgpd,
-        format!(
-            "[global.config]\n  as = 65002\n  router-id = \"{b}\"\n[[neighbors]]\n  [neighbors.config]\n    \
-             neighbor-address = \"{a}\"\n    peer-as = 65001\n  [[neighbors.afi-safis]]\n    \
-             [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n  [[neighbors.afi-safis]]\n    \
-             [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-flowspec\"\n",
-            a = pair.addr_a,
-            b = pair.addr_b
-        ),
-    )
-    .unwrap();
-    let exabgp = dir.join("exabgp.conf");
-    std::fs::write(
-        &exabgp,
-        format!(
-            "process ftagent {{\n  run {relay} {fifo};\n  encoder text;\n}}\nneighbor {b} {{\n  router-id {a};\n  \
-             local-address {a};\n  local-as 65001;\n  peer-as 65002;\n  family {{ ipv4 unicast; ipv4 flow; }}\n  \
-             api {{ processes [ ftagent ]; }}\n}}\n",
-            relay = contrib("ftagent-exabgp-relay").display(),
-            fifo = fifo.display(),
-            a = pair.addr_a,
-            b = pair.addr_b
-        ),
-    )
-    .unwrap();
-    (gobgpd, exabgp)
+#[test]
+fn a_flood_puts_flowspec_and_the_blackhole_in_the_routers_rib_then_both_go_at_expiry() {
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    let home = Home::new();
+    let _bgp = speakers(&pair, home.path());
+    let r = start(&pair, home, json!({"mode": "enforce", "ttl_s": 2, "bgp": bgp(json!({"rtbh_min_pps": 1000}))}));
+    let (flow, hole) = (flow_of(&pair.addr_a), format!("ipv4 {}/32", pair.addr_a));
+    let mut replay = replay_snmp(&pair, 30_000, 20);
+    let open = r.wait("incident_open", Duration::from_secs(5), |_| true);
+    let seen = until(&pair, Duration::from_secs(3), |rs| rs.contains(&flow) && rs.contains(&hole));
+    let seen = seen.unwrap_or_else(|| panic!("not in the router's RIB: {:?}\n{}", routes(&pair), r.stderr()));
+    let took = after(seen, util::event_time(&open));
+    eprintln!("BGP: FlowSpec and blackhole in the router's RIB {} ms after the incident opened", took.as_millis());
+    assert!(took <= Duration::from_secs(1), "routes in the router's RIB {took:?} after the decision");
+    // The expected match and action, and our community on each.
+    let fs = rib(&pair, "ipv4-flowspec");
+    let paths = &fs[flow.trim_start_matches("ipv4-flowspec ")];
+    assert!(paths.to_string().contains(r#""subtype":6"#), "traffic-rate 0 = discard: {paths}");
+    assert!(communities(paths).contains(&OURS_N), "{paths}");
+    let uni = rib(&pair, "ipv4");
+    let c = communities(&uni[&format!("{}/32", pair.addr_a)]);
+    assert!(c.contains(&BLACKHOLE_N) && c.contains(&OURS_N), "{c:?}");
+    let apply = bgp_events(&r, "mitigation_apply");
+    assert!(!apply.is_empty(), "{:#?}", r.events());
+    let actions: Vec<&str> =
+        apply[0]["rules"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["discard", "blackhole"], "FlowSpec first, blackhole last");
+    let _ = replay.wait();
+    let remove = r.wait("mitigation_remove", Duration::from_secs(20), |e| e["backend"] == "bgp");
+    let expiry = util::event_time(&json!({"ts": remove["expires_at"]}));
+    let gone = until(&pair, Duration::from_secs(3), |rs| !rs.contains(&flow) && !rs.contains(&hole));
+    let gone = gone.unwrap_or_else(|| panic!("still in the router's RIB: {:?}", routes(&pair)));
+    let late = after(gone, expiry);
+    eprintln!("BGP: routes gone from the router's RIB {} ms after their expiry", late.as_millis());
+    assert!(late <= Duration::from_secs(1), "gone {late:?} after expiry");
+    r.stop();
+    assert!(routes(&pair).is_empty(), "nothing of ours left: {:?}", routes(&pair));
 }
 
 #[test]
-fn exabgp_hook_announces_rtbh_and_flowspec_at_open_and_withdraws_at_resolve() {
+fn after_sigkill_the_restarted_agent_withdraws_what_the_dead_one_announced() {
     let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
-    for t in ["exabgp", "gobgpd", "gobgp"] {
-        assert!(util::have(t), "needs {t} (packages exabgp, gobgpd)");
-    }
     let home = Home::new();
-    let fifo = home.path().join("exabgp.cmd");
-    let (gobgpd_conf, exabgp_conf) = configs(home.path(), &pair, &fifo);
-    let g = gobgpd_conf.to_string_lossy().to_string();
-    let _gobgpd = daemon(
-        &pair.ns_b,
-        &["gobgpd", "-f", &g, "--api-hosts", "127.0.0.1:50051", "--pprof-disable", "-p"],
-        &[],
-        &home.path().join("gobgpd.log"),
-    );
-    let e = exabgp_conf.to_string_lossy().to_string();
-    let env = [
-        ("exabgp_daemon_user", "root"),
-        ("exabgp_daemon_drop", "false"),
-        ("exabgp_log_destination", "stdout"),
-        ("exabgp_api_cli", "false"),
-    ];
-    let _exabgp = daemon(&pair.ns_a, &["exabgp", &e], &env, &home.path().join("exabgp.log"));
-    let t0 = Instant::now();
-    while !gobgp(&pair, &["neighbor"]).contains("Establ") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "BGP session never came up: {}",
-            std::fs::read_to_string(home.path().join("exabgp.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let hook = json!({"argv": [contrib("ftagent-exabgp-hook"), fifo], "timeout_s": 5});
-    let r = start(&pair, home, json!({"mode": "enforce", "ttl_s": 2, "hook": hook}));
-    let prefix = format!("{}/32", pair.addr_a);
-    let mut replay = replay_snmp(&pair, 30_000, 20);
-    let open = r.wait("incident_open", Duration::from_secs(3), |_| true);
-    let announced = wait_rib(&pair, Duration::from_secs(3), |uni, flow| {
-        uni.contains(&prefix) && flow.contains(&prefix) && flow.contains("161")
-    });
-    let at_open = Instant::now();
-    assert!(announced, "no RTBH/FlowSpec route in gobgp's RIB: {}", r.stderr());
-    let uni: Value = serde_json::from_str(&gobgp(&pair, &["global", "rib", "-j"])).unwrap();
-    assert!(
-        uni.to_string().contains("65535:666") || uni.to_string().contains("4294902426"),
-        "BLACKHOLE community: {uni}"
-    );
+    let _bgp = speakers(&pair, home.path());
+    let cfg = json!({"mode": "enforce", "ttl_s": 600, "bgp": bgp(json!({}))});
+    let mut r = start(&pair, home, cfg.clone());
+    let flow = flow_of(&pair.addr_a);
+    let mut replay = replay_snmp(&pair, 30_000, 10);
+    assert!(until(&pair, Duration::from_secs(5), |rs| rs.contains(&flow)).is_some(), "{}", r.stderr());
+    let _ = r.child.kill();
+    let _ = r.child.wait();
     let _ = replay.wait();
-    r.wait("incident_resolve", Duration::from_secs(15), |e| e["incident_id"] == open["incident_id"]);
-    let withdrawn =
-        wait_rib(&pair, Duration::from_secs(5), |uni, flow| !uni.contains(&prefix) && !flow.contains(&prefix));
-    eprintln!("ExaBGP hook: routes in gobgp's RIB at open, withdrawn {} ms after", at_open.elapsed().as_millis());
-    assert!(withdrawn, "routes still in gobgp's RIB after the resolve: {}", gobgp(&pair, &["global", "rib"]));
+    assert!(routes(&pair).contains(&flow), "a SIGKILLed agent cannot withdraw: the route is stale");
+    let home = std::mem::replace(&mut r.home, Home::new());
+    drop(r);
+    let r = start(&pair, home, cfg);
+    let stale = r.wait("mitigation_remove", Duration::from_secs(10), |e| e["reason"] == "stale_at_start");
+    assert!(stale["rules"].to_string().contains("source-port: ==161"), "{stale:#}");
+    assert!(!routes(&pair).contains(&flow), "stale route still announced after restart: {:?}", routes(&pair));
     r.stop();
+}
+
+#[test]
+fn outside_the_networks_protected_and_past_max_routes_nothing_is_announced_and_the_event_says_why() {
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    let home = Home::new();
+    let _bgp = speakers(&pair, home.path());
+    // Three targets at once: this host (allowlisted), another address of `networks` (announced,
+    // as a flow collector's incident would be), and one outside them.
+    let net = pair.addr_a.rsplit_once('.').unwrap().0.to_string();
+    let (inside, outside) = (format!("{net}.99"), "10.66.0.99".to_string());
+    let cfg = json!({"mode": "enforce", "ttl_s": 600, "allowlist": [pair.addr_a],
+        "bgp": bgp(json!({"rtbh_min_pps": 1000, "max_routes": 1, "networks": [format!("{inside}/32")]}))});
+    let r = start(&pair, home, cfg);
+    let mut replays: Vec<Child> = [&pair.addr_a, &inside, &outside].iter().map(|t| replay_to(&pair, t)).collect();
+    // The incident may open on the first target seen; the others come with its next update.
+    let apply = r.wait("mitigation_apply", Duration::from_secs(12), |e| {
+        e["backend"] == "bgp" && e["rules"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    for c in &mut replays {
+        let _ = c.wait();
+    }
+    let announced: Vec<&str> = apply["rules"].as_array().unwrap().iter().map(|x| x["rule"].as_str().unwrap()).collect();
+    assert_eq!(announced, [format!("flow:{inside}/32:udp-from:161")], "{apply:#}");
+    let reasons: Vec<String> = bgp_events(&r, "mitigation_apply")
+        .iter()
+        .flat_map(|e| e["refused"].as_array().cloned().unwrap_or_default())
+        .map(|x| format!("{} {} {}", x["target"], x["route"], x["reason"]))
+        .collect();
+    let has = |target: &str, why: &str| reasons.iter().any(|x| x.contains(target) && x.contains(why));
+    assert!(has(&pair.addr_a, "protected"), "{reasons:#?}");
+    assert!(has(&outside, "outside the configured networks"), "{reasons:#?}");
+    assert!(has(&format!("rtbh:{inside}/32"), "max_routes (1)"), "{reasons:#?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(routes(&pair), [flow_of(&inside)], "only the one allowed route reaches the router");
+    r.stop();
+    assert!(routes(&pair).is_empty(), "withdrawn at stop: {:?}", routes(&pair));
+}
+
+/// The SNMP amplification capture replayed from `b` to `target` (any address: the frames carry
+/// `a`'s MAC, so `a`'s capture sees them).
+fn replay_to(pair: &NetnsPair, target: &str) -> Child {
+    let pcap = util::captures().expect("the attack captures (tests/data)").join("amp.UDP.snmp.src161.pcapng");
+    let link = Command::new("ip").args(["-n", &pair.ns_a, "-j", "link", "show", &pair.veth_a]).output().unwrap();
+    let v: Value = serde_json::from_slice(&link.stdout).unwrap();
+    let mac = v[0]["address"].as_str().unwrap().to_string();
+    Command::new("ip")
+        .args(["netns", "exec", &pair.ns_b, "tcpreplay-edit", "-q", "--fixcsum"])
+        .arg(format!("--intf1={}", pair.veth_b))
+        .args(["--pps=10000", "--loop=20", &format!("--enet-dmac={mac}")])
+        .arg(format!("--dstipmap=10.10.10.10/32:{target}/32"))
+        .arg(pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpreplay-edit")
+}
+
+pub fn bgp_events(r: &Running, name: &str) -> Vec<Value> {
+    r.events().into_iter().filter(|e| e["event"] == name && e["backend"] == "bgp").collect()
+}
+
+fn flow_of(addr: &str) -> String {
+    format!("ipv4-flowspec [destination: {addr}/32][protocol: ==udp][source-port: ==161]")
 }

@@ -15,6 +15,9 @@ fn bad_mitigation_values_exit_78_naming_the_key() {
         (json!({"ttl_s": 0}), "mitigation.ttl_s", "1..=86400"),
         (json!({"allowlist": ["10.0.0.0/40"]}), "mitigation.allowlist", "CIDR"),
         (json!({"hook": {"argv": "/bin/sh -c 'x'"}}), "mitigation.hook.argv", "no shell"),
+        (json!({"bgp": {"engine": "exabgp", "community": "64512:1"}}), "mitigation.bgp.engine", "gobgp"),
+        (json!({"bgp": {"engine": "gobgp"}}), "mitigation.bgp.community", "required"),
+        (json!({"bgp": {"community": "64512:1", "networks": ["0.0.0.0/0"]}}), "mitigation.bgp.networks", "/0"),
     ] {
         let home = Home::new();
         let cfg = home.write_config(json!({"mitigation": m}));

@@ -506,3 +506,4 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
+

@@ -149,6 +149,8 @@ pub struct MitigationConfig {
     /// ICMP packets per second let through to one target while its rate limit is on.
     pub icmp_rate_pps: u32,
     pub hook: Option<Hook>,
+    /// BGP as a backend (§10.2): None when not configured.
+    pub bgp: Option<crate::config::bgp::BgpConfig>,
 }
 
 impl Default for MitigationConfig {
@@ -162,13 +164,14 @@ impl Default for MitigationConfig {
             syn_rate_pps: 1000,
             icmp_rate_pps: 100,
             hook: None,
+            bgp: None,
         }
     }
 }
 
 /// Keys of the `mitigation` object.
 pub const KEYS: &[&str] =
-    &["mode", "ttl_s", "max_rules", "allowlist", "actions", "syn_rate_pps", "icmp_rate_pps", "hook"];
+    &["mode", "ttl_s", "max_rules", "allowlist", "actions", "syn_rate_pps", "icmp_rate_pps", "hook", "bgp"];
 
 /// A problem with one key: (`mitigation.<key>`, message naming the accepted values).
 pub type KeyError = (String, String);
@@ -204,6 +207,7 @@ pub fn parse(v: Option<&Value>) -> Result<MitigationConfig, KeyError> {
         syn_rate_pps: int(map, "syn_rate_pps", 1000, 1, 10_000_000)? as u32,
         icmp_rate_pps: int(map, "icmp_rate_pps", 100, 1, 10_000_000)? as u32,
         hook: hook(map)?,
+        bgp: crate::config::bgp::parse(map.get("bgp"))?,
     })
 }
 

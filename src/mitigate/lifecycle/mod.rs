@@ -351,6 +351,8 @@ impl State {
             rules: picked.iter().map(|a| entry(a)).collect(),
             expires_at: rfc3339_ms(last),
             reason: reason.into(),
+            backend: "nftables".into(),
+            refused: Vec::new(),
         };
         let body = if apply { EventBody::MitigationApply(ev) } else { EventBody::MitigationRemove(ev) };
         if self.events.send(Outgoing::Event(Event::new(SystemTime::now(), body))).is_err() {
