@@ -83,6 +83,14 @@ pub struct MitigationEvent {
     pub expires_at: String,
     /// apply: `incident_open`, `reclassified`, `renewed`, `adopted`; remove: `resolved`, `expired`.
     pub reason: String,
+    /// Sources the planner did not block, each `{"source", "reason"}` (§10.1): protected, or
+    /// probably forged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Value>,
+    /// Whether `ct state established,related accept` precedes the rules (false: conntrack is
+    /// not available, replies to the host's own traffic are not exempt). Absent in dry-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<bool>,
 }
 
 /// How an incident was classified and the evidence behind it.

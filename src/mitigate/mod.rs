@@ -5,8 +5,10 @@
 //! classification and so a capture build: [`plan`] (pure: classification → rules), [`nft`]
 //! (rules → one nftables JSON batch, table listing, counters), [`worker`] + [`lifecycle`] (the
 //! thread that applies, renews, removes and reconciles; nothing runs on the sampling thread), [`hook`] (the
-//! local program, on its own thread, killed at its timeout). This module never runs a shell,
-//! never acts on anything a server sent, and never touches another nftables table.
+//! local program, on its own thread, killed at its timeout). [`protect`] (every build) is the
+//! protected set of §10.1: the addresses no backend ever blocks, each with the reason an
+//! operator reads. This module never runs a shell, never touches another nftables table, and
+//! takes from a server only bounded detection values (never a rule, never a protected address).
 
 pub mod config;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
@@ -17,6 +19,7 @@ pub mod lifecycle;
 pub mod nft;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod plan;
+pub mod protect;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod worker;
 

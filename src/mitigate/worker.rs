@@ -11,10 +11,11 @@ use std::time::{Duration, SystemTime};
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
-use super::config::{Cidr, Mode};
+use super::config::Mode;
 use super::hook::HookRunner;
-use super::lifecycle::State;
+use super::lifecycle::{Refresher, State};
 use super::nft::Nft;
+use super::protect::{ProtectedSet, Roots};
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
 use crate::insight::LiveClassification;
@@ -69,10 +70,12 @@ impl Observer {
     }
 }
 
-/// The fix printed when mitigation is off for lack of privilege.
-pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run as root, or run the system service \
-installed after `\"mode\": \"enforce\"` was set (`sudo ftagent --install-service` then grants it), or \
-`sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)`";
+/// The fix printed when mitigation is off for lack of privilege. The privilege belongs to the
+/// system service (`AmbientCapabilities=` in its unit), never to the binary itself: file
+/// capabilities on a shared binary would let every local user run it with their own config.
+pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run it as the system service, whose unit grants it \
+(`AmbientCapabilities=CAP_NET_ADMIN`; `sudo ftagent --install-service` after `\"mode\": \"enforce\"` was set \
+writes it), or as root";
 
 /// Start mitigation when the config asks for it and the process may; else one log line.
 /// `live` reads the capture's latest classification: an incident whose open carried too little
@@ -100,14 +103,16 @@ pub fn start(
         }
         _ => None,
     };
-    let allow = allowlist(settings);
     let hook = if cfg.mode == Mode::Enforce { cfg.hook.clone().map(HookRunner::spawn) } else { None };
-    let mut state = State::new(cfg.clone(), allow, nft, events);
+    let mut state = State::new(cfg.clone(), ProtectedSet::default(), nft, events);
     state.set_live(live);
+    let refresher = Refresher::new(Roots::system(&settings.procfs_root), sinks(settings));
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("ftagent-mitigate".into())
         .spawn(move || {
+            // Found before anything is applied: sink names may need a DNS lookup.
+            state.set_refresher(refresher, SystemTime::now());
             state.reconcile(SystemTime::now());
             run(&mut state, rx, hook);
         })
@@ -139,18 +144,20 @@ fn may_admin_net() -> Result<(), String> {
     ambient.map_err(|e| format!("CAP_NET_ADMIN cannot be passed to nft ({e})"))
 }
 
-/// The configured allowlist plus the host's gateway and resolvers.
-fn allowlist(settings: &Settings) -> Vec<Cidr> {
-    let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut allow = settings.mitigation.allowlist.clone();
-    let host = super::config::host_allowlist(&route, &resolv);
-    if !host.is_empty() {
-        let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
-        info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));
+/// Every place the agent sends to (§10.1: their addresses are never blocked): (key, URL).
+fn sinks(settings: &Settings) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for (k, url) in
+        [("api_base", &settings.api_base), ("webhook_url", &settings.webhook_url), ("update_url", &settings.update_url)]
+    {
+        if !url.is_empty() {
+            v.push((k.to_string(), url.clone()));
+        }
     }
-    allow.extend(host);
-    allow
+    if !settings.ops.pagerduty_routing_key.is_empty() {
+        v.push(("pagerduty_routing_key".into(), "https://events.pagerduty.com/v2/enqueue".into()));
+    }
+    v
 }
 
 fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {

@@ -289,6 +289,8 @@ mod tests {
             rules: vec![json!({"rule": "amp:192.0.2.1:161", "dropped_packets": 7})],
             expires_at: "2026-01-01T00:10:00.000Z".into(),
             reason: "incident_open".into(),
+            refused: Vec::new(),
+            conntrack: None,
         };
         let e = Event::new(UNIX_EPOCH, EventBody::MitigationApply(m));
         let entries = api_entries(&Outgoing::Event(e.clone()));

@@ -172,6 +172,8 @@ mod tests {
             rules,
             expires_at: String::new(),
             reason: "incident_open".into(),
+            refused: Vec::new(),
+            conntrack: None,
         };
         let ev = |b| Outgoing::Event(Event::new(SystemTime::now(), b));
         sink.handle(&ev(EventBody::MitigationApply(m(vec![rule("a"), rule("b")])))).unwrap();
