@@ -119,7 +119,10 @@ fn exabgp_hook_announces_rtbh_and_flowspec_at_open_and_withdraws_at_resolve() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let hook = json!({"argv": [contrib("ftagent-exabgp-hook"), fifo], "timeout_s": 5});
+    // The hook announces only inside --networks, and a black hole only past --rtbh-min-pps.
+    let state = home.path().join("hook-state.json");
+    let hook = json!({"argv": [contrib("ftagent-exabgp-hook"), fifo, "--networks", "10.77.0.0/16",
+        "--rtbh-min-pps", "1000", "--state", state], "timeout_s": 5});
     let r = start(&pair, home, json!({"mode": "enforce", "ttl_s": 2, "hook": hook}));
     let prefix = format!("{}/32", pair.addr_a);
     let mut replay = replay_snmp(&pair, 30_000, 20);
@@ -141,4 +144,50 @@ fn exabgp_hook_announces_rtbh_and_flowspec_at_open_and_withdraws_at_resolve() {
     eprintln!("ExaBGP hook: routes in gobgp's RIB at open, withdrawn {} ms after", at_open.elapsed().as_millis());
     assert!(withdrawn, "routes still in gobgp's RIB after the resolve: {}", gobgp(&pair, &["global", "rib"]));
     r.stop();
+}
+
+/// Without limits the example hook refuses: no announcement, a clear message, a failing exit;
+/// with them, a black hole only at or over `--rtbh-min-pps` and only inside `--networks`.
+#[test]
+fn exabgp_hook_refuses_without_networks_and_blackholes_only_past_its_limit() {
+    use std::io::{Read, Write};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cmd");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    let mut run = |args: &[&str], id: &str, pps: u64| {
+        let msg = json!({"event": "incident_open", "mode": "enforce",
+            "incident": {"incident_id": id, "pps": pps, "target_ips": [{"ip": "10.77.0.1", "share": 1.0}]},
+            "rules": [{"rule": "amp:10.77.0.1:161"}]});
+        let mut c = Command::new(contrib("ftagent-exabgp-hook"))
+            .arg(&fifo)
+            .args(args)
+            .arg("--state")
+            .arg(dir.path().join("state.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(msg.to_string().as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        let mut sent = String::new();
+        let _ = reader.read_to_string(&mut sent);
+        (out, sent)
+    };
+    let (out, sent) = run(&[], "i1", 10);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --networks"), "{out:?}");
+    assert!(sent.is_empty(), "{sent}");
+    let limits = ["--networks", "10.77.0.0/16", "--rtbh-min-pps", "1000"];
+    let (_, under) = run(&limits, "i2", 10);
+    assert!(under.contains("flow route") && !under.contains("65535:666"), "FlowSpec only under the limit: {under}");
+    let (_, over) = run(&limits, "i3", 5000);
+    assert!(over.contains("route 10.77.0.1/32 next-hop self community [65535:666]"), "{over}");
+    let (_, outside) = run(&["--networks", "192.0.2.0/24", "--rtbh-min-pps", "1"], "i4", 5000);
+    assert!(outside.is_empty(), "nothing outside --networks: {outside}");
 }

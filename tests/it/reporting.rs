@@ -165,8 +165,8 @@ fn api_config_changes_the_running_agent_survives_restart_and_runs_no_command() {
         "pending_commands": [{"id": 1, "command": format!("touch {}", pwned.display())}, format!("touch {}", pwned.display())]
     });
     let server = Server::http(0, apiserver::flowtriq(remote));
-    // Locally no incident could ever open: the threshold comes from the API.
-    let local = merge(fakeproc::agent_config(&fake), json!({ "min_pps_threshold": 1e11 }));
+    // The API raises the local floor (1000) to 1500; it could not lower it (§10.1).
+    let local = merge(fakeproc::agent_config(&fake), json!({ "min_pps_threshold": 1000 }));
     let cfg = home.write_config(merge(local, api_keys(&server.base)));
     let mut agent = start_agent(&home, &cfg);
     assert!(server.wait_until(Duration::from_secs(10), |r| r.iter().any(|r| r.path.ends_with("/agent/config"))));
