@@ -248,7 +248,11 @@ mod tests {
         .unwrap();
         apply_control(&mut agent, &Control::Remote(c));
         let s = agent.settings();
-        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42000.0, false), "raised: above the local floor");
+        assert_eq!(
+            (s.detect.min_pps_threshold, s.detect.dynamic_threshold),
+            (42000.0, false),
+            "raised: above the local floor"
+        );
         assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
         assert!(!s.pcap_enabled);
         assert_eq!(s.ioc_patterns[0].pattern, "xyz");

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::config::{MitigationConfig, Mode};
 use super::nft::{self, Applied, Nft};
 use super::plan::{self, Planned, Refusal};
-use super::protect::{self, Inputs, ProtectedSet, Roots};
+use super::protect::{self, Inputs, ProtectedSet, Roots, SinkResolver};
 use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
 use crate::insight::LiveClassification;
 use crate::report::Outgoing;
@@ -45,15 +45,15 @@ pub const LIVE: Duration = Duration::from_secs(15);
 /// Where the protected set is found afresh from (absent in unit tests, which set it).
 pub struct Refresher {
     pub roots: Roots,
-    /// (config key, URL) of every sink.
-    pub sinks: Vec<(String, String)>,
+    sinks: SinkResolver,
     last: Option<SystemTime>,
     last_peers: Option<SystemTime>,
 }
 
 impl Refresher {
+    /// `sinks`: (config key, URL) of every sink.
     pub fn new(roots: Roots, sinks: Vec<(String, String)>) -> Self {
-        Refresher { roots, sinks, last: None, last_peers: None }
+        Refresher { roots, sinks: SinkResolver::new(sinks), last: None, last_peers: None }
     }
 }
 
@@ -132,8 +132,13 @@ impl State {
         }
         let first = r.last.is_none();
         r.last = Some(now);
+        // Names resolved now are used at the next refresh (a minute sooner the first time).
+        r.sinks.lookup();
+        if first {
+            r.last = now.checked_sub(protect::REFRESH_EVERY - Duration::from_secs(30)).or(Some(now));
+        }
         let before = self.protected.cidrs();
-        let inputs = Inputs::read(&r.roots, &r.sinks, &self.cfg.allowlist, self.cfg.block_private);
+        let inputs = Inputs::read(&r.roots, r.sinks.known(), &self.cfg.allowlist, self.cfg.block_private);
         self.protected.refresh(&inputs);
         let after = self.protected.cidrs();
         if first {

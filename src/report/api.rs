@@ -58,11 +58,8 @@ pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
     }
     match r.with_timeout(timeout_s).send_lazy() {
         Ok(resp) => {
-            let retry_after = resp
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .map(|(_, v)| v.clone());
+            let retry_after =
+                resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
             let status = resp.status_code;
             // A hostile or broken server cannot make us hold more than MAX_REPLY bytes.
             let mut body = Vec::new();

@@ -50,10 +50,7 @@ pub struct RemoteConfig {
 /// Parse the answer: the object itself, or wrapped in `config` / `data`.
 pub fn parse(body: &[u8]) -> Result<RemoteConfig, String> {
     if body.len() > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "agent config: refusing an answer of {} bytes (at most {MAX_CONFIG_BYTES})",
-            body.len()
-        ));
+        return Err(format!("agent config: refusing an answer of {} bytes (at most {MAX_CONFIG_BYTES})", body.len()));
     }
     let refused = std::cell::Cell::new(false);
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("agent config is not JSON: {e}"))?;
@@ -303,7 +300,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, _rx) = mpsc::channel();
         let mut p = ConfigPoll::new(Instant::now(), tx, dir.path());
-        let good = Reply { status: 200, body: br#"{"ioc_patterns": [{"pattern": "abc"}]}"#.to_vec(), retry_after: None };
+        let good =
+            Reply { status: 200, body: br#"{"ioc_patterns": [{"pattern": "abc"}]}"#.to_vec(), retry_after: None };
         p.handle(Instant::now(), Ok(good));
         let bad = Reply { status: 200, body: br#"{"confirm_ticks": 0}"#.to_vec(), retry_after: None };
         p.handle(Instant::now(), Ok(bad));

@@ -251,6 +251,14 @@ pub fn have(tool: &str) -> bool {
 
 static PAIR: AtomicU32 = AtomicU32::new(0);
 
+/// Held by tests whose floods must not overlap another's (timing and drop-share bars).
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The flood lock, whether or not a previous holder panicked.
+pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
+    FLOOD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
 /// `b` (10.77.N.2, where the traffic comes from). Removed on drop.
 pub struct NetnsPair {

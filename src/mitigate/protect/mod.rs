@@ -110,9 +110,9 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Read everything: files under `roots`, the interfaces' addresses, and each sink URL's host
-    /// resolved (`sinks`: (name, URL)). Nothing missing is an error: it is simply not there.
-    pub fn read(roots: &Roots, sinks: &[(String, String)], allowlist: &[Cidr], block_private: bool) -> Self {
+    /// Read everything: files under `roots` and the interfaces' addresses; `sinks` are (name,
+    /// addresses) as [`SinkResolver`] found them. Nothing missing is an error: it is not there.
+    pub fn read(roots: &Roots, sinks: Vec<(String, Vec<IpAddr>)>, allowlist: &[Cidr], block_private: bool) -> Self {
         let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let mut host = interface_addresses();
         host.extend(if_inet6(&text(&roots.proc.join("net/if_inet6"))));
@@ -124,10 +124,68 @@ impl Inputs {
             route6: text(&roots.proc.join("net/ipv6_route")),
             resolv: text(&roots.resolv),
             resolved: text(&roots.resolved),
-            sinks: sinks.iter().map(|(n, url)| (format!("{n} ({})", url_host(url)), resolve(url))).collect(),
+            sinks,
             allowlist: allowlist.to_vec(),
             block_private,
         }
+    }
+}
+
+/// The sinks' addresses: address literals at once, host names resolved on a thread of their
+/// own (a lookup may take seconds; nothing waits for it), the latest answer kept.
+pub struct SinkResolver {
+    sinks: Vec<(String, String)>,
+    found: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<IpAddr>>>>,
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SinkResolver {
+    /// `sinks`: (config key, URL).
+    pub fn new(sinks: Vec<(String, String)>) -> Self {
+        SinkResolver { sinks, found: Default::default(), busy: Default::default() }
+    }
+
+    /// Start a lookup of the host names (unless one is still running).
+    pub fn lookup(&self) {
+        use std::sync::atomic::Ordering;
+        let names: Vec<String> = self
+            .sinks
+            .iter()
+            .map(|(_, u)| url_host(u))
+            .filter(|h| !h.is_empty() && h.parse::<IpAddr>().is_err())
+            .collect();
+        if names.is_empty() || self.busy.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (found, busy) = (self.found.clone(), self.busy.clone());
+        let spawned = std::thread::Builder::new().name("ftagent-protect".into()).spawn(move || {
+            for h in names {
+                let ips = resolve(&h);
+                if let Ok(mut f) = found.lock() {
+                    f.insert(h, ips);
+                }
+            }
+            busy.store(false, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.busy.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// (name shown to operators, addresses) of every sink, as far as known now.
+    pub fn known(&self) -> Vec<(String, Vec<IpAddr>)> {
+        let found = self.found.lock().map(|f| f.clone()).unwrap_or_default();
+        self.sinks
+            .iter()
+            .map(|(k, u)| {
+                let h = url_host(u);
+                let ips = match h.parse::<IpAddr>() {
+                    Ok(ip) => vec![canonical(ip)],
+                    Err(_) => found.get(&h).cloned().unwrap_or_default(),
+                };
+                (format!("{k} ({h})"), ips)
+            })
+            .collect()
     }
 }
 
@@ -337,19 +395,9 @@ pub fn url_host(url: &str) -> String {
     auth.rsplit_once(':').map_or(auth, |(h, _)| h).to_string()
 }
 
-/// A sink URL's host resolved (an address literal needs no lookup); empty when it cannot be.
-fn resolve(url: &str) -> Vec<IpAddr> {
-    let host = url_host(url);
-    if host.is_empty() {
-        return Vec::new();
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return vec![canonical(ip)];
-    }
-    (host.as_str(), 443)
-        .to_socket_addrs()
-        .map(|it| it.map(|a| canonical(a.ip())).take(32).collect())
-        .unwrap_or_default()
+/// A host name resolved; empty when it cannot be.
+fn resolve(host: &str) -> Vec<IpAddr> {
+    (host, 443).to_socket_addrs().map(|it| it.map(|a| canonical(a.ip())).take(32).collect()).unwrap_or_default()
 }
 
 /// The interfaces' addresses, v4 and v6 (`getifaddrs`).
