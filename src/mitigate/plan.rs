@@ -184,6 +184,13 @@ fn choose(cfg: &MitigationConfig, family: &str, subtype: Option<&str>, ev: &Evid
     match family {
         _ if amp => Action::DropAmplifier,
         _ if ev.few_sources() => Action::BlockSources,
+        _ => family_default(family),
+    }
+}
+
+/// The protocol response of a family: what a flood gets when its sources cannot be blocked.
+fn family_default(family: &str) -> Action {
+    match family {
         "syn_flood" => Action::SynRateLimit,
         "icmp_flood" => Action::IcmpRateLimit,
         "fragment_flood" => Action::DropFragments,
@@ -206,7 +213,13 @@ pub fn plan(c: &Classification, cfg: &MitigationConfig, ctx: &Context<'_>) -> Pl
     for (family, subtype, share) in vectors(c) {
         let action = choose(cfg, &family, subtype.as_deref(), &ev);
         let mut refused = Vec::new();
-        for p in rules_for(action, subtype.as_deref(), share, &ev, cfg, false, ctx, &mut refused) {
+        let mut rules = rules_for(action, subtype.as_deref(), share, &ev, cfg, false, ctx, &mut refused);
+        if rules.is_empty() && action == Action::BlockSources {
+            // No source may be blocked (protected, or probably forged): the protocol's rate
+            // limit instead, which meters each source.
+            rules = rules_for(family_default(&family), subtype.as_deref(), share, &ev, cfg, false, ctx, &mut refused);
+        }
+        for p in rules {
             if !plan.rules.iter().any(|q| q.rule == p.rule) {
                 plan.rules.push(p);
             }
