@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime};
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
-use super::config::Mode;
 use super::hook::HookRunner;
 use super::lifecycle::{Refresher, State};
 use super::nft::Nft;
 use super::protect::{ProtectedSet, Roots};
+use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
-use crate::insight::LiveClassification;
+use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 /// Incident events waiting for the worker; past it they are dropped with a log line (the next
@@ -147,12 +147,14 @@ fn may_admin_net() -> Result<(), String> {
 /// Every place the agent sends to (§10.1: their addresses are never blocked): (key, URL).
 fn sinks(settings: &Settings) -> Vec<(String, String)> {
     let mut v = Vec::new();
-    for (k, url) in
-        [("api_base", &settings.api_base), ("webhook_url", &settings.webhook_url), ("update_url", &settings.update_url)]
-    {
-        if !url.is_empty() {
-            v.push((k.to_string(), url.clone()));
-        }
+    if settings.api_enabled() {
+        v.push(("api_base".to_string(), settings.api_base.clone()));
+    }
+    if !settings.webhook_url.is_empty() {
+        v.push(("webhook_url".to_string(), settings.webhook_url.clone()));
+    }
+    if settings.auto_update {
+        v.push(("update_url".to_string(), settings.update_url.clone()));
     }
     if !settings.ops.pagerduty_routing_key.is_empty() {
         v.push(("pagerduty_routing_key".into(), "https://events.pagerduty.com/v2/enqueue".into()));

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::spool::Kind;
-use super::Outgoing;
 use crate::event::{Classification, Event, EventBody};
+use crate::report::api::spool::Kind;
+use crate::report::Outgoing;
 
 /// One spool entry to be: kind, agent incident id, idempotency key, body.
 pub type Entry = (Kind, Option<String>, String, Value);

@@ -23,18 +23,20 @@ pub fn state_file(state_dir: &Path) -> PathBuf {
     state_dir.join("status.json")
 }
 
-/// `--status` / `--top`: run them and return the exit code; None for every other action.
-pub fn for_action(
-    action: &crate::cli::Action,
-    settings: &crate::config::Settings,
-    config: &Path,
-) -> crate::Result<Option<u8>> {
+/// What the operator asked to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `--status` (`--json`: the snapshot as JSON).
+    Status { json: bool },
+    /// `--top`: the live view.
+    Top,
+}
+
+/// Run `--status` / `--top` for the agent of this config and return the exit code.
+pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::Result<u8> {
     let shown = config.display().to_string();
-    match action {
-        crate::cli::Action::Status { json } => {
-            query::print(&settings.state_dir, &shown, *json, &mut std::io::stdout()).map(Some)
-        }
-        crate::cli::Action::Top => top::run(&settings.state_dir, &shown).map(Some),
-        _ => Ok(None),
+    match request {
+        Request::Status { json } => query::print(&settings.state_dir, &shown, json, &mut std::io::stdout()),
+        Request::Top => top::run(&settings.state_dir, &shown),
     }
 }

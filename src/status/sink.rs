@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::snapshot::StatusSnapshot;
 use crate::error::{Error, Result};
 use crate::event::{rfc3339_ms, Classification, EventBody};
-use crate::report::spool::Spool;
+use crate::report::api::spool::Spool;
 use crate::report::{Outgoing, Sink};
 
 /// Evidence fields `--top` shows, copied from the incident's latest classification.
@@ -49,7 +49,7 @@ impl StatusSink {
         let mut s = snap.clone();
         s.spool.events = self.spools.iter().map(|sp| sp.len()).sum();
         s.api.enabled = self.api_enabled;
-        s.api.last_success = crate::report::health::last_api_success().map(rfc3339_ms);
+        s.api.last_success = crate::report::api::health::last_api_success().map(rfc3339_ms);
         s.mitigations = self.mitigations.values().cloned().collect();
         if let (Some(inc), Some((id, label, top))) = (s.incident.as_mut(), &self.incident) {
             if inc.id == *id {

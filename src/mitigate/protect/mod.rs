@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::config::Cidr;
+use crate::config::mitigation::Cidr;
 
 /// How often the set is found afresh (established peers: see [`PEERS_EVERY`]).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(180);

@@ -82,7 +82,7 @@ fn inputs() -> Inputs {
         resolv: "nameserver 127.0.0.53\n".into(),
         resolved: "nameserver 203.0.113.53\n".into(),
         sinks: vec![("api_base (api.example.com)".into(), vec![ip("203.0.113.80")])],
-        allowlist: vec![super::super::config::Cidr::parse("198.18.0.0/15").unwrap()],
+        allowlist: vec![crate::config::mitigation::Cidr::parse("198.18.0.0/15").unwrap()],
         block_private: false,
     }
 }
