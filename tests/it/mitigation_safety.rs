@@ -285,3 +285,113 @@ fn amplification_rules_for_ports_53_and_123_leave_the_hosts_own_dns_and_ntp_work
     stop.store(true, Ordering::SeqCst);
     r.stop();
 }
+
+/// trafgen from `b`: TCP SYNs to `a`:`port` from random forged sources at `pps` (bursts per
+/// second, as trafgen's `-b` sends them) for `secs` seconds.
+fn forged_syn_flood(pair: &NetnsPair, pps: u32, secs: u32, port: u16) -> Child {
+    let mac = |ns: &str, dev: &str| {
+        let out = Command::new("ip").args(["-n", ns, "-br", "link", "show", "dev", dev]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let m = text.split_whitespace().nth(2).unwrap().to_string();
+        m.split(':').map(|b| format!("0x{b}")).collect::<Vec<_>>().join(", ")
+    };
+    let cfg = format!(
+        "{{ {}, {}, c16(0x0800), 0x45, 0x00, c16(40), drnd(2), c16(0x4000), 64, 6, csumip(14, 33), \
+         203, drnd(3), {}, drnd(2), c16({port}), drnd(4), c32(0), 0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0) }}\n",
+        mac(&pair.ns_a, &pair.veth_a),
+        mac(&pair.ns_b, &pair.veth_b),
+        pair.addr_a.replace('.', ", "),
+    );
+    let path = std::env::temp_dir().join(format!("{}-syn.cfg", pair.veth_b));
+    std::fs::write(&path, cfg).unwrap();
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .args(["ip", "netns", "exec", &pair.ns_b, "trafgen", "-o", &pair.veth_b, "-i"])
+        .arg(&path)
+        .args(["-b", &format!("{pps}pps"), "-P", "1", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trafgen (netsniff-ng)")
+}
+
+/// A real client's connection attempts from `b` to `a`:`port` for `secs` seconds, one every
+/// 50 ms, each given 1 s: (succeeded, attempted).
+fn client_attempts(pair: &NetnsPair, port: u16, secs: u64) -> (u32, u32) {
+    let addr = pair.addr_a.clone();
+    in_ns(&pair.ns_b, move || {
+        let sa: std::net::SocketAddr = format!("{addr}:{port}").parse().unwrap();
+        let (mut ok, mut all) = (0, 0);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            all += 1;
+            if TcpStream::connect_timeout(&sa, Duration::from_secs(1)).is_ok() {
+                ok += 1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (ok, all)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A forged SYN flood at 100k/s against port 22 with SYN cookies on: a real client's share of
+/// successful connects with the SYN rule in force is no worse than without any rule (a global
+/// bucket would starve it; the per-source meter does not).
+#[test]
+fn a_forged_syn_flood_under_the_syn_rule_still_lets_a_real_client_connect() {
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    if !util::have("trafgen") {
+        return util::skip("trafgen (netsniff-ng) is not installed");
+    }
+    let sysctl = |kv: &str| {
+        let ok =
+            Command::new("ip").args(["netns", "exec", &pair.ns_a, "sysctl", "-qw", kv]).status().unwrap().success();
+        assert!(ok, "sysctl {kv}");
+    };
+    sysctl("net.ipv4.tcp_syncookies=1");
+    sysctl("net.ipv4.tcp_max_syn_backlog=128");
+    let addr = pair.addr_a.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    in_ns(&pair.ns_a, move || {
+        let l = TcpListener::bind((addr.as_str(), 22)).expect("listen 22");
+        l.set_nonblocking(true).unwrap();
+        while !s2.load(Ordering::SeqCst) {
+            match l.accept() {
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    // Without any rule (no agent).
+    let mut f = forged_syn_flood(&pair, 100_000, 6, 22);
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok0, all0) = client_attempts(&pair, 22, 4);
+    let _ = f.wait();
+    // With the agent and its SYN rule.
+    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 10}));
+    let mut f = forged_syn_flood(&pair, 100_000, 8, 22);
+    let has_rule =
+        |t: &Value| t["nftables"].as_array().is_some_and(|a| a.iter().any(|i| i["rule"]["comment"] == "syn:22"));
+    let took = until_table(&pair.ns_a, Duration::from_secs(3), has_rule);
+    assert!(took.is_some(), "no SYN rule for port 22: {}\n{:#?}", r.stderr(), r.events());
+    let (ok1, all1) = client_attempts(&pair, 22, 4);
+    let t = table(&pair.ns_a).unwrap();
+    let _ = f.wait();
+    stop.store(true, Ordering::SeqCst);
+    let (share0, share1) = (f64::from(ok0) / f64::from(all0), f64::from(ok1) / f64::from(all1));
+    eprintln!(
+        "forged SYN flood 100k/s on port 22, SYN cookies on: real client connected {ok0}/{all0} ({:.0} %) without a rule, \
+         {ok1}/{all1} ({:.0} %) with the SYN rule in force",
+        100.0 * share0,
+        100.0 * share1
+    );
+    let rule = t["nftables"].as_array().unwrap().iter().find(|i| i["rule"]["comment"] == "syn:22").cloned().unwrap();
+    assert!(rule.to_string().contains("syn_meter4"), "a per-source meter: {rule}");
+    assert!(share1 >= 0.9, "the real client was starved under the rule: {ok1}/{all1}");
+    assert!(share1 + 0.1 >= share0, "the rule made the client worse off: {share0} → {share1}");
+    r.stop();
+}
