@@ -268,3 +268,19 @@ fn an_ioc_name_never_chooses_a_rule() {
     let r = rules(&c, &MitigationConfig::default(), &[]);
     assert!(!r.iter().any(|x| matches!(x, Rule::DropAmplifier { .. })), "{r:?}");
 }
+
+/// A SYN flood from a few sources none of which may be blocked gets the SYN rate limit (a
+/// per-source meter) instead of nothing.
+#[test]
+fn a_flood_whose_sources_cannot_be_blocked_gets_its_rate_limit() {
+    let srcs = [[10, 77, 0, 2], [10, 77, 0, 3]];
+    let c = engine((0..2000u32).map(|i| eth4(srcs[i as usize % 2], VICTIM, 6, &tcp(1024 + i as u16, 22, f::SYN, &[]))));
+    assert_eq!(c.attack_family, "syn_flood");
+    let (p, h) = (ProtectedSet::default(), HashSet::new());
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &p, handshakes: &h });
+    assert_eq!(
+        out.rules.iter().map(|p| p.rule).collect::<Vec<_>>(),
+        vec![Rule::SynRateLimit { port: Some(22), pps: 1000 }]
+    );
+    assert_eq!(out.refused.len(), 2, "{out:?}");
+}

@@ -267,7 +267,7 @@ impl ProtectedSet {
     pub fn listed(&self) -> Vec<(IpAddr, Reason)> {
         let mut v: Vec<(IpAddr, Reason)> = self.exact.iter().map(|(a, r)| (*a, r.clone())).collect();
         v.extend(self.peers.iter().map(|a| (*a, Reason::EstablishedPeer)));
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|a| a.0);
         v.dedup_by(|a, b| a.0 == b.0);
         v
     }
