@@ -286,8 +286,9 @@ fn amplification_rules_for_ports_53_and_123_leave_the_hosts_own_dns_and_ntp_work
     r.stop();
 }
 
-/// trafgen from `b`: TCP SYNs to `a`:`port` from random forged sources at `pps` (bursts per
-/// second, as trafgen's `-b` sends them) for `secs` seconds.
+/// trafgen from `b`: TCP SYNs to `a`:`port` from random forged sources, one every `1/pps` s
+/// (`-t`, a steady stream: `-b` would send each second's packets in one burst and leave a
+/// global bucket idle in between), for `secs` seconds.
 fn forged_syn_flood(pair: &NetnsPair, pps: u32, secs: u32, port: u16) -> Child {
     let mac = |ns: &str, dev: &str| {
         let out = Command::new("ip").args(["-n", ns, "-br", "link", "show", "dev", dev]).output().unwrap();
@@ -308,7 +309,7 @@ fn forged_syn_flood(pair: &NetnsPair, pps: u32, secs: u32, port: u16) -> Child {
         .arg(secs.to_string())
         .args(["ip", "netns", "exec", &pair.ns_b, "trafgen", "-o", &pair.veth_b, "-i"])
         .arg(&path)
-        .args(["-b", &format!("{pps}pps"), "-P", "1", "-q"])
+        .args(["-t", &format!("{}ns", 1_000_000_000 / pps), "-P", "1", "-q"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
