@@ -140,6 +140,12 @@ impl RemoteConfig {
         let mut d = base.clone();
         if let Some(p) = self.pps_threshold {
             // Never under the local floor: a server cannot make normal traffic an incident.
+            if p < base.local_floor_pps {
+                warn!(
+                    "agent config: `pps_threshold` {p} is under the local floor (min_pps_threshold {}); keeping the floor",
+                    base.local_floor_pps
+                );
+            }
             d.min_pps_threshold = p.max(base.local_floor_pps);
         }
         if let Some(b) = self.dynamic_threshold {
