@@ -35,7 +35,7 @@ pub struct Agent {
     acc: MetricsAcc,
     last_rates: Option<Rates>,
     /// The last per-protocol totals from capture and when they were read (§5.6).
-    class_prev: Option<(Instant, crate::detect::baseline::protocol::ClassTotals)>,
+    class_prev: Option<(Instant, crate::input::protocols::ClassTotals)>,
     next_metrics: Instant,
     next_heartbeat: Instant,
     next_save: Instant,
@@ -185,11 +185,11 @@ impl Agent {
     }
 
     /// Per-protocol rates since the last tick, from capture's running totals.
-    fn class_rates(&mut self, now: Instant) -> Option<crate::detect::baseline::protocol::ClassRates> {
+    fn class_rates(&mut self, now: Instant) -> Option<crate::input::protocols::ClassRates> {
         let cur = self.insight.as_ref().and_then(|i| i.class_totals())?;
         let prev = self.class_prev.replace((now, cur));
         let (at, before) = prev?;
-        crate::detect::baseline::protocol::rates(&before, &cur, now.saturating_duration_since(at).as_secs_f64())
+        crate::input::protocols::rates(&before, &cur, now.saturating_duration_since(at).as_secs_f64())
     }
 
     fn snapshot(&self, wall: SystemTime) -> Snapshot {
@@ -331,10 +331,11 @@ fn restore(
 }
 
 /// `{"syn": .., "udp": .., "icmp": .., "fragments": ..}` for events.
-fn class_map(r: crate::detect::baseline::protocol::ClassRates) -> std::collections::BTreeMap<String, f64> {
-    crate::detect::baseline::protocol::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
+fn class_map(r: crate::input::protocols::ClassRates) -> std::collections::BTreeMap<String, f64> {
+    crate::input::protocols::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
 }
 
+pub mod accesslog;
 pub mod run;
 pub mod selftest;
 

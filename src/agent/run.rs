@@ -28,7 +28,7 @@ pub struct RunOptions {
     /// Control messages for the sampling loop (API config), drained with `try_recv` each tick.
     pub control: Option<mpsc::Receiver<crate::report::api::remote::Control>>,
     /// Where the access-log thread leaves its requests/s for the Prometheus textfile.
-    pub http_gauges: std::sync::Arc<crate::input::accesslog::worker::HttpGauges>,
+    pub http_gauges: std::sync::Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 pub fn baseline_path(settings: &Settings) -> std::path::PathBuf {
@@ -60,14 +60,14 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let mut sinks = local_sinks(&settings)?;
     sinks.extend(opts.extra_sinks);
     let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
-        .map_err(|e| Error::Runtime(format!("cannot install signal handlers: {e}")))?;
+        .map_err(|e| Error::Thread { what: "signal", source: e })?;
 
     let saved = load_baseline(&baseline_path(&settings));
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
     let interval = settings.detect.sample_interval;
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     // Access logs (§11) on their own thread beside the counters, through the same channel.
-    let access_logs = crate::input::accesslog::worker::start(&settings, tx.clone(), opts.http_gauges.clone());
+    let access_logs = crate::agent::accesslog::start(&settings, tx.clone(), opts.http_gauges.clone());
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
@@ -84,7 +84,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
             let _close = close_signals;
             sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer)
         })
-        .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
+        .map_err(|e| Error::Thread { what: "sampling", source: e })?;
 
     let mut signals = signals;
     for sig in signals.forever() {
@@ -107,7 +107,10 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         m.stop();
     }
     if sampled.is_err() {
-        return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
+        return Err(Error::Refused {
+            what: "sampling thread",
+            why: "the sampling thread failed; see the log above".into(),
+        });
     }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
     if !report::join_within(worker, Duration::from_secs(4)) {

@@ -164,7 +164,7 @@ pub struct Settings {
     /// Automatic mitigation (§10).
     pub mitigation: crate::config::mitigation::MitigationConfig,
     /// Web-server access logs to follow (§11).
-    pub access_logs: Vec<crate::input::accesslog::AccessLog>,
+    pub access_logs: Vec<crate::config::accesslog::AccessLog>,
     /// Floor of the requests/s threshold of access-log detection.
     pub http_min_rps_threshold: f64,
     /// Keys present in the file that this version does not know.
@@ -250,8 +250,10 @@ impl Settings {
             "TRACE" => LevelFilter::Trace,
             _ => return Err(r.invalid("log_level", "accepted: ERROR, WARN, INFO, DEBUG, TRACE")),
         };
-        let access_logs: Vec<crate::input::accesslog::AccessLog> = r.get("access_logs", Vec::new())?;
-        crate::input::accesslog::check(&access_logs).map_err(|m| r.invalid("access_logs", &m))?;
+        let access_logs: Vec<crate::config::accesslog::AccessLog> = r.get("access_logs", Vec::new())?;
+        if let Some(m) = crate::config::accesslog::problem(&access_logs) {
+            return Err(r.invalid("access_logs", &m));
+        }
         let mut unknown_keys: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !ops::KEYS.contains(&k.as_str()))
@@ -292,7 +294,7 @@ impl Settings {
             access_logs,
             http_min_rps_threshold: r.range(
                 "http_min_rps_threshold",
-                crate::input::accesslog::DEFAULT_MIN_RPS,
+                crate::config::accesslog::DEFAULT_MIN_RPS,
                 1.0,
                 1e9,
             )?,
@@ -334,6 +336,7 @@ pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, 
     raw.iter().filter(|(k, _)| !asked.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+pub mod accesslog;
 pub mod mitigation;
 pub mod ops;
 pub mod paths;

@@ -129,7 +129,7 @@ fn short_keys_are_fully_masked() {
 
 #[test]
 fn access_logs_are_read_and_checked() {
-    use crate::input::accesslog::{AccessLog, Format};
+    use crate::config::accesslog::{AccessLog, Format};
     let s = parse(
         r#"{"access_logs": [{"path": "/var/log/nginx/access.log"}, {"path": "/srv/caddy.log", "format": "caddy"}],
         "http_min_rps_threshold": 800}"#,

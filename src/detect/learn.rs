@@ -10,10 +10,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::DetectConfig;
-use crate::detect::baseline::protocol::ClassRates;
 use crate::detect::baseline::{Baseline, Thresholds};
 use crate::detect::detector::{Change, Detector, Direction};
 use crate::input::counters::Sample;
+use crate::input::protocols::ClassRates;
 
 /// How long a normal sample waits before it is learned.
 pub const SETTLE: Duration = Duration::from_secs(5);

@@ -23,14 +23,14 @@ pub struct Wiring {
     /// Control messages (API config) for the sampling loop.
     pub control: Option<mpsc::Receiver<Control>>,
     /// Requests/s of the access-log thread, shown by the Prometheus textfile.
-    pub http_gauges: Arc<crate::input::accesslog::worker::HttpGauges>,
+    pub http_gauges: Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 fn check_webhook(url: &str) -> Result<()> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
-        Err(Error::Runtime("config key `webhook_url` must start with http:// or https://".into()))
+        Err(Error::Setting { key: "webhook_url", why: "must start with http:// or https://".into() })
     }
 }
 
@@ -63,7 +63,7 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         )));
         spools.push(spool);
     }
-    let http_gauges = Arc::new(crate::input::accesslog::worker::HttpGauges::default());
+    let http_gauges = Arc::new(crate::input::accesslog::gauges::HttpGauges::default());
     if let Some(addr) = settings.ops.metrics_listen {
         sinks.push(Box::new(crate::report::metrics_http::MetricsHttp::start(
             addr,
@@ -72,7 +72,7 @@ pub fn for_run(settings: &mut Settings) -> Result<Wiring> {
         )?));
     }
     let status_path = crate::status::state_file(&settings.state_dir);
-    sinks.push(Box::new(crate::status::sink::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
+    sinks.push(Box::new(super::statefile::StatusSink::new(status_path, spools.clone(), settings.api_enabled())));
     if let Some(path) = &settings.prometheus_textfile {
         sinks.push(Box::new(TextfileSink { path: path.clone(), spools, http: http_gauges.clone() }));
     }

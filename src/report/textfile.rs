@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::input::accesslog::worker::LogGauge;
+use crate::input::accesslog::gauges::LogGauge;
 use crate::report::api::spool::Spool;
 use crate::report::{Metrics, Outgoing, Sink};
 use crate::util::fs as fsutil;
@@ -17,7 +17,7 @@ pub struct TextfileSink {
     /// Spools whose sizes make `ftagent_spool_events`.
     pub spools: Vec<Arc<Spool>>,
     /// Requests/s per access log (§11).
-    pub http: Arc<crate::input::accesslog::worker::HttpGauges>,
+    pub http: Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 impl Sink for TextfileSink {

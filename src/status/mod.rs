@@ -1,12 +1,11 @@
 //! The operator's view of a running agent (§6.6): the state file the agent rewrites every second
 //! (`<state dir>/status.json`, 0600), `--status` and `--top` that read it.
 //!
-//! [`snapshot`] is the file's shape (plain data); [`sink`] writes it on the report worker, never on
-//! the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
+//! [`snapshot`] is the file's shape (plain data); `crate::report::statefile` writes it on the report
+//! worker, never on the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
 //! [`top`] is the live view. Nothing here feeds back into detection.
 
 pub mod query;
-pub mod sink;
 pub mod snapshot;
 pub mod top;
 mod top_view;
@@ -33,7 +32,7 @@ pub enum Request {
 }
 
 /// Run `--status` / `--top` for the agent of this config and return the exit code.
-pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::Result<u8> {
+pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::error::Result<u8> {
     let shown = config.display().to_string();
     match request {
         Request::Status { json } => query::print(&settings.state_dir, &shown, json, &mut std::io::stdout()),

@@ -4,7 +4,7 @@
 //! thread.
 //!
 //! Hour buckets are bounded log-scale histograms (5 % bins) so days of history cost a few KiB;
-//! when a bucket passes [`HOUR_CAP`] samples its counts are halved, so old days fade out.
+//! when a bucket passes `histogram::HOUR_CAP` samples its counts are halved, so old days fade out.
 //! The hour of day is taken in UTC: a bucket index needs no time zone, only consistency.
 //!
 //! Growth is bounded (§5.4): the p99 a threshold is built from may be at most [`GROWTH`] times
@@ -20,89 +20,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::DetectConfig;
 use crate::detect::baseline::protocol::{ClassRates, ClassWindows};
 
+mod histogram;
 pub mod protocol;
 mod snapshot;
+pub use histogram::GROWTH;
+use histogram::{p99, LogHist};
 pub use snapshot::{DirSnapshot, RestoreRefused, Snapshot};
 
-/// Log-histogram bin ratio: p99 read from a bucket overestimates by at most this factor.
-const BIN_RATIO: f64 = 1.05;
-/// Bins cover 1 .. ~1e13 (10 Tbit/s) at 5 % resolution.
-const BINS: usize = 640;
-/// Samples a bucket holds before it is decayed by halving.
-const HOUR_CAP: u32 = 400_000;
 /// An hour bucket is trusted once it holds this much sampled time.
 const HOUR_TRUST: Duration = Duration::from_secs(30 * 60);
 /// A saved baseline older than this is ignored at start.
 pub const MAX_RESTORE_AGE: Duration = Duration::from_secs(24 * 3600);
-/// The p99 in force may grow by at most this factor per window of learned samples (§5.4).
-pub const GROWTH: f64 = 1.5;
 /// Growth checkpoints per window.
 const CHECKPOINTS: usize = 8;
 /// Version of [`Snapshot`]; version 1 (before the §5.4 learning rules) is refused.
 pub const SNAPSHOT_VERSION: u32 = 2;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LogHist {
-    /// Sparse (bin, count) pairs, sorted by bin.
-    bins: Vec<(u16, u32)>,
-    total: u32,
-}
-
-impl LogHist {
-    fn new() -> Self {
-        LogHist { bins: Vec::new(), total: 0 }
-    }
-
-    fn bin_of(v: f64) -> u16 {
-        if v < 1.0 || v.is_nan() {
-            return 0;
-        }
-        (1.0 + v.ln() / BIN_RATIO.ln()).min((BINS - 1) as f64) as u16
-    }
-
-    fn upper_edge(bin: u16) -> f64 {
-        if bin == 0 {
-            1.0
-        } else {
-            BIN_RATIO.powi(bin as i32)
-        }
-    }
-
-    fn add(&mut self, v: f64) {
-        let b = Self::bin_of(v);
-        match self.bins.binary_search_by_key(&b, |(k, _)| *k) {
-            Ok(i) => self.bins[i].1 += 1,
-            Err(i) => self.bins.insert(i, (b, 1)),
-        }
-        self.total += 1;
-        if self.total >= HOUR_CAP {
-            self.bins.iter_mut().for_each(|(_, c)| *c /= 2);
-            self.bins.retain(|(_, c)| *c > 0);
-            self.total = self.bins.iter().map(|(_, c)| *c).sum();
-        }
-    }
-
-    /// Counts a restored file may hold: below the decay cap and adding up to `total`.
-    fn sane(&self) -> bool {
-        let sum = self.bins.iter().try_fold(0u32, |acc, (_, c)| acc.checked_add(*c));
-        self.total < HOUR_CAP && sum == Some(self.total)
-    }
-
-    fn quantile(&self, q: f64) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        let rank = (q * self.total as f64).ceil().max(1.0) as u32;
-        let mut seen = 0;
-        for (b, c) in &self.bins {
-            seen += c;
-            if seen >= rank {
-                return Self::upper_edge(*b);
-            }
-        }
-        Self::upper_edge(self.bins.last().map(|(b, _)| *b).unwrap_or(0))
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct HourBucket {
@@ -311,17 +243,6 @@ fn mean(v: &VecDeque<f64>) -> f64 {
     } else {
         v.iter().sum::<f64>() / v.len() as f64
     }
-}
-
-/// Nearest-rank 99th percentile of the window.
-pub(crate) fn p99(v: &VecDeque<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s: Vec<f64> = v.iter().copied().collect();
-    let rank = ((0.99 * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
-    let (_, x, _) = s.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-    *x
 }
 
 #[cfg(test)]

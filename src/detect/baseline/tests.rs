@@ -1,3 +1,4 @@
+use super::histogram::{BINS, BIN_RATIO, HOUR_CAP};
 use super::*;
 
 fn cfg(window_s: u64) -> DetectConfig {

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{ratio, Direction};
-use crate::detect::baseline::protocol::CLASSES;
 use crate::detect::baseline::Thresholds;
 use crate::input::counters::ProtoCounters;
+use crate::input::protocols::CLASSES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -63,7 +63,7 @@ pub struct Incident {
     /// The largest per-protocol rate / threshold seen (capture builds; 0 without).
     pub peak_class_ratio: f64,
     /// Per-protocol rates of the opening sample (capture builds).
-    pub classes: Option<crate::detect::baseline::protocol::ClassRates>,
+    pub classes: Option<crate::input::protocols::ClassRates>,
     /// Packets per protocol since the first sample over threshold.
     pub proto: ProtoCounters,
     pub(super) below: u32,

@@ -5,8 +5,8 @@
 //!
 //! - [`parse`]: line parsers (pure). [`follow`]: the only file reader (rotation, truncation).
 //! - [`aggregate`]: bounded per-second figures (the sketches of [`crate::util::sketch`]). [`baseline`], [`detect`]: pure,
-//!   virtual time. [`events`]: incidents to §6.1 events. [`worker`]: the thread (front door
-//!   [`worker::start`]). [`analyze`]: `--analyze` on an access log.
+//!   virtual time. [`events`]: incidents to §6.1 events. [`gauges`]: the live figures per log.
+//!   The thread that drives them is `crate::agent::accesslog` (front door `start`). [`analyze`]: `--analyze` on an access log.
 
 pub mod aggregate;
 pub mod analyze;
@@ -14,44 +14,8 @@ pub mod baseline;
 pub mod detect;
 pub mod events;
 pub mod follow;
+pub mod gauges;
 pub mod parse;
-pub mod worker;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::accesslog::{AccessLog, DEFAULT_MIN_RPS};
 pub use parse::Format;
-
-/// Default floor of the requests/s threshold (`http_min_rps_threshold`): well above what most
-/// sites serve from one host, well below what takes PHP or a database down.
-pub const DEFAULT_MIN_RPS: f64 = 500.0;
-
-/// One `access_logs` entry (§11).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessLog {
-    pub path: PathBuf,
-    #[serde(default = "default_format")]
-    pub format: Format,
-}
-
-fn default_format() -> Format {
-    Format::Combined
-}
-
-/// Why an `access_logs` list is not acceptable, if it is not.
-pub fn check(logs: &[AccessLog]) -> Result<(), String> {
-    for (i, l) in logs.iter().enumerate() {
-        if !l.path.is_absolute() {
-            return Err(format!(
-                "entry {i}: `path` must be an absolute file path, got {:?}",
-                l.path.display().to_string()
-            ));
-        }
-        if logs[..i].iter().any(|o| o.path == l.path) {
-            return Err(format!("entry {i}: {} is listed twice", l.path.display()));
-        }
-    }
-    Ok(())
-}

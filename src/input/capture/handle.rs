@@ -76,10 +76,10 @@ pub trait PacketInsight: Send {
     fn live_classification(&self) -> Option<LiveClassification> {
         None
     }
-    /// Received packets per class (SYN, UDP, ICMP, fragments; [`crate::detect::baseline::protocol::CLASSES`]) since
+    /// Received packets per class (SYN, UDP, ICMP, fragments; [`crate::input::protocols::CLASSES`]) since
     /// capture started, for the per-protocol thresholds (§5.6). None where the capture cannot
     /// count them as they arrive.
-    fn class_totals(&self) -> Option<crate::detect::baseline::protocol::ClassTotals> {
+    fn class_totals(&self) -> Option<crate::input::protocols::ClassTotals> {
         None
     }
     /// New `pcap_enabled` / `ioc_patterns` (the API's `/agent/config`) for the running capture,

@@ -42,7 +42,7 @@ pub struct Sample {
     pub dropped_pps: f64,
     pub proto: Option<ProtoCounters>,
     /// SYN/s, UDP/s, ICMP/s, fragments/s from packet capture (inbound, capture builds).
-    pub classes: Option<crate::detect::baseline::protocol::ClassRates>,
+    pub classes: Option<crate::input::protocols::ClassRates>,
 }
 
 impl Rates {

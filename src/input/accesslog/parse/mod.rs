@@ -15,8 +15,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use crate::config::accesslog::Format;
 
 /// Longest path or user agent kept, in bytes.
 pub const MAX_FIELD: usize = 200;
@@ -28,31 +29,6 @@ pub const JSON_FIELDS: &[(&str, &[&str])] = &[
     ("status", &["status"]),
     ("user agent", &["http_user_agent", "user_agent"]),
 ];
-
-/// The log formats `access_logs[].format` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// nginx/Apache `combined`; also reads `common` lines (no referer or user agent).
-    Combined,
-    /// Apache/nginx `common`: the same parser as `combined`.
-    Common,
-    /// nginx `escape=json`.
-    Json,
-    /// Caddy's JSON access log.
-    Caddy,
-}
-
-impl Format {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Combined => "combined",
-            Format::Common => "common",
-            Format::Json => "json",
-            Format::Caddy => "caddy",
-        }
-    }
-}
 
 /// One request as the aggregation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

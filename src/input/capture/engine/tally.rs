@@ -265,8 +265,8 @@ impl Tally {
     }
 
     /// Packets per class for the per-protocol thresholds (§5.6): SYN (without ACK), UDP, ICMP
-    /// (v4 and v6), IP fragments — the order of [`crate::detect::baseline::protocol::CLASSES`].
-    pub fn class_counts(&self) -> crate::detect::baseline::protocol::ClassTotals {
+    /// (v4 and v6), IP fragments — the order of [`crate::input::protocols::CLASSES`].
+    pub fn class_counts(&self) -> crate::input::protocols::ClassTotals {
         [self.tcp_kind[K_SYN], self.udp, self.icmp, self.fragments]
     }
 

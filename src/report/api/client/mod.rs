@@ -45,7 +45,7 @@ impl Reply {
 
 /// Perform one request. `Err` is a transport failure (DNS, connect, TLS, timeout) with a message
 /// that names the URL's origin and what went wrong.
-pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
+pub fn send(req: &HttpRequest, timeout_s: u64) -> crate::error::Result<Reply> {
     let mut r = match req.method {
         Method::Get => minreq::get(req.url.as_str()),
         Method::Post => minreq::post(req.url.as_str()),
@@ -65,19 +65,22 @@ pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
             let mut body = Vec::new();
             use std::io::Read;
             let read = resp.take(MAX_REPLY as u64 + 1).read_to_end(&mut body);
+            let http = |why: String| crate::error::Error::Http { url: origin(&req.url), status: Some(status), why };
             if let Err(e) = read {
-                return Err(format!("cannot read the answer from {}: {e}", origin(&req.url)));
+                return Err(http(format!("cannot read the answer from {}: {e}", origin(&req.url))));
             }
             if body.len() > MAX_REPLY {
-                return Err(format!(
+                return Err(http(format!(
                     "{} answered with more than {} KiB; refused whole",
                     origin(&req.url),
                     MAX_REPLY / 1024
-                ));
+                )));
             }
             Ok(Reply { status, retry_after, body })
         }
-        Err(e) => Err(describe_error(&req.url, &e)),
+        Err(e) => {
+            Err(crate::error::Error::Http { url: origin(&req.url), status: None, why: describe_error(&req.url, &e) })
+        }
     }
 }
 

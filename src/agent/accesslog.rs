@@ -5,51 +5,24 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
-use super::aggregate::Window;
-use super::baseline::HttpDetectConfig;
-use super::detect::HttpDetector;
-use super::events;
-use super::follow::Follower;
-use super::parse::{parse_line, Format};
-use super::AccessLog;
 use crate::config::Settings;
+use crate::input::accesslog::aggregate::Window;
+use crate::input::accesslog::baseline::HttpDetectConfig;
+use crate::input::accesslog::detect::HttpDetector;
+use crate::input::accesslog::events;
+use crate::input::accesslog::follow::Follower;
+use crate::input::accesslog::gauges::{HttpGauges, LogGauge};
+use crate::input::accesslog::parse::{parse_line, Format};
+use crate::input::accesslog::AccessLog;
 use crate::report::{Outbox, Outgoing};
 
 pub const TICK: Duration = Duration::from_secs(1);
-
-/// What the Prometheus textfile shows of one log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogGauge {
-    pub log: String,
-    /// Requests in the last second.
-    pub requests_per_second: f64,
-    /// Requests read since the agent started.
-    pub requests_total: u64,
-    /// Lines not understood since the agent started.
-    pub malformed_total: u64,
-}
-
-/// The figures of each followed log, for the Prometheus textfile.
-#[derive(Debug, Default)]
-pub struct HttpGauges(Mutex<Vec<LogGauge>>);
-
-impl HttpGauges {
-    pub fn snapshot(&self) -> Vec<LogGauge> {
-        self.0.lock().map(|g| g.clone()).unwrap_or_default()
-    }
-
-    fn set(&self, values: Vec<LogGauge>) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = values;
-        }
-    }
-}
 
 /// The running access-log thread.
 pub struct Handle {

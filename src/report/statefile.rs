@@ -1,4 +1,4 @@
-//! Writes the state file on the report worker: each [`Outgoing::Status`] from the sampling thread
+//! The state-file sink (§6.6): writes [`crate::status`]'s file on the report worker: each [`Outgoing::Status`] from the sampling thread
 //! is completed with what only the worker side knows (spool depth, last API success, the open
 //! incident's label and evidence from the incident events it has seen) and written atomically
 //! with mode 0600. The file is removed when the agent stops. Never runs on the sampling thread.
@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::snapshot::StatusSnapshot;
 use crate::error::{Error, Result};
 use crate::event::{rfc3339_ms, Classification, EventBody};
 use crate::report::api::spool::Spool;
 use crate::report::{Outgoing, Sink};
+use crate::status::snapshot::StatusSnapshot;
 
 /// Evidence fields `--top` shows, copied from the incident's latest classification.
 const TOP_FIELDS: &[&str] = &["target_ips", "top_src_ips", "top_dst_ports", "top_src_ports", "source_ip_count"];
@@ -93,7 +93,7 @@ impl Sink for StatusSink {
             },
             Outgoing::Status(snap) => {
                 let body = serde_json::to_vec(&self.complete(snap))
-                    .map_err(|e| Error::Runtime(format!("serialising the state file: {e}")))?;
+                    .map_err(|e| Error::Encode { what: "the state file", source: e })?;
                 write_replace(&self.path, &body)?;
             }
             _ => {}
