@@ -114,18 +114,19 @@ pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
 }
 
 /// The IOC list within its caps (count, pattern and name length), or why not.
-fn ioc_list(x: &Value) -> Result<Vec<IocPattern>, String> {
-    let a = x.as_array().ok_or("not an array")?;
+fn ioc_list(x: &Value) -> crate::error::Result<Vec<IocPattern>> {
+    let bad = |why: String| crate::error::Error::Invalid { what: "ioc_patterns", why };
+    let a = x.as_array().ok_or_else(|| bad("not an array".into()))?;
     if a.len() > MAX_IOC_PATTERNS {
-        return Err(format!("{} patterns, at most {MAX_IOC_PATTERNS}", a.len()));
+        return Err(bad(format!("{} patterns, at most {MAX_IOC_PATTERNS}", a.len())));
     }
-    let list: Vec<IocPattern> = serde_json::from_value(x.clone()).map_err(|e| e.to_string())?;
+    let list: Vec<IocPattern> = serde_json::from_value(x.clone()).map_err(|e| bad(e.to_string()))?;
     for p in &list {
         if p.pattern.is_empty() || p.pattern.len() > MAX_IOC_PATTERN_BYTES {
-            return Err(format!("a pattern of {} bytes, 1..={MAX_IOC_PATTERN_BYTES}", p.pattern.len()));
+            return Err(bad(format!("a pattern of {} bytes, 1..={MAX_IOC_PATTERN_BYTES}", p.pattern.len())));
         }
         if p.attack_name.len() > MAX_IOC_NAME_BYTES || p.attack_family.len() > MAX_IOC_NAME_BYTES {
-            return Err(format!("an attack name or family over {MAX_IOC_NAME_BYTES} bytes"));
+            return Err(bad(format!("an attack name or family over {MAX_IOC_NAME_BYTES} bytes")));
         }
     }
     Ok(list)
