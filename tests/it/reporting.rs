@@ -263,25 +263,28 @@ fn a_hostile_api_is_bounded_refused_with_one_line_each_and_the_last_good_config_
     let home = Home::new();
     let fake = FakeProc::start(home.path(), 100);
     let good = json!({"pps_threshold": 1500, "ioc_patterns": [{"pattern": "deadbeef", "attack_name": "isakmp_amplification"}]});
-    let port = free_port();
-    let cfg = home.write_config(merge(fakeproc::agent_config(&fake), api_keys(&format!("http://127.0.0.1:{port}"))));
-    let run = |answer: String| {
-        let server = Server::http(
-            port,
-            Box::new(
-                move |r: &Recorded| {
-                    if r.path.ends_with("/agent/config") {
-                        apiserver::ok(&answer)
-                    } else {
-                        apiserver::ok("{}")
-                    }
-                },
-            ),
-        );
+    // One server whose config answer each run sets.
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shared = answer.clone();
+    let server = Server::http(
+        0,
+        Box::new(move |r: &Recorded| {
+            if r.path.ends_with("/agent/config") {
+                apiserver::ok(&shared.lock().unwrap())
+            } else {
+                apiserver::ok("{}")
+            }
+        }),
+    );
+    let cfg = home.write_config(merge(fakeproc::agent_config(&fake), api_keys(&server.base)));
+    let run = |body: String| {
+        *answer.lock().unwrap() = body;
+        let asked = server.requests().iter().filter(|r| r.path.ends_with("/agent/config")).count();
         let starts = home.events().iter().filter(|e| e["event"] == "agent_start").count();
         let mut agent = start_agent(&home, &cfg);
         assert_eq!(wait_events(&home, "agent_start", starts + 1, Duration::from_secs(10)).len(), starts + 1);
-        assert!(server.wait_until(Duration::from_secs(10), |r| r.iter().any(|r| r.path.ends_with("/agent/config"))));
+        let polled = |r: &[Recorded]| r.iter().filter(|r| r.path.ends_with("/agent/config")).count() > asked;
+        assert!(server.wait_until(Duration::from_secs(10), polled));
         std::thread::sleep(Duration::from_millis(700));
         let st = util::terminate(&mut agent, Duration::from_secs(5));
         assert!(st.is_some_and(|s| s.success()), "agent exits 0: {}", agent_log(&home));
