@@ -91,6 +91,10 @@ pub struct MitigationEvent {
     /// protected, `max_routes`, ...): an operator sees why an address was not touched (§10.1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Value>,
+    /// Whether `ct state established,related accept` precedes the rules (false: conntrack is
+    /// not available, replies to the host's own traffic are not exempt). Absent in dry-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<bool>,
 }
 
 fn nftables() -> String {

@@ -245,13 +245,17 @@ mod tests {
         let cap = CaptureStatus { mode: "limited".into(), reason: None };
         let mut agent = Agent::new(s, sampler, None, cap, None, Instant::now(), std::time::SystemTime::now());
         let c = parse(
-            br#"{"pps_threshold": 42, "dynamic_threshold": false, "attack_holddown": 2,
+            br#"{"pps_threshold": 42000, "dynamic_threshold": false, "attack_holddown": 2,
             "pcap_enabled": false, "ioc_patterns": [{"pattern": "xyz"}]}"#,
         )
         .unwrap();
         apply_control(&mut agent, &Control::Remote(c));
         let s = agent.settings();
-        assert_eq!((s.detect.min_pps_threshold, s.detect.dynamic_threshold), (42.0, false));
+        assert_eq!(
+            (s.detect.min_pps_threshold, s.detect.dynamic_threshold),
+            (42000.0, false),
+            "raised: above the local floor"
+        );
         assert_eq!(s.detect.holddown_ticks, 10, "2 s at 200 ms");
         assert!(!s.pcap_enabled);
         assert_eq!(s.ioc_patterns[0].pattern, "xyz");

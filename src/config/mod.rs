@@ -99,6 +99,8 @@ pub struct DetectConfig {
     /// Set from the API's `confirm_ticks` (1-second ticks): confirm by time over threshold
     /// instead of by `confirm_ticks` samples (confirmation samples come every quarter interval).
     pub confirm_for: Option<Duration>,
+    /// The configured `min_pps_threshold`: no value from the API goes under it (§10.1).
+    pub local_floor_pps: f64,
 }
 
 impl Default for DetectConfig {
@@ -116,6 +118,7 @@ impl Default for DetectConfig {
             holddown_ticks: 50,
             cooldown: Duration::from_secs(60),
             confirm_for: None,
+            local_floor_pps: 5000.0,
         }
     }
 }
@@ -223,7 +226,9 @@ impl Settings {
             holddown_ticks: r.range("holddown_ticks", 50, 1, 1_000_000)?,
             cooldown: secs(r.range("cooldown_s", 60, 0, 86_400)?),
             confirm_for: None,
+            local_floor_pps: 0.0,
         };
+        let detect = DetectConfig { local_floor_pps: detect.min_pps_threshold, ..detect };
         let api_key: String = r.get("api_key", String::new())?;
         let node_uuid: String = r.get("node_uuid", String::new())?;
         if !api_key.is_empty() && node_uuid.trim().is_empty() {

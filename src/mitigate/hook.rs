@@ -113,17 +113,15 @@ pub fn run_once(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
 }
 
 fn spawn_and_wait(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
-    let mut child = Command::new(&hook.argv[0])
-        .args(&hook.argv[1..])
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| crate::error::Error::Program {
-            program: hook.argv[0].clone(),
-            why: format!("cannot start: {e}"),
-        })?;
+    let mut cmd = Command::new(&hook.argv[0]);
+    cmd.args(&hook.argv[1..]).process_group(0);
+    if !hook.keep_capabilities {
+        // SAFETY: the closure runs between fork and exec and only makes raw syscalls.
+        unsafe { cmd.pre_exec(drop_capabilities) };
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
+        crate::error::Error::Program { program: hook.argv[0].clone(), why: format!("cannot start: {e}") }
+    })?;
     let data = serde_json::to_vec(payload).unwrap_or_default();
     if let Some(mut stdin) = child.stdin.take() {
         // Written from a thread: a hook that never reads must not block us past its timeout.
@@ -140,12 +138,63 @@ fn spawn_and_wait(hook: &Hook, payload: &Value) -> crate::error::Result<Output> 
     out
 }
 
+/// In the hook's child before exec: no ambient or inheritable capability and an empty bounding
+/// set, so the program runs with none, even as root (`hook.keep_capabilities` skips this).
+/// Async-signal-safe: raw syscalls only, no allocation.
+fn drop_capabilities() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const V3: u32 = 0x2008_0522;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        // EINVAL: a kernel without ambient capabilities has none to clear.
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
+    let mut h = Header { version: V3, pid: 0 };
+    let mut d = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capget/capset with a v3 header and two data words, as capget(2) documents.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        d[0].inheritable = 0;
+        d[1].inheritable = 0;
+        if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; EINVAL past the last capability, EPERM without
+        // CAP_SETPCAP (then there is nothing in the bounding set worth keeping from the hook:
+        // without ambient or inheritable capabilities an unprivileged exec gains none).
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hook(script: &str, timeout_ms: u64) -> Hook {
-        Hook { argv: vec!["/bin/sh".into(), "-c".into(), script.into()], timeout: Duration::from_millis(timeout_ms) }
+        Hook {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            timeout: Duration::from_millis(timeout_ms),
+            keep_capabilities: false,
+        }
     }
 
     #[test]
@@ -163,9 +212,26 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
 
+    /// The hook runs with no capability (the agent here is root, or holds CAP_NET_ADMIN).
+    #[test]
+    fn the_hook_gets_no_capability_unless_configured() {
+        let caps = |keep: bool| {
+            let h = Hook { keep_capabilities: keep, ..hook("grep -E '^Cap(Eff|Prm|Amb)' /proc/self/status", 5000) };
+            String::from_utf8(run_once(&h, &serde_json::json!({})).unwrap().stdout).unwrap()
+        };
+        let none = caps(false);
+        assert_eq!(none.matches("\t0000000000000000").count(), 3, "{none}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let kept = caps(true);
+            assert!(kept.lines().next().is_some_and(|l| !l.ends_with("0000000000000000")), "{kept}");
+        }
+    }
+
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
-        let h = Hook { argv: vec!["/nonexistent/hook".into()], timeout: Duration::from_secs(1) };
+        let h =
+            Hook { argv: vec!["/nonexistent/hook".into()], timeout: Duration::from_secs(1), keep_capabilities: false };
         assert!(run_once(&h, &serde_json::json!({})).unwrap_err().to_string().contains("cannot start"));
     }
 }

@@ -8,8 +8,10 @@
 //! rules), [`nft`] (rules → one nftables JSON batch, table listing, counters), [`worker`] +
 //! [`lifecycle`] (the thread that applies, renews, removes and reconciles; nothing runs on the
 //! sampling thread); [`hook`] (the local program, on its own thread, killed at its timeout).
-//! [`start`] is the one front door for both backends. This module never runs a shell, never acts
-//! on anything a server sent, and never touches another nftables table.
+//! [`protect`] (every build) is the protected set of §10.1: the addresses no backend ever blocks,
+//! each with the reason an operator reads. [`start`] is the one front door for both backends.
+//! This module never runs a shell, never touches another nftables table, and takes from a server
+//! only bounded detection values (never a rule, never a protected address).
 
 pub mod bgp;
 pub mod hook;
@@ -19,6 +21,7 @@ pub mod lifecycle;
 pub mod nft;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod plan;
+pub mod protect;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod worker;
 
@@ -33,7 +36,7 @@ use std::sync::mpsc::SyncSender;
 
 use log::info;
 
-use crate::config::mitigation::{self as config, Cidr};
+use crate::config::mitigation::Cidr;
 use crate::config::Settings;
 use crate::event::Event;
 use crate::report::Outgoing;
@@ -97,17 +100,27 @@ pub fn start(
     (local.is_some() || bgp.is_some()).then_some(Mitigation { local, bgp })
 }
 
-/// Never blocked, never announced (§10.1): the configured allowlist plus the host's default
-/// gateway and resolvers.
+/// Never announced (§10.1): the configured allowlist, the host's default gateways (v4 and v6), the
+/// resolvers it really uses (behind systemd-resolved's stub too) and the address literals of its
+/// sinks, read from the same sources as [`protect`]'s set. The host's own addresses and private
+/// ranges are not in it: for BGP they are legitimate targets (the routes protect them).
 pub fn protected_set(settings: &Settings) -> Vec<Cidr> {
-    let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut allow = settings.mitigation.allowlist.clone();
-    let host = config::host_allowlist(&route, &resolv);
+    let roots = protect::Roots::system(&settings.procfs_root);
+    let text = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut found = protect::gateways_v4(&text(&roots.proc.join("net/route")));
+    found.extend(protect::gateways_v6(&text(&roots.proc.join("net/ipv6_route"))));
+    found.extend(protect::resolvers(&text(&roots.resolv), &text(&roots.resolved)));
+    for url in [&settings.api_base, &settings.webhook_url] {
+        if let Ok(ip) = protect::url_host(url).trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+            found.push(ip);
+        }
+    }
+    let host: Vec<Cidr> = found.into_iter().filter_map(|ip| Cidr::parse(&ip.to_string())).collect();
     if !host.is_empty() {
         let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
-        info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));
+        info!("never announced: the gateways, resolvers and sinks {}", shown.join(", "));
     }
+    let mut allow = settings.mitigation.allowlist.clone();
     allow.extend(host);
     allow
 }

@@ -12,8 +12,9 @@ use log::{error, info, warn};
 use serde_json::{json, Value};
 
 use super::hook::HookRunner;
-use super::lifecycle::State;
+use super::lifecycle::{Refresher, State};
 use super::nft::Nft;
+use super::protect::{ProtectedSet, Roots};
 use crate::config::mitigation::Mode;
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
@@ -69,10 +70,12 @@ impl Observer {
     }
 }
 
-/// The fix printed when mitigation is off for lack of privilege.
-pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run as root, or run the system service \
-installed after `\"mode\": \"enforce\"` was set (`sudo ftagent --install-service` then grants it), or \
-`sudo setcap cap_net_raw,cap_net_admin+ep $(command -v ftagent)`";
+/// The fix printed when mitigation is off for lack of privilege. The privilege belongs to the
+/// system service (`AmbientCapabilities=` in its unit), never to the binary itself: file
+/// capabilities on a shared binary would let every local user run it with their own config.
+pub const FIX: &str = "mitigation needs CAP_NET_ADMIN: run it as the system service, whose unit grants it \
+(`AmbientCapabilities=CAP_NET_ADMIN`; `sudo ftagent --install-service` after `\"mode\": \"enforce\"` was set \
+writes it), or as root";
 
 /// Start mitigation when the config asks for it and the process may; else one log line.
 /// `live` reads the capture's latest classification: an incident whose open carried too little
@@ -100,14 +103,16 @@ pub fn start(
         }
         _ => None,
     };
-    let allow = super::protected_set(settings);
     let hook = if cfg.mode == Mode::Enforce { cfg.hook.clone().map(HookRunner::spawn) } else { None };
-    let mut state = State::new(cfg.clone(), allow, nft, events);
+    let mut state = State::new(cfg.clone(), ProtectedSet::default(), nft, events);
     state.set_live(live);
+    let refresher = Refresher::new(Roots::system(&settings.procfs_root), sinks(settings));
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("ftagent-mitigate".into())
         .spawn(move || {
+            // Found before anything is applied: sink names may need a DNS lookup.
+            state.set_refresher(refresher, SystemTime::now());
             state.reconcile(SystemTime::now());
             run(&mut state, rx, hook);
         })
@@ -143,6 +148,24 @@ fn may_admin_net() -> crate::error::Result<()> {
         what: "mitigation",
         why: format!("CAP_NET_ADMIN cannot be passed to nft ({e})"),
     })
+}
+
+/// Every place the agent sends to (§10.1: their addresses are never blocked): (key, URL).
+fn sinks(settings: &Settings) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    if settings.api_enabled() {
+        v.push(("api_base".to_string(), settings.api_base.clone()));
+    }
+    if !settings.webhook_url.is_empty() {
+        v.push(("webhook_url".to_string(), settings.webhook_url.clone()));
+    }
+    if settings.auto_update {
+        v.push(("update_url".to_string(), settings.update_url.clone()));
+    }
+    if !settings.ops.pagerduty_routing_key.is_empty() {
+        v.push(("pagerduty_routing_key".into(), "https://events.pagerduty.com/v2/enqueue".into()));
+    }
+    v
 }
 
 fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {

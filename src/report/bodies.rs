@@ -298,6 +298,7 @@ mod tests {
             reason: "incident_open".into(),
             backend: "nftables".into(),
             refused: Vec::new(),
+            conntrack: None,
         };
         let e = Event::new(UNIX_EPOCH, EventBody::MitigationApply(m));
         let entries = api_entries(&Outgoing::Event(e.clone()));

@@ -174,6 +174,7 @@ mod tests {
             reason: "incident_open".into(),
             backend: "nftables".into(),
             refused: Vec::new(),
+            conntrack: None,
         };
         let ev = |b| Outgoing::Event(Event::new(SystemTime::now(), b));
         sink.handle(&ev(EventBody::MitigationApply(m(vec![rule("a"), rule("b")])))).unwrap();

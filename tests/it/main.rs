@@ -29,6 +29,8 @@ mod mitigation_bgp;
 mod mitigation_config;
 #[cfg(feature = "capture-scapy")]
 mod mitigation_more;
+#[cfg(feature = "capture-scapy")]
+mod mitigation_safety;
 mod prometheus;
 mod reporting;
 mod reporting_netns;

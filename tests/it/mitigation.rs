@@ -66,7 +66,12 @@ impl Drop for Running {
 
 /// Start the agent in `a` with this `mitigation` object; returns once its grace period is over.
 pub fn start(pair: &NetnsPair, home: Home, mitigation: Value) -> Running {
-    let cfg = home.write_config(json!({
+    start_with(pair, home, mitigation, json!({}))
+}
+
+/// [`start`] with more top-level config keys (`extra`).
+pub fn start_with(pair: &NetnsPair, home: Home, mitigation: Value, extra: Value) -> Running {
+    let mut cfg = json!({
         "interface": pair.veth_a,
         "baseline_window_s": 10,
         "grace_period_s": 2,
@@ -74,7 +79,11 @@ pub fn start(pair: &NetnsPair, home: Home, mitigation: Value) -> Running {
         "cooldown_s": 0,
         "pcap_enabled": false,
         "mitigation": mitigation,
-    }));
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        cfg[k] = v;
+    }
+    let cfg = home.write_config(cfg);
     let log = home.path().join("stderr.log");
     let child = NetnsPair::exec(&pair.ns_a, &util::bin())
         .args(["--no-update-check", "--config"])

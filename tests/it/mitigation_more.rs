@@ -1,6 +1,6 @@
 //! Mitigation (§10) choices and lifecycle with real floods: a single real source goes into the
-//! timed set, an allowlisted one never does, a spoofed SYN flood gets the per-port rate limit
-//! while an allowlisted client still connects, SIGKILL + restart leaves no stale or duplicate
+//! timed set, an allowlisted one never does, a SYN flood from an unblockable source gets the
+//! per-source SYN meter while an allowlisted client still connects, SIGKILL + restart leaves no stale or duplicate
 //! rule, `max_rules` holds, and a hanging hook is killed without delaying detection.
 
 use std::process::{Command, Stdio};
@@ -19,7 +19,7 @@ fn udp_flood(pair: &util::NetnsPair, secs: u32) -> std::process::Child {
 fn a_single_real_source_goes_into_the_timed_set() {
     let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
-    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30}));
+    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30, "block_private": true}));
     let mut flood = udp_flood(&pair, 3);
     let src = json!(pair.addr_b);
     let took = until_table(&pair.ns_a, Duration::from_secs(3), |t| elements(t, "block4").contains(&src));
@@ -43,7 +43,7 @@ fn an_allowlisted_source_is_never_blocked() {
     let r = start(
         &pair,
         Home::new(),
-        json!({"mode": "enforce", "ttl_s": 30, "allowlist": [format!("{}/32", pair.addr_b)]}),
+        json!({"mode": "enforce", "ttl_s": 30, "block_private": true, "allowlist": [format!("{}/32", pair.addr_b)]}),
     );
     let mut flood = udp_flood(&pair, 3);
     let src = json!(pair.addr_b);
@@ -52,7 +52,12 @@ fn an_allowlisted_source_is_never_blocked() {
     assert_eq!(blocked, None, "the allowlisted source was put in the set");
     r.wait("incident_open", Duration::from_secs(1), |_| true);
     let events = r.stop();
-    assert!(!events.iter().any(|e| e["event"] == "mitigation_apply"), "no rule for an allowlisted source: {events:?}");
+    let applies: Vec<&Value> = events.iter().filter(|e| e["event"] == "mitigation_apply").collect();
+    assert!(applies.iter().all(|e| e["rules"].as_array().is_none_or(|r| r.is_empty())), "no rule: {applies:?}");
+    let refused = applies.iter().flat_map(|e| e["refused"].as_array().cloned().unwrap_or_default()).next();
+    let refused = refused.unwrap_or_else(|| panic!("the refusal is reported: {events:?}"));
+    assert_eq!(refused["source"], pair.addr_b.as_str());
+    assert!(refused["reason"].as_str().unwrap().starts_with("protected: in mitigation.allowlist"), "{refused}");
 }
 
 /// A TCP listener on `port` in namespace `ns` (accepting nothing: the kernel completes handshakes).
@@ -74,14 +79,17 @@ fn connects(ns: &str, addr: &str, port: u16) -> bool {
 }
 
 #[test]
-fn spoofed_syn_flood_is_rate_limited_while_an_allowlisted_client_connects() {
+fn a_syn_flood_from_an_unblockable_source_is_metered_while_a_client_connects() {
     let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let mut server = listener(&pair.ns_a, 80);
     let cfg =
         json!({"mode": "enforce", "ttl_s": 30, "syn_rate_pps": 200, "allowlist": [format!("{}/32", pair.addr_b)]});
     let r = start(&pair, Home::new(), cfg);
-    let mut flood = hping(&pair, 5, &["-S", "--rand-source", "-p", "80"]);
+    // One forged private source: not blockable (block_private is false), so the SYN rate limit,
+    // whose per-source meter holds this source to 200/s.
+    let forged = pair.addr_b.replace(".2", ".9");
+    let mut flood = hping(&pair, 5, &["-S", "-a", &forged, "-p", "80"]);
     let has_limit = |t: &Value| chain_rules(t).iter().any(|x| x["comment"] == "syn:80");
     let took = until_table(&pair.ns_a, Duration::from_secs(3), has_limit);
     let took = took.unwrap_or_else(|| panic!("no SYN rate limit on port 80: {}", r.stderr()));
@@ -107,7 +115,7 @@ fn spoofed_syn_flood_is_rate_limited_while_an_allowlisted_client_connects() {
 fn sigkill_then_restart_adopts_live_rules_and_leaves_nothing_stale() {
     let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
-    let mut r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 20}));
+    let mut r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 20, "block_private": true}));
     let mut flood = udp_flood(&pair, 2);
     let src = json!(pair.addr_b);
     assert!(
@@ -127,14 +135,14 @@ fn sigkill_then_restart_adopts_live_rules_and_leaves_nothing_stale() {
     nft("add element inet ftagent block4 { 10.77.99.9 timeout 1s comment \"old\" }");
     nft("add rule inet ftagent pre tcp dport 81 tcp dport @syn_ports limit rate over 5/second counter drop comment \"syn:81\"");
     std::thread::sleep(Duration::from_millis(1500));
-    let r2 = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 20}));
+    let r2 = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 20, "block_private": true}));
     let adopted = r2.wait("mitigation_apply", Duration::from_secs(3), |e| e["reason"] == "adopted");
     assert_eq!(adopted["rules"].as_array().unwrap().len(), 1, "{adopted}");
     assert_eq!(adopted["rules"][0]["rule"], format!("src:{}", pair.addr_b));
     let t = table(&pair.ns_a).expect("the live rule is still in force");
     assert_eq!(elements(&t, "block4"), vec![src], "live one adopted once, expired one gone");
     let rules = chain_rules(&t);
-    assert_eq!(rules.len(), 8, "only the fixed rules, none twice: {rules:#?}");
+    assert_eq!(rules.len(), 11, "only the fixed rules (4 in frag, 7 in pre), none twice: {rules:#?}");
     assert!(!rules.iter().any(|x| x["comment"] == "syn:81"), "stale rate limit removed");
     r2.stop();
 }
@@ -143,17 +151,19 @@ fn sigkill_then_restart_adopts_live_rules_and_leaves_nothing_stale() {
 fn max_rules_is_honoured() {
     let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
-    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30, "max_rules": 2}));
+    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30, "max_rules": 2, "block_private": true}));
     let third = pair.addr_b.replace(".2", ".3");
     let fourth = pair.addr_b.replace(".2", ".4");
+    // Long enough for an update (every 5 s) to re-plan with every source, should one of the
+    // three senders start after the open.
     let mut floods = vec![
-        udp_flood(&pair, 3),
-        hping(&pair, 3, &["--udp", "-p", "9999", "-a", &third]),
-        hping(&pair, 3, &["--udp", "-p", "9999", "-a", &fourth]),
+        udp_flood(&pair, 7),
+        hping(&pair, 7, &["--udp", "-p", "9999", "-a", &third]),
+        hping(&pair, 7, &["--udp", "-p", "9999", "-a", &fourth]),
     ];
     let t0 = Instant::now();
     let mut most = 0;
-    while t0.elapsed() < Duration::from_secs(4) {
+    while t0.elapsed() < Duration::from_secs(8) {
         if let Some(t) = table(&pair.ns_a) {
             most = most.max(elements(&t, "block4").len());
         }

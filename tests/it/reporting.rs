@@ -165,8 +165,8 @@ fn api_config_changes_the_running_agent_survives_restart_and_runs_no_command() {
         "pending_commands": [{"id": 1, "command": format!("touch {}", pwned.display())}, format!("touch {}", pwned.display())]
     });
     let server = Server::http(0, apiserver::flowtriq(remote));
-    // Locally no incident could ever open: the threshold comes from the API.
-    let local = merge(fakeproc::agent_config(&fake), json!({ "min_pps_threshold": 1e11 }));
+    // The API raises the local floor (1000) to 1500; it could not lower it (§10.1).
+    let local = merge(fakeproc::agent_config(&fake), json!({ "min_pps_threshold": 1000 }));
     let cfg = home.write_config(merge(local, api_keys(&server.base)));
     let mut agent = start_agent(&home, &cfg);
     assert!(server.wait_until(Duration::from_secs(10), |r| r.iter().any(|r| r.path.ends_with("/agent/config"))));
@@ -253,4 +253,64 @@ fn sigterm_with_a_hung_api_exits_within_5s_and_keeps_the_resolve_spooled() {
         .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
         .collect();
     assert!(spooled.iter().any(|i| i["kind"] == "resolve"), "the stop's resolve is on disk");
+}
+
+/// A hostile API (§10.1): a 50 MB IOC list, thresholds 0, `confirm_ticks` 0. Each is refused with
+/// one log line, the last good answer stays cached and is what the next start applies, and an
+/// oversized cache file does not stop the agent from starting (no crash loop).
+#[test]
+fn a_hostile_api_is_bounded_refused_with_one_line_each_and_the_last_good_config_kept() {
+    let home = Home::new();
+    let fake = FakeProc::start(home.path(), 100);
+    let good = json!({"pps_threshold": 1500, "ioc_patterns": [{"pattern": "deadbeef", "attack_name": "isakmp_amplification"}]});
+    // One server whose config answer each run sets.
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shared = answer.clone();
+    let server = Server::http(
+        0,
+        Box::new(move |r: &Recorded| {
+            if r.path.ends_with("/agent/config") {
+                apiserver::ok(&shared.lock().unwrap())
+            } else {
+                apiserver::ok("{}")
+            }
+        }),
+    );
+    let cfg = home.write_config(merge(fakeproc::agent_config(&fake), api_keys(&server.base)));
+    let run = |body: String| {
+        *answer.lock().unwrap() = body;
+        let asked = server.requests().iter().filter(|r| r.path.ends_with("/agent/config")).count();
+        let starts = home.events().iter().filter(|e| e["event"] == "agent_start").count();
+        let mut agent = start_agent(&home, &cfg);
+        assert_eq!(wait_events(&home, "agent_start", starts + 1, Duration::from_secs(10)).len(), starts + 1);
+        let polled = |r: &[Recorded]| r.iter().filter(|r| r.path.ends_with("/agent/config")).count() > asked;
+        assert!(server.wait_until(Duration::from_secs(10), polled));
+        std::thread::sleep(Duration::from_millis(700));
+        let st = util::terminate(&mut agent, Duration::from_secs(5));
+        assert!(st.is_some_and(|s| s.success()), "agent exits 0: {}", agent_log(&home));
+    };
+    run(good.to_string());
+    let cached = || std::fs::read_to_string(home.state().join("agent_config.json")).unwrap_or_default();
+    assert!(cached().contains("deadbeef"), "the good answer is cached");
+    // 50 MB of IOC patterns.
+    let big: Vec<Value> = (0..700_000).map(|i| json!({"pattern": format!("{i:0>60}"), "attack_name": "x"})).collect();
+    let big = json!({"ioc_patterns": big}).to_string();
+    assert!(big.len() > 50_000_000, "{}", big.len());
+    run(big);
+    run(json!({"pps_threshold": 0, "confirm_ticks": 0}).to_string());
+    let log = agent_log(&home);
+    let count = |needle: &str| log.matches(needle).count();
+    assert_eq!(count("refused whole"), 1, "the 50 MB answer, one line:\n{log}");
+    assert_eq!(count("under the local floor"), 1, "thresholds 0, one line:\n{log}");
+    assert_eq!(count("ignoring `confirm_ticks` 0"), 1, "confirm_ticks 0, one line:\n{log}");
+    assert!(cached().contains("deadbeef") && !cached().contains("confirm_ticks"), "the last good answer stays cached");
+    // An oversized cache (written by anything) is set aside at start, not a crash loop.
+    let huge = json!({"ioc_patterns": [{"pattern": "y".repeat(2 * 1024 * 1024)}]}).to_string();
+    std::fs::write(home.state().join("agent_config.json"), huge).unwrap();
+    let starts = home.events().iter().filter(|e| e["event"] == "agent_start").count();
+    let mut agent = start_agent(&home, &cfg);
+    let started = wait_events(&home, "agent_start", starts + 1, Duration::from_secs(10)).len();
+    assert_eq!(started, starts + 1, "{}", agent_log(&home));
+    assert!(agent_log(&home).contains("refusing an answer of"), "{}", agent_log(&home));
+    util::terminate(&mut agent, Duration::from_secs(5));
 }

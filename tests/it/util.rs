@@ -506,4 +506,3 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
-

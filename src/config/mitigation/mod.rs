@@ -1,7 +1,7 @@
 //! The `mitigation` config object (§10): mode, TTL, rule cap, allowlist, actions, hook. Parsed
 //! and validated in every build, so a config is judged the same whether or not this build can
-//! mitigate. Pure: the gateway and resolvers are added by [`host_allowlist`] from text the
-//! caller read; this file opens nothing.
+//! mitigate. Pure: this file opens nothing (the protected set of §10.1 is found by
+//! `mitigate::protect`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -132,6 +132,9 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
 pub struct Hook {
     pub argv: Vec<String>,
     pub timeout: Duration,
+    /// `hook.keep_capabilities`: the hook inherits the agent's CAP_NET_ADMIN (default false: it
+    /// runs with no capability at all).
+    pub keep_capabilities: bool,
 }
 
 /// The validated `mitigation` object.
@@ -140,8 +143,10 @@ pub struct MitigationConfig {
     pub mode: Mode,
     pub ttl: Duration,
     pub max_rules: usize,
-    /// As configured; [`host_allowlist`] adds the gateway and resolvers at start.
+    /// As configured; `protect` adds the host's own, gateways, resolvers, sinks and peers.
     pub allowlist: Vec<Cidr>,
+    /// Private (RFC 1918, fc00::/7) and CGNAT sources may be blocked (default false, §10.1).
+    pub block_private: bool,
     /// Overrides by attack subtype or family (`snmp_amplification`, `amplification`, `syn_flood`).
     pub actions: Vec<(String, Action)>,
     /// SYNs per second let through to one attacked port while its rate limit is on.
@@ -160,6 +165,7 @@ impl Default for MitigationConfig {
             ttl: Duration::from_secs(600),
             max_rules: 200,
             allowlist: Vec::new(),
+            block_private: false,
             actions: Vec::new(),
             syn_rate_pps: 1000,
             icmp_rate_pps: 100,
@@ -170,8 +176,18 @@ impl Default for MitigationConfig {
 }
 
 /// Keys of the `mitigation` object.
-pub const KEYS: &[&str] =
-    &["mode", "ttl_s", "max_rules", "allowlist", "actions", "syn_rate_pps", "icmp_rate_pps", "hook", "bgp"];
+pub const KEYS: &[&str] = &[
+    "mode",
+    "ttl_s",
+    "max_rules",
+    "allowlist",
+    "block_private",
+    "actions",
+    "syn_rate_pps",
+    "icmp_rate_pps",
+    "hook",
+    "bgp",
+];
 
 /// A problem with one key: (`mitigation.<key>`, message naming the accepted values).
 pub type KeyError = (String, String);
@@ -203,6 +219,11 @@ pub fn parse(v: Option<&Value>) -> Result<MitigationConfig, KeyError> {
         ttl: Duration::from_secs(int(map, "ttl_s", 600, 1, 86_400)?),
         max_rules: int(map, "max_rules", 200, 1, 10_000)? as usize,
         allowlist: allowlist(map)?,
+        block_private: match map.get("block_private") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(err("block_private", format!("{v} is not true/false"))),
+        },
         actions: actions(map)?,
         syn_rate_pps: int(map, "syn_rate_pps", 1000, 1, 10_000_000)? as u32,
         icmp_rate_pps: int(map, "icmp_rate_pps", 100, 1, 10_000_000)? as u32,
@@ -252,9 +273,14 @@ fn actions(map: &Map<String, Value>) -> Result<Vec<(String, Action)>, KeyError> 
 fn hook(map: &Map<String, Value>) -> Result<Option<Hook>, KeyError> {
     let Some(v) = map.get("hook").filter(|v| !v.is_null()) else { return Ok(None) };
     let obj = v.as_object().ok_or_else(|| err("hook", "must be an object {\"argv\": [...], \"timeout_s\": 10}"))?;
-    if let Some(k) = obj.keys().find(|k| !["argv", "timeout_s"].contains(&k.as_str())) {
-        return Err(err(&format!("hook.{k}"), "unknown key; accepted: argv, timeout_s"));
+    if let Some(k) = obj.keys().find(|k| !["argv", "timeout_s", "keep_capabilities"].contains(&k.as_str())) {
+        return Err(err(&format!("hook.{k}"), "unknown key; accepted: argv, timeout_s, keep_capabilities"));
     }
+    let keep_capabilities = match obj.get("keep_capabilities") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => return Err(err("hook.keep_capabilities", format!("{v} is not true/false"))),
+    };
     let argv: Option<Vec<String>> = obj
         .get("argv")
         .and_then(Value::as_array)
@@ -263,35 +289,7 @@ fn hook(map: &Map<String, Value>) -> Result<Option<Hook>, KeyError> {
         .filter(|a| !a.is_empty() && !a[0].is_empty())
         .ok_or_else(|| err("hook.argv", "must be a non-empty array of strings, the program first (no shell)"))?;
     let timeout = int(obj, "timeout_s", 10, 1, 3600).map_err(|(_, m)| err("hook.timeout_s", m))?;
-    Ok(Some(Hook { argv, timeout: Duration::from_secs(timeout) }))
-}
-
-/// The addresses the host depends on, always allowed (§10): the IPv4 default gateway from
-/// `net/route` text and the `nameserver` lines of `resolv.conf` text.
-pub fn host_allowlist(route: &str, resolv: &str) -> Vec<Cidr> {
-    let mut out = Vec::new();
-    for line in route.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() >= 8 && f[1] == "00000000" && f[7] == "00000000" {
-            if let Ok(gw) = u32::from_str_radix(f[2], 16) {
-                // The kernel prints the network-order word as a host integer.
-                let ip = std::net::Ipv4Addr::from(gw.to_ne_bytes());
-                if !ip.is_unspecified() {
-                    out.push(Cidr { addr: IpAddr::V4(ip), prefix: 32 });
-                }
-            }
-        }
-    }
-    for line in resolv.lines() {
-        let mut w = line.split_whitespace();
-        if w.next() == Some("nameserver") {
-            let addr = w.next().map(|a| a.split('%').next().unwrap_or(a));
-            if let Some(c) = addr.and_then(Cidr::parse) {
-                out.push(c);
-            }
-        }
-    }
-    out
+    Ok(Some(Hook { argv, timeout: Duration::from_secs(timeout), keep_capabilities }))
 }
 
 #[cfg(test)]

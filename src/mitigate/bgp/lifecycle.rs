@@ -357,6 +357,7 @@ impl State {
             reason: reason.into(),
             backend: "bgp".into(),
             refused,
+            conntrack: None,
         };
         let body = if apply { EventBody::MitigationApply(ev) } else { EventBody::MitigationRemove(ev) };
         if self.events.send(Outgoing::Event(Event::new(SystemTime::now(), body))).is_err() {

@@ -2,8 +2,14 @@
 //! the incident lasts, remove at resolve + `ttl_s` or at expiry, adopt live rules at start.
 //! Time is passed in; the only side effects are the [`Nft`] calls and the events sent to the
 //! report worker. In dry-run there is no [`Nft`]: the same life is planned and reported only.
+//!
+//! §10.1: renewal needs a live incident, one whose open or update arrived within [`LIVE`]; a
+//! lost resolve or a stalled sampler leaves its rules to expire at their TTL. The protected set
+//! is found afresh every [`protect::REFRESH_EVERY`] and the established peers every
+//! [`protect::PEERS_EVERY`] while no incident is open (so the snapshot predates the incident).
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
@@ -11,8 +17,9 @@ use log::{error, info, warn};
 use serde_json::{json, Value};
 
 use super::nft::{self, Applied, Nft};
-use super::plan::{self, Planned};
-use crate::config::mitigation::{Cidr, MitigationConfig, Mode};
+use super::plan::{self, Planned, Refusal};
+use super::protect::{self, Inputs, ProtectedSet, Roots, SinkResolver};
+use crate::config::mitigation::{MitigationConfig, Mode};
 use crate::event::{rfc3339_ms, Classification, Direction, Event, EventBody, MitigationEvent};
 use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
@@ -31,9 +38,35 @@ pub struct Active {
     pub dropped: u64,
 }
 
+/// An incident is live while its open or latest update is at most this old (the detector
+/// updates an open incident every 5 s): only live incidents' rules are renewed.
+pub const LIVE: Duration = Duration::from_secs(15);
+
+/// Where the protected set is found afresh from (absent in unit tests, which set it).
+pub struct Refresher {
+    pub roots: Roots,
+    sinks: SinkResolver,
+    last: Option<SystemTime>,
+    last_peers: Option<SystemTime>,
+}
+
+impl Refresher {
+    /// `sinks`: (config key, URL) of every sink.
+    pub fn new(roots: Roots, sinks: Vec<(String, String)>) -> Self {
+        Refresher { roots, sinks: SinkResolver::new(sinks), last: None, last_peers: None }
+    }
+}
+
 pub struct State {
     cfg: MitigationConfig,
-    allow: Vec<Cidr>,
+    protected: ProtectedSet,
+    refresher: Option<Refresher>,
+    /// `ct state established,related accept` is in the table (None: no table built yet).
+    conntrack: Option<bool>,
+    /// When each open incident was last opened or updated.
+    updated: HashMap<String, SystemTime>,
+    /// The sources each incident's latest plan refused, as reported.
+    refused: HashMap<String, Vec<Refusal>>,
     nft: Option<Nft>,
     events: SyncSender<Outgoing>,
     active: Vec<Active>,
@@ -49,10 +82,14 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(cfg: MitigationConfig, allow: Vec<Cidr>, nft: Option<Nft>, events: SyncSender<Outgoing>) -> Self {
+    pub fn new(cfg: MitigationConfig, protected: ProtectedSet, nft: Option<Nft>, events: SyncSender<Outgoing>) -> Self {
         State {
             cfg,
-            allow,
+            protected,
+            refresher: None,
+            conntrack: None,
+            updated: HashMap::new(),
+            refused: HashMap::new(),
             nft,
             events,
             active: Vec::new(),
@@ -69,6 +106,83 @@ impl State {
         self.live = live;
     }
 
+    /// Find the protected set afresh from these roots and sinks (at once, then periodically).
+    pub fn set_refresher(&mut self, r: Refresher, now: SystemTime) {
+        self.refresher = Some(r);
+        self.refresh(now);
+    }
+
+    pub fn protected(&self) -> &ProtectedSet {
+        &self.protected
+    }
+
+    /// The protected set afresh when due; the established peers when due and no incident is
+    /// open. The table's allow sets follow when they changed.
+    fn refresh(&mut self, now: SystemTime) {
+        let Some(r) = &mut self.refresher else { return };
+        let due = |last: Option<SystemTime>, every: Duration| {
+            last.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= every || t > now)
+        };
+        if due(r.last_peers, protect::PEERS_EVERY) && self.open.is_empty() {
+            r.last_peers = Some(now);
+            self.protected.set_peers(protect::established_peers(&r.roots.proc));
+        }
+        if !due(r.last, protect::REFRESH_EVERY) {
+            return;
+        }
+        let first = r.last.is_none();
+        r.last = Some(now);
+        // Names resolved now are used at the next refresh (a minute sooner the first time).
+        r.sinks.lookup();
+        if first {
+            r.last = now.checked_sub(protect::REFRESH_EVERY - Duration::from_secs(30)).or(Some(now));
+        }
+        let before = self.protected.cidrs();
+        let inputs = Inputs::read(&r.roots, r.sinks.known(), &self.cfg.allowlist, self.cfg.block_private);
+        self.protected.refresh(&inputs);
+        let after = self.protected.cidrs();
+        if first {
+            let shown: Vec<String> =
+                self.protected.listed().iter().map(|(ip, why)| format!("{ip} ({})", short(why))).collect();
+            info!("mitigation never blocks: {}", shown.join(", "));
+        }
+        if before != after && self.table {
+            if let Some(nft) = &self.nft {
+                if let Err(e) = nft.apply(nft::set_allow(&after)) {
+                    warn!("mitigation: cannot update the protected addresses in table inet {}: {e}", nft::TABLE);
+                }
+            }
+        }
+    }
+
+    /// Addresses with an ESTABLISHED TCP connection now (sources that completed a handshake).
+    fn handshakes(&self) -> HashSet<IpAddr> {
+        self.refresher.as_ref().map(|r| protect::established_peers(&r.roots.proc)).unwrap_or_default()
+    }
+
+    /// Build the table with `rules`: with the conntrack rule first, or, where conntrack is not
+    /// available, without it (said once in the log and in every `mitigation_apply`).
+    fn rebuild(&mut self, rules: &[Applied]) -> crate::error::Result<()> {
+        let Some(nft) = &self.nft else { return Ok(()) };
+        let allow = self.protected.cidrs();
+        if self.conntrack != Some(false) {
+            match nft.apply(nft::rebuild(&allow, rules, true)) {
+                Ok(()) => {
+                    self.conntrack = Some(true);
+                    return Ok(());
+                }
+                Err(e) => warn!(
+                    "mitigation: conntrack is not available ({e}); rules apply without `ct state established,related accept`, \
+                     so they can also drop replies to the host's own traffic"
+                ),
+            }
+        }
+        let r = nft.apply(nft::rebuild(&allow, rules, false));
+        if r.is_ok() {
+            self.conntrack = Some(false);
+        }
+        r
+    }
     pub fn mode(&self) -> Mode {
         self.cfg.mode
     }
@@ -118,7 +232,7 @@ impl State {
             })
             .collect();
         let applied: Vec<Applied> = adopted.iter().map(|a| a.applied.clone()).collect();
-        if let Err(e) = nft.apply(nft::rebuild(&self.allow, &applied)) {
+        if let Err(e) = self.rebuild(&applied) {
             error!("mitigation: cannot re-apply {} live rule(s) from an earlier run: {e}", applied.len());
             return;
         }
@@ -138,11 +252,19 @@ impl State {
             // An outbound flood is this host attacking others: nothing to drop on the way in.
             EventBody::IncidentOpen(o) if o.direction == Direction::Outbound => Vec::new(),
             EventBody::IncidentUpdate(u) if u.direction == Direction::Outbound => Vec::new(),
-            EventBody::IncidentOpen(o) => self.planned(&o.incident_id, &o.class, "incident_open", now),
-            EventBody::IncidentUpdate(u) => self.planned(&u.incident_id, &u.class, "reclassified", now),
+            EventBody::IncidentOpen(o) => {
+                self.updated.insert(o.incident_id.clone(), now);
+                self.planned(&o.incident_id, &o.class, "incident_open", now)
+            }
+            EventBody::IncidentUpdate(u) => {
+                self.updated.insert(u.incident_id.clone(), now);
+                self.planned(&u.incident_id, &u.class, "reclassified", now)
+            }
             EventBody::IncidentResolve(r) => {
                 self.open.remove(&r.incident_id);
                 self.pending.remove(&r.incident_id);
+                self.updated.remove(&r.incident_id);
+                self.refused.remove(&r.incident_id);
                 let ttl = self.cfg.ttl;
                 let due: Vec<usize> =
                     (0..self.active.len()).filter(|i| self.active[*i].applied.incident == r.incident_id).collect();
@@ -158,7 +280,16 @@ impl State {
 
     fn planned(&mut self, id: &str, class: &Classification, reason: &str, now: SystemTime) -> Vec<Value> {
         self.open.insert(id.to_string());
-        let planned = plan::plan(class, &self.cfg, &self.allow);
+        let handshakes = self.handshakes();
+        let ctx = plan::Context { protected: &self.protected, handshakes: &handshakes };
+        let plan::Plan { rules: planned, refused } = plan::plan(class, &self.cfg, &ctx);
+        let refused_changed = self.refused.get(id) != Some(&refused) && !refused.is_empty();
+        if refused_changed {
+            for r in &refused {
+                info!("mitigation: incident {id}: {} {}", r.source, r.reason);
+            }
+        }
+        self.refused.insert(id.to_string(), refused);
         let wanted: HashSet<String> = planned.iter().map(|p| p.rule.key()).collect();
         for a in self.active.iter_mut().filter(|a| a.applied.incident == id) {
             a.wanted = wanted.contains(&a.applied.rule.key());
@@ -191,6 +322,9 @@ impl State {
             let keys: HashSet<String> = fresh.iter().map(|a| a.applied.rule.key()).collect();
             self.active.extend(fresh);
             self.report(true, id, reason, |a| keys.contains(&a.applied.rule.key()));
+        } else if refused_changed {
+            // Nothing new in force, but a decision was made: say which sources were spared and why.
+            self.report_at(true, id, reason, now, |_| false);
         }
         if self.active.iter().any(|a| a.applied.incident == id) {
             self.pending.remove(id);
@@ -212,7 +346,7 @@ impl State {
             // Not there yet, or removed by hand: rebuild it with everything in force.
             let mut all: Vec<Applied> = self.active.iter().map(|a| a.applied.clone()).collect();
             all.extend(fresh.iter().map(|a| a.applied.clone()));
-            nft.apply(nft::rebuild(&self.allow, &all))
+            self.rebuild(&all)
         });
         match result {
             Ok(()) => {
@@ -228,6 +362,8 @@ impl State {
 
     /// Periodic: renew rules of open incidents past half their time; remove expired ones.
     pub fn tick(&mut self, now: SystemTime) {
+        self.refresh(now);
+        self.forget_silent(now);
         self.replan_pending(now);
         let half = self.cfg.ttl / 2;
         let due: Vec<usize> = (0..self.active.len())
@@ -236,6 +372,7 @@ impl State {
                 !a.resolved
                     && a.wanted
                     && self.open.contains(&a.applied.incident)
+                    && self.live(&a.applied.incident, now)
                     && a.expires.duration_since(now).unwrap_or_default() <= half
             })
             .collect();
@@ -258,6 +395,28 @@ impl State {
         }
     }
 
+    /// Heard from within [`LIVE`]: its rules may be renewed.
+    fn live(&self, id: &str, now: SystemTime) -> bool {
+        self.updated.get(id).is_some_and(|t| now.duration_since(*t).unwrap_or_default() <= LIVE)
+    }
+
+    /// Incidents silent for long (their resolve was lost) with no rule left are forgotten, so the
+    /// established peers are read again and nothing grows without bound.
+    fn forget_silent(&mut self, now: SystemTime) {
+        let stale: Vec<String> = self
+            .open
+            .iter()
+            .filter(|id| !self.live(id, now) && !self.active.iter().any(|a| &a.applied.incident == *id))
+            .cloned()
+            .collect();
+        for id in stale {
+            self.open.remove(&id);
+            self.pending.remove(&id);
+            self.updated.remove(&id);
+            self.refused.remove(&id);
+        }
+    }
+
     /// An incident opened on a classification too thin to act on (capture still catching up):
     /// plan again from the capture's latest packets instead of waiting for the next update.
     fn replan_pending(&mut self, now: SystemTime) {
@@ -266,7 +425,7 @@ impl State {
             return;
         }
         let Some(class) = live().filter(|c| c.classified_by == "packets") else { return };
-        let mut ids: Vec<String> = self.pending.iter().cloned().collect();
+        let mut ids: Vec<String> = self.pending.iter().filter(|id| self.live(id, now)).cloned().collect();
         ids.sort();
         for id in ids {
             self.planned(&id, &class, "reclassified", now);
@@ -343,8 +502,14 @@ impl State {
     }
 
     fn report(&self, apply: bool, id: &str, reason: &str, pick: impl Fn(&Active) -> bool) {
+        let Some(last) = self.active.iter().filter(|a| pick(a)).map(|a| a.expires).max() else { return };
+        self.report_at(apply, id, reason, last, pick);
+    }
+
+    /// The event for the rules `pick` chooses (possibly none: a plan that only refused sources).
+    fn report_at(&self, apply: bool, id: &str, reason: &str, last: SystemTime, pick: impl Fn(&Active) -> bool) {
         let picked: Vec<&Active> = self.active.iter().filter(|a| pick(a)).collect();
-        let Some(last) = picked.iter().map(|a| a.expires).max() else { return };
+        let refused = if apply { self.refused.get(id).cloned().unwrap_or_default() } else { Vec::new() };
         let ev = MitigationEvent {
             incident_id: id.to_string(),
             mode: self.cfg.mode.as_str().into(),
@@ -352,13 +517,20 @@ impl State {
             expires_at: rfc3339_ms(last),
             reason: reason.into(),
             backend: "nftables".into(),
-            refused: Vec::new(),
+            refused: refused.iter().map(|r| json!({"source": r.source.to_string(), "reason": r.reason})).collect(),
+            conntrack: if apply && self.nft.is_some() { self.conntrack } else { None },
         };
         let body = if apply { EventBody::MitigationApply(ev) } else { EventBody::MitigationRemove(ev) };
         if self.events.send(Outgoing::Event(Event::new(SystemTime::now(), body))).is_err() {
             warn!("mitigation: the report worker is gone; event not recorded");
         }
     }
+}
+
+/// The reason without its `protected: ` prefix, for the start log line.
+fn short(r: &protect::Reason) -> String {
+    let t = r.text();
+    t.strip_prefix("protected: ").unwrap_or(&t).to_string()
 }
 
 /// One rule as events and the hook show it.

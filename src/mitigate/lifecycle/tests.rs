@@ -13,7 +13,7 @@ const TTL: Duration = Duration::from_secs(10);
 fn state(max_rules: usize) -> (State, Receiver<Outgoing>) {
     let cfg = MitigationConfig { mode: Mode::DryRun, ttl: TTL, max_rules, ..Default::default() };
     let (tx, rx) = mpsc::sync_channel(100);
-    (State::new(cfg, Vec::new(), None, tx), rx)
+    (State::new(cfg, crate::mitigate::protect::ProtectedSet::default(), None, tx), rx)
 }
 
 fn class(sources: &[&str]) -> Classification {
@@ -27,7 +27,10 @@ fn class(sources: &[&str]) -> Classification {
     c.evidence.insert("source_ip_count".into(), json!(n));
     c.evidence.insert(
         "top_src_ips".into(),
-        json!(sources.iter().map(|s| json!({"ip": s, "count": 1000})).collect::<Vec<_>>()),
+        json!(sources
+            .iter()
+            .map(|s| json!({"ip": s, "count": 1000, "ttl_min": 57, "ttl_max": 57}))
+            .collect::<Vec<_>>()),
     );
     c
 }
@@ -156,4 +159,55 @@ fn outbound_incidents_get_no_rules() {
     s.tick(UNIX_EPOCH);
     assert!(drain(&rx).is_empty());
     assert_eq!(s.active_count(), 0);
+}
+
+/// A resolve that never reaches the worker (dropped from a full queue, a stalled sampler): the
+/// incident stops being updated, renewal stops, and the rule is gone at its TTL.
+#[test]
+fn a_lost_resolve_leaves_the_rule_to_expire_at_its_ttl() {
+    let (mut s, rx) = state(200);
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    s.on_event(&open("i1", class(&["192.0.2.1"])), t0);
+    drain(&rx);
+    s.tick(at(5));
+    assert_eq!(drain(&rx), vec![ev("mitigation_apply", "renewed", &["src:192.0.2.1"])], "live: renewed");
+    s.tick(at(12));
+    assert_eq!(drain(&rx), vec![ev("mitigation_apply", "renewed", &["src:192.0.2.1"])], "heard from 12 s ago");
+    for t in 16..22 {
+        s.tick(at(t));
+    }
+    assert!(drain(&rx).is_empty(), "silent for longer than LIVE: no renewal");
+    s.tick(at(22));
+    assert_eq!(drain(&rx), vec![ev("mitigation_remove", "expired", &["src:192.0.2.1"])]);
+    assert_eq!(s.active_count(), 0);
+    s.tick(at(23));
+    assert!(drain(&rx).is_empty());
+}
+
+/// A plan that only refuses sources still reports the decision, once, with the reasons.
+#[test]
+fn refusals_are_reported_in_mitigation_apply() {
+    let (mut s, rx) = state(200);
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    s.on_event(&open("i1", class(&["10.1.1.1"])), t0);
+    s.on_event(&update("i1", class(&["10.1.1.1"])), t0 + Duration::from_secs(5));
+    let evs: Vec<MitigationEvent> = rx
+        .try_iter()
+        .filter_map(|m| match m {
+            Outgoing::Event(e) => match e.body {
+                EventBody::MitigationApply(m) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(evs[0].rules.is_empty());
+    assert_eq!(
+        evs[0].refused,
+        vec![
+            json!({"source": "10.1.1.1", "reason": "protected: private or CGNAT range (mitigation.block_private is false)"})
+        ]
+    );
 }

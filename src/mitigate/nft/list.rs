@@ -50,8 +50,16 @@ pub fn parse_listing(text: &str, syn_pps: u32, icmp_pps: u32) -> crate::error::R
                 out.handles.insert(c.to_string(), h);
                 let expr = r["expr"].as_array().cloned().unwrap_or_default();
                 let packets = expr.iter().find_map(|e| e["counter"]["packets"].as_u64()).unwrap_or(0);
-                let rate = expr.iter().find_map(|e| e["limit"]["rate"].as_u64()).unwrap_or(0) as u32;
-                rate_counters.insert(c.to_string(), (packets, rate));
+                let limit = |e: &Value| {
+                    e["limit"]["rate"]
+                        .as_u64()
+                        .or_else(|| e["set"]["stmt"].as_array()?.iter().find_map(|s| s["limit"]["rate"].as_u64()))
+                };
+                let rate = expr.iter().find_map(limit).unwrap_or(0) as u32;
+                // A rate limit's IPv6 twin adds its drops to the same rule.
+                let key = c.strip_suffix(super::V6_SUFFIX).unwrap_or(c).to_string();
+                let entry = rate_counters.entry(key).or_insert((0, rate));
+                entry.0 += packets;
             }
         }
     }

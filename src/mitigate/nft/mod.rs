@@ -22,9 +22,19 @@ use crate::config::mitigation::Cidr;
 pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "ftagent";
 pub const CHAIN: &str = "pre";
-/// Before conntrack defragmentation (-400) and raw (-300): fragments are still fragments and
-/// nothing dropped here costs a conntrack entry.
-pub const PRIORITY: i64 = -450;
+/// After conntrack (-200), so `ct state established,related accept` can go first: replies to
+/// the host's own traffic always pass (§10.1). A packet dropped here was never confirmed, so a
+/// flood costs no conntrack table entry.
+pub const PRIORITY: i64 = -150;
+/// The fragment drops: before defragmentation (-400), where fragments are still fragments.
+pub const FRAG_CHAIN: &str = "frag";
+pub const FRAG_PRIORITY: i64 = -450;
+/// Per-source meters of the rate limits: entries live this long after a source's last packet.
+pub const METER_TIMEOUT_S: u64 = 10;
+/// Most sources one meter tracks; past it new sources are not limited (SYN cookies cope).
+pub const METER_SIZE: u64 = 65_535;
+/// The comment suffix of a rate limit's IPv6 twin rule.
+pub const V6_SUFFIX: &str = "/6";
 
 /// One rule as applied: which incident it belongs to and its timeout in seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,46 +87,61 @@ fn chain_rule(expr: Vec<Value>, comment: Option<String>) -> Value {
     json!({"add": {"rule": r}})
 }
 
-/// The chain rule a rate limit needs beside its guard element (None for set-only rules).
-fn rate_rule(rule: &Rule) -> Option<Value> {
-    let over = |pps: u32| {
+/// The chain rules a rate limit needs beside its guard element (none for set-only rules): one
+/// per address family, each with a per-source meter (a dynamic set keyed by the source, and
+/// the port for SYNs), so a forged flood's many sources never share one bucket with a real
+/// client. ICMP limits cover echo requests only: "fragmentation needed" / "packet too big"
+/// (path-MTU discovery) and neighbour discovery always pass.
+fn rate_rules(rule: &Rule) -> Vec<Value> {
+    let over = |meter: &str, key: Value, pps: u32| {
         vec![
-            json!({"limit": {"rate": pps, "per": "second", "inv": true}}),
+            json!({"set": {"op": "update", "elem": key, "set": format!("@{meter}"),
+                "stmt": [{"limit": {"rate": pps, "per": "second", "inv": true}}]}}),
             json!({"counter": null}),
             json!({"drop": null}),
         ]
     };
-    let syn = m(json!({"&": [payload("tcp", "flags"), ["fin", "syn", "rst", "ack"]]}), json!("syn"));
-    let expr = match rule {
-        Rule::SynRateLimit { port: Some(p), pps } => {
-            let mut e =
-                vec![m(payload("tcp", "dport"), json!(p)), syn, m(payload("tcp", "dport"), json!("@syn_ports"))];
-            e.extend(over(*pps));
-            e
-        }
-        Rule::SynRateLimit { port: None, pps } => {
-            let mut e = vec![m(l4proto(), json!("tcp")), syn, m(l4proto(), json!("@proto_on"))];
-            e.extend(over(*pps));
-            e
-        }
-        Rule::IcmpRateLimit { v6: false, pps } => {
-            let mut e = vec![m(l4proto(), json!("icmp")), m(l4proto(), json!("@proto_on"))];
-            e.extend(over(*pps));
-            e
-        }
-        Rule::IcmpRateLimit { v6: true, pps } => {
-            // Echo requests only: neighbour discovery must keep working.
-            let mut e = vec![
-                m(l4proto(), json!("ipv6-icmp")),
-                m(payload("icmpv6", "type"), json!("echo-request")),
-                m(l4proto(), json!("@proto_on")),
-            ];
-            e.extend(over(*pps));
-            e
-        }
-        _ => return None,
-    };
-    Some(chain_rule(expr, Some(rule.key())))
+    let syn = || m(json!({"&": [payload("tcp", "flags"), ["fin", "syn", "rst", "ack"]]}), json!("syn"));
+    let saddr = |v6: bool| payload(if v6 { "ip6" } else { "ip" }, "saddr");
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let comment = if v6 { format!("{}{V6_SUFFIX}", rule.key()) } else { rule.key() };
+        let nfproto = m(json!({"meta": {"key": "nfproto"}}), json!(if v6 { "ipv6" } else { "ipv4" }));
+        let expr = match rule {
+            Rule::SynRateLimit { port, pps } => {
+                let mut e = vec![nfproto];
+                match port {
+                    Some(p) => {
+                        e.push(m(payload("tcp", "dport"), json!(p)));
+                        e.push(syn());
+                        e.push(m(payload("tcp", "dport"), json!("@syn_ports")));
+                    }
+                    None => {
+                        e.push(m(l4proto(), json!("tcp")));
+                        e.push(syn());
+                        e.push(m(l4proto(), json!("@proto_on")));
+                    }
+                }
+                let meter = if v6 { "syn_meter6" } else { "syn_meter4" };
+                e.extend(over(meter, json!({"concat": [saddr(v6), payload("tcp", "dport")]}), *pps));
+                e
+            }
+            Rule::IcmpRateLimit { v6: rv6, pps } if *rv6 == v6 => {
+                let (proto, type_) = if v6 { ("ipv6-icmp", "icmpv6") } else { ("icmp", "icmp") };
+                let mut e = vec![
+                    m(l4proto(), json!(proto)),
+                    m(payload(type_, "type"), json!("echo-request")),
+                    m(l4proto(), json!("@proto_on")),
+                ];
+                let meter = if v6 { "icmp_meter6" } else { "icmp_meter4" };
+                e.extend(over(meter, saddr(v6), *pps));
+                e
+            }
+            _ => continue,
+        };
+        out.push(chain_rule(expr, Some(comment)));
+    }
+    out
 }
 
 fn elem_cmd(op: &str, rule: &Rule, incident: &str, timeout_s: u64) -> Value {
@@ -133,7 +158,7 @@ fn elem_cmd(op: &str, rule: &Rule, incident: &str, timeout_s: u64) -> Value {
 /// limit. This is what events report as the rule's nft JSON.
 pub fn rule_commands(a: &Applied) -> Vec<Value> {
     let mut v = vec![elem_cmd("add", &a.rule, &a.incident, a.timeout_s)];
-    v.extend(rate_rule(&a.rule));
+    v.extend(rate_rules(&a.rule));
     v
 }
 
@@ -150,8 +175,10 @@ pub fn renew_commands(a: &Applied) -> Vec<Value> {
 /// Take a rule out: its element (safely, as in [`renew_commands`]) and its chain rule by handle.
 pub fn remove_commands(rule: &Rule, handles: &HashMap<String, u64>) -> Vec<Value> {
     let mut v = vec![elem_cmd("add", rule, "", 1), elem_cmd("delete", rule, "", 0)];
-    if let Some(h) = handles.get(&rule.key()) {
-        v.push(json!({"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": CHAIN, "handle": h}}}));
+    for comment in [rule.key(), format!("{}{V6_SUFFIX}", rule.key())] {
+        if let Some(h) = handles.get(&comment) {
+            v.push(json!({"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": CHAIN, "handle": h}}}));
+        }
     }
     v
 }
@@ -185,21 +212,48 @@ fn set(name: &str, ty: Value, flags: &[&str], counter: bool, elem: Option<Vec<Va
     json!({"add": {"set": s}})
 }
 
-/// The whole table from nothing, in one batch: (re)created empty, then the allowlist, the sets,
-/// the base chain, the fixed rules, and `rules`.
-pub fn rebuild(allow: &[Cidr], rules: &[Applied]) -> Vec<Value> {
+/// The allow sets' new contents, for a table in force (the protected set changed).
+pub fn set_allow(allow: &[Cidr]) -> Vec<Value> {
+    let allow = normalise(allow);
+    let mut v = Vec::new();
+    for (name, is6) in [("allow4", false), ("allow6", true)] {
+        v.push(json!({"flush": {"set": {"family": FAMILY, "table": TABLE, "name": name}}}));
+        let e = cidrs(&allow, is6);
+        if !e.is_empty() {
+            v.push(json!({"add": {"element": {"family": FAMILY, "table": TABLE, "name": name, "elem": e}}}));
+        }
+    }
+    v
+}
+
+fn cidrs(allow: &[Cidr], is6: bool) -> Vec<Value> {
+    allow
+        .iter()
+        .filter(|c| c.addr.is_ipv6() == is6)
+        .map(|c| json!({"prefix": {"addr": c.addr.to_string(), "len": c.prefix}}))
+        .collect()
+}
+
+/// The rule that lets replies to the host's own traffic pass ahead of ours (§10.1).
+pub fn conntrack_rule() -> Value {
+    chain_rule(
+        vec![
+            json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}),
+            json!({"accept": null}),
+        ],
+        None,
+    )
+}
+
+/// The whole table from nothing, in one batch: (re)created empty, then the protected addresses
+/// (`allow`), the sets, the base chains, the fixed rules (`conntrack`: the established/related
+/// accept first), and `rules`.
+pub fn rebuild(allow: &[Cidr], rules: &[Applied], conntrack: bool) -> Vec<Value> {
     let mut v = delete_table();
     v.push(json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}));
     let allow = normalise(allow);
-    let cidrs = |is6: bool| -> Vec<Value> {
-        allow
-            .iter()
-            .filter(|c| c.addr.is_ipv6() == is6)
-            .map(|c| json!({"prefix": {"addr": c.addr.to_string(), "len": c.prefix}}))
-            .collect()
-    };
-    v.push(set("allow4", json!("ipv4_addr"), &["interval"], false, Some(cidrs(false))));
-    v.push(set("allow6", json!("ipv6_addr"), &["interval"], false, Some(cidrs(true))));
+    v.push(set("allow4", json!("ipv4_addr"), &["interval"], false, Some(cidrs(&allow, false))));
+    v.push(set("allow6", json!("ipv6_addr"), &["interval"], false, Some(cidrs(&allow, true))));
     for (name, ty) in [
         ("block4", json!("ipv4_addr")),
         ("block6", json!("ipv6_addr")),
@@ -212,19 +266,49 @@ pub fn rebuild(allow: &[Cidr], rules: &[Applied]) -> Vec<Value> {
     }
     v.push(set("syn_ports", json!("inet_service"), &["timeout"], false, None));
     v.push(set("proto_on", json!("inet_proto"), &["timeout"], false, None));
-    v.push(json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": CHAIN, "type": "filter",
-        "hook": "prerouting", "prio": PRIORITY, "policy": "accept"}}}));
+    for (name, ty) in [
+        ("syn_meter4", json!(["ipv4_addr", "inet_service"])),
+        ("syn_meter6", json!(["ipv6_addr", "inet_service"])),
+        ("icmp_meter4", json!("ipv4_addr")),
+        ("icmp_meter6", json!("ipv6_addr")),
+    ] {
+        let mut s = set(name, ty, &["timeout"], false, None);
+        s["add"]["set"]["timeout"] = METER_TIMEOUT_S.into();
+        s["add"]["set"]["size"] = METER_SIZE.into();
+        v.push(s);
+    }
+    for (name, prio) in [(FRAG_CHAIN, FRAG_PRIORITY), (CHAIN, PRIORITY)] {
+        v.push(json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "filter",
+            "hook": "prerouting", "prio": prio, "policy": "accept"}}}));
+    }
     let (accept, drop) = (json!({"accept": null}), json!({"drop": null}));
+    let allow4 = vec![m(payload("ip", "saddr"), json!("@allow4")), accept.clone()];
+    let allow6 = vec![m(payload("ip6", "saddr"), json!("@allow6")), accept];
     let frag4 = json!({"match": {"op": "!=", "left": {"&": [payload("ip", "frag-off"), 0x3fff]}, "right": 0}});
     for expr in [
-        vec![m(payload("ip", "saddr"), json!("@allow4")), accept.clone()],
-        vec![m(payload("ip6", "saddr"), json!("@allow6")), accept],
+        allow4.clone(),
+        allow6.clone(),
+        vec![frag4, m(payload("ip", "daddr"), json!("@frag4")), drop.clone()],
+        vec![
+            m(json!({"exthdr": {"name": "frag"}}), json!(true)),
+            m(payload("ip6", "daddr"), json!("@frag6")),
+            drop.clone(),
+        ],
+    ] {
+        let mut r = chain_rule(expr, None);
+        r["add"]["rule"]["chain"] = FRAG_CHAIN.into();
+        v.push(r);
+    }
+    if conntrack {
+        v.push(conntrack_rule());
+    }
+    for expr in [
+        allow4,
+        allow6,
         vec![m(payload("ip", "saddr"), json!("@block4")), drop.clone()],
         vec![m(payload("ip6", "saddr"), json!("@block6")), drop.clone()],
         vec![m(json!({"concat": [payload("ip", "daddr"), payload("udp", "sport")]}), json!("@amp4")), drop.clone()],
-        vec![m(json!({"concat": [payload("ip6", "daddr"), payload("udp", "sport")]}), json!("@amp6")), drop.clone()],
-        vec![frag4, m(payload("ip", "daddr"), json!("@frag4")), drop.clone()],
-        vec![m(json!({"exthdr": {"name": "frag"}}), json!(true)), m(payload("ip6", "daddr"), json!("@frag6")), drop],
+        vec![m(json!({"concat": [payload("ip6", "daddr"), payload("udp", "sport")]}), json!("@amp6")), drop],
     ] {
         v.push(chain_rule(expr, None));
     }

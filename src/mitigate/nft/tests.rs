@@ -45,8 +45,15 @@ fn a_rule_is_a_timed_element_with_its_incident() {
         incident: "i".into(),
         timeout_s: 30,
     });
-    assert_eq!(rl.len(), 2, "guard element and chain rule");
+    assert_eq!(rl.len(), 3, "guard element and a chain rule per address family");
     assert_eq!(rl[1]["add"]["rule"]["comment"], "syn:80");
+    assert_eq!(rl[2]["add"]["rule"]["comment"], "syn:80/6");
+    let meter = rl[1]["add"]["rule"]["expr"].as_array().unwrap().iter().find(|e| e.get("set").is_some()).cloned();
+    assert_eq!(
+        meter.map(|m| m["set"]["set"].clone()),
+        Some(json!("@syn_meter4")),
+        "a per-source meter, not one bucket"
+    );
 }
 
 #[test]
@@ -54,7 +61,7 @@ fn rebuild_touches_only_our_table_and_merges_nested_allowlist_blocks() {
     let allow =
         [Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("10.1.2.3").unwrap(), Cidr::parse("2001:db8::/32").unwrap()];
     assert_eq!(normalise(&allow), vec![allow[0], allow[2]]);
-    let b = rebuild(&allow, &every_rule());
+    let b = rebuild(&allow, &every_rule(), true);
     for c in &b {
         let (_, obj) = c.as_object().unwrap().iter().next().unwrap();
         let (_, inner) = obj.as_object().unwrap().iter().next().unwrap();
@@ -100,7 +107,7 @@ fn every_rule_applies_to_real_nftables_and_reads_back() {
     let nft = ns.nft();
     assert_eq!(nft.list().unwrap(), None, "no table before");
     let allow = [Cidr::parse("10.255.255.53").unwrap(), Cidr::parse("fe80::/10").unwrap()];
-    nft.apply(rebuild(&allow, &every_rule())).unwrap();
+    nft.apply(rebuild(&allow, &every_rule(), true)).unwrap();
     let listing = parse_listing(&nft.list().unwrap().unwrap(), 1, 1).unwrap();
     let mut got: Vec<Rule> = listing.rules.iter().map(|l| l.rule).collect();
     let mut want: Vec<Rule> = every_rule().into_iter().map(|a| a.rule).collect();
@@ -108,9 +115,16 @@ fn every_rule_applies_to_real_nftables_and_reads_back() {
     want.sort();
     assert_eq!(got, want, "rate limits read back with their configured rates");
     assert!(listing.rules.iter().all(|l| l.incident == "inc-1" && (55..=60).contains(&l.expires_s)), "{listing:?}");
-    assert_eq!(listing.handles.len(), 4, "one chain rule per rate limit");
+    // syn:80, syn:any (v4 + v6 each), icmp:4, icmp:6.
+    assert_eq!(listing.handles.len(), 6, "one chain rule per rate limit and family");
+    let text: serde_json::Value = serde_json::from_str(&nft.list().unwrap().unwrap()).unwrap();
+    let pre: Vec<&serde_json::Value> =
+        text["nftables"].as_array().unwrap().iter().filter(|i| i["rule"]["chain"] == CHAIN).collect();
+    assert_eq!(pre[0]["rule"]["expr"][0]["match"]["left"], json!({"ct": {"key": "state"}}), "conntrack accept first");
+    let icmp4 = pre.iter().find(|r| r["rule"]["comment"] == "icmp:4").expect("icmp:4 rule");
+    assert!(icmp4.to_string().contains("echo-request"), "ICMP limit spares frag-needed: {icmp4}");
     // Rebuilding again gives the same table, not twice the rules.
-    nft.apply(rebuild(&allow, &every_rule())).unwrap();
+    nft.apply(rebuild(&allow, &every_rule(), true)).unwrap();
     let again = parse_listing(&nft.list().unwrap().unwrap(), 1, 1).unwrap();
     assert_eq!((again.rules.len(), again.chain_rules), (listing.rules.len(), listing.chain_rules));
 }
@@ -120,7 +134,7 @@ fn renew_and_remove_work_whether_or_not_the_element_is_still_there() {
     let Some(ns) = Ns::new("life") else { return };
     let nft = ns.nft();
     let rules = every_rule();
-    nft.apply(rebuild(&[], &rules)).unwrap();
+    nft.apply(rebuild(&[], &rules, true)).unwrap();
     let mut a = rules[0].clone();
     a.timeout_s = 3000;
     nft.apply(renew_commands(&a)).unwrap();

@@ -4,15 +4,22 @@
 //! Per attack vector: amplification → drop UDP from the amplifier's source port to the target
 //! addresses; few non-spoofed sources → those sources into a timed set; spoofed SYN flood → a
 //! SYN rate limit per attacked port; ICMP flood → an ICMP rate limit; fragment flood → drop
-//! fragments to the target. `actions` overrides the choice. The allowlist always wins: no rule
-//! ever names an allowlisted source. Counter-only incidents get a protocol rate limit only when
-//! `actions` asks for one. [`cap`] applies `max_rules`.
+//! fragments to the target. `actions` overrides the choice. Counter-only incidents get a
+//! protocol rate limit only when `actions` asks for one. [`cap`] applies `max_rules`.
+//!
+//! §10.1: no rule ever names a protected source ([`ProtectedSet`]); a source is blocked only
+//! when it is probably real (it completed a TCP handshake, its packets' TTLs are consistent, or
+//! it is an amplifier answering from its service port); every source passed over is returned
+//! with its reason. IOC names never choose a rule: a subtype that is an IOC's `attack_name` is
+//! replaced by the classifier's own.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::config::mitigation::{Action, Cidr, MitigationConfig};
+use super::protect::ProtectedSet;
+use crate::config::mitigation::{Action, MitigationConfig};
 use crate::event::Classification;
 use crate::input::capture::engine::tally::AMPLIFIERS;
 
@@ -29,6 +36,31 @@ pub const TARGET_SHARE: f64 = 0.10;
 pub const MAX_TARGETS: usize = 8;
 /// A vector of a multi-vector attack gets rules when it has at least this share.
 pub const VECTOR_SHARE: f64 = 0.35;
+/// A source's TTLs are consistent when they span at most this many hops (routes change by one
+/// or two; a forging tool that randomises TTLs spreads them widely).
+pub const TTL_SPREAD: u64 = 2;
+
+/// What the planner knows beside the classification.
+pub struct Context<'a> {
+    pub protected: &'a ProtectedSet,
+    /// Addresses with an ESTABLISHED TCP connection to the host now: a completed handshake,
+    /// which a forged source cannot make.
+    pub handshakes: &'a HashSet<IpAddr>,
+}
+
+/// A source the planner did not block, and why (reported in `mitigation_apply`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub source: IpAddr,
+    pub reason: String,
+}
+
+/// The planner's answer: the rules, widest first, and the sources it refused to block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub rules: Vec<Planned>,
+    pub refused: Vec<Refusal>,
+}
 
 /// One typed rule. Nothing here is a string handed to a shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,6 +113,8 @@ pub struct Planned {
 struct Evidence {
     total: f64,
     sources: Vec<(IpAddr, f64)>,
+    /// (min, max) TTL per top source, where the capture measured it.
+    ttls: Vec<(IpAddr, u64, u64)>,
     source_count: u64,
     targets: Vec<(IpAddr, f64)>,
     dst_ports: Vec<(u16, f64)>,
@@ -99,9 +133,22 @@ impl Evidence {
         let ips = |key: &str| -> Vec<(IpAddr, f64)> {
             list(key, "ip").into_iter().filter_map(|(v, s)| Some((v.as_str()?.parse().ok()?, s))).collect()
         };
+        let ttls = e
+            .get("top_src_ips")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| {
+                        let ip: IpAddr = x["ip"].as_str()?.parse().ok()?;
+                        Some((ip, x["ttl_min"].as_u64()?, x["ttl_max"].as_u64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Evidence {
             total,
             sources: ips("top_src_ips"),
+            ttls,
             source_count: e.get("source_ip_count").and_then(Value::as_u64).unwrap_or(u64::MAX),
             targets: ips("target_ips"),
             dst_ports: list("top_dst_ports", "port")
@@ -137,6 +184,13 @@ fn choose(cfg: &MitigationConfig, family: &str, subtype: Option<&str>, ev: &Evid
     match family {
         _ if amp => Action::DropAmplifier,
         _ if ev.few_sources() => Action::BlockSources,
+        _ => family_default(family),
+    }
+}
+
+/// The protocol response of a family: what a flood gets when its sources cannot be blocked.
+fn family_default(family: &str) -> Action {
+    match family {
         "syn_flood" => Action::SynRateLimit,
         "icmp_flood" => Action::IcmpRateLimit,
         "fragment_flood" => Action::DropFragments,
@@ -144,35 +198,68 @@ fn choose(cfg: &MitigationConfig, family: &str, subtype: Option<&str>, ev: &Evid
     }
 }
 
-/// The rules for an incident's classification, widest first, allowlist applied.
-pub fn plan(c: &Classification, cfg: &MitigationConfig, allow: &[Cidr]) -> Vec<Planned> {
+/// The rules for an incident's classification, widest first, protected sources refused.
+pub fn plan(c: &Classification, cfg: &MitigationConfig, ctx: &Context<'_>) -> Plan {
     let ev = Evidence::read(c);
-    let mut out: Vec<Planned> = Vec::new();
+    let mut plan = Plan::default();
     if c.classified_by != "packets" {
         // Counters say nothing precise: only a protocol rate limit the operator asked for.
         let Some((_, a)) = cfg.actions.iter().find(|(n, a)| *n == c.attack_family && a.is_rate_limit()) else {
-            return out;
+            return plan;
         };
-        out.extend(rules_for(*a, None, 1.0, &ev, cfg, true));
-        return out;
+        plan.rules.extend(rules_for(*a, None, 1.0, &ev, cfg, true, ctx, &mut plan.refused));
+        return plan;
     }
     for (family, subtype, share) in vectors(c) {
         let action = choose(cfg, &family, subtype.as_deref(), &ev);
-        for p in rules_for(action, subtype.as_deref(), share, &ev, cfg, false) {
-            if !out.iter().any(|q| q.rule == p.rule) {
-                out.push(p);
+        let mut refused = Vec::new();
+        let mut rules = rules_for(action, subtype.as_deref(), share, &ev, cfg, false, ctx, &mut refused);
+        if rules.is_empty() && action == Action::BlockSources {
+            // No source may be blocked (protected, or probably forged): the protocol's rate
+            // limit instead, which meters each source.
+            rules = rules_for(family_default(&family), subtype.as_deref(), share, &ev, cfg, false, ctx, &mut refused);
+        }
+        for p in rules {
+            if !plan.rules.iter().any(|q| q.rule == p.rule) {
+                plan.rules.push(p);
+            }
+        }
+        for r in refused {
+            if !plan.refused.iter().any(|q| q.source == r.source) {
+                plan.refused.push(r);
             }
         }
     }
-    out.retain(|p| !allowed(&p.rule, allow));
-    out.sort_by(|a, b| b.width.total_cmp(&a.width).then(a.rule.cmp(&b.rule)));
-    out
+    plan.rules.sort_by(|a, b| b.width.total_cmp(&a.width).then(a.rule.cmp(&b.rule)));
+    plan
+}
+
+/// The classifier's own subtype for `family`: an IOC's `attack_name` (the classifier reports it
+/// as `attack_tool` and may put it in `attack_subtype`) is a label, never a reason to pick a
+/// rule; the vector list is the classifier's own, from the packets, before any IOC naming.
+fn own_subtype(c: &Classification) -> Option<String> {
+    let subtype = c.attack_subtype.as_deref()?;
+    let tool = c.evidence.get("attack_tool").and_then(Value::as_str);
+    let ioc_named = Some(subtype) == tool
+        || c.evidence
+            .get("ioc_hits")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|h| h["attack_name"] == subtype));
+    if !ioc_named {
+        return Some(subtype.to_string());
+    }
+    c.evidence
+        .get("vectors")
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|v| v["family"] == c.attack_family.as_str()))
+        .and_then(|v| v["subtype"].as_str())
+        .map(String::from)
 }
 
 /// The vectors to act on: the label itself, or each strong vector of a multi-vector attack.
 fn vectors(c: &Classification) -> Vec<(String, Option<String>, f64)> {
     if c.attack_family != "multi_vector" {
-        return vec![(c.attack_family.clone(), c.attack_subtype.clone(), 1.0)];
+        return vec![(c.attack_family.clone(), own_subtype(c), 1.0)];
     }
     let Some(list) = c.evidence.get("vectors").and_then(Value::as_array) else { return Vec::new() };
     list.iter()
@@ -184,6 +271,7 @@ fn vectors(c: &Classification) -> Vec<(String, Option<String>, f64)> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rules_for(
     a: Action,
     subtype: Option<&str>,
@@ -191,6 +279,8 @@ fn rules_for(
     ev: &Evidence,
     cfg: &MitigationConfig,
     counters: bool,
+    ctx: &Context<'_>,
+    refused: &mut Vec<Refusal>,
 ) -> Vec<Planned> {
     let targets = Evidence::attacked(&ev.targets);
     let each_target = |mk: &dyn Fn(IpAddr) -> Rule| -> Vec<Planned> {
@@ -201,13 +291,20 @@ fn rules_for(
             let ports: Vec<u16> = AMPLIFIERS.iter().filter(|(_, n)| Some(*n) == subtype).map(|(p, _)| *p).collect();
             ports.iter().flat_map(|p| each_target(&|t| Rule::DropAmplifier { target: t, src_port: *p })).collect()
         }
-        Action::BlockSources => ev
-            .sources
-            .iter()
-            .filter(|(ip, s)| *s >= SOURCE_SHARE && blockable(*ip))
-            .take(FEW_SOURCES as usize)
-            .map(|(ip, s)| Planned { rule: Rule::BlockSource { source: *ip }, width: *s })
-            .collect(),
+        Action::BlockSources => {
+            let amp_port = AMPLIFIERS.iter().find(|(_, n)| Some(*n) == subtype).map(|(p, _)| *p);
+            let mut out = Vec::new();
+            for (ip, s) in ev.sources.iter().filter(|(_, s)| *s >= SOURCE_SHARE).take(FEW_SOURCES as usize) {
+                if let Some(why) = ctx.protected.is_protected(*ip) {
+                    refused.push(Refusal { source: *ip, reason: why.text() });
+                } else if let Some(why) = unreal(*ip, ev, ctx, amp_port) {
+                    refused.push(Refusal { source: *ip, reason: why });
+                } else {
+                    out.push(Planned { rule: Rule::BlockSource { source: *ip }, width: *s });
+                }
+            }
+            out
+        }
         Action::SynRateLimit if counters => {
             vec![Planned { rule: Rule::SynRateLimit { port: None, pps: cfg.syn_rate_pps }, width: share }]
         }
@@ -229,26 +326,20 @@ fn rules_for(
     }
 }
 
-/// Addresses a host must never drop: link-local (neighbour discovery, routers), loopback,
-/// multicast, unspecified.
-fn blockable(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_link_local() || v4.is_loopback() || v4.is_multicast() || v4.is_unspecified() || v4.is_broadcast())
-        }
-        IpAddr::V6(v6) => {
-            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
-            !(link_local || v6.is_loopback() || v6.is_multicast() || v6.is_unspecified())
-        }
+/// Why `ip` is probably not a real source (None: it is): no completed handshake, TTLs not
+/// measured or inconsistent, and not an amplifier answering from its service port.
+fn unreal(ip: IpAddr, ev: &Evidence, ctx: &Context<'_>, amp_port: Option<u16>) -> Option<String> {
+    if ctx.handshakes.contains(&ip) || amp_port.is_some() {
+        return None;
     }
-}
-
-/// Rules naming a source apply to that source: an allowlisted one is never blocked. (Rate limits
-/// and target rules are passed over by allowlisted sources in the table itself.)
-fn allowed(r: &Rule, allow: &[Cidr]) -> bool {
-    match r {
-        Rule::BlockSource { source } => allow.iter().any(|c| c.contains(*source)),
-        _ => false,
+    match ev.ttls.iter().find(|(a, _, _)| *a == ip) {
+        Some((_, lo, hi)) if hi.saturating_sub(*lo) <= TTL_SPREAD => None,
+        Some((_, lo, hi)) => Some(format!(
+            "not blocked: probably forged (TTLs {lo}..{hi} vary, no completed TCP handshake); left to rate limits"
+        )),
+        None => {
+            Some("not blocked: no evidence the source is real (no TTLs measured, no completed TCP handshake)".into())
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The planner against classifications as the real engine produces them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -9,6 +10,7 @@ use crate::config::mitigation::Cidr;
 use crate::input::capture::engine::parse::{tcp_flags as f, LinkType};
 use crate::input::capture::engine::synth::*;
 use crate::input::capture::engine::Engine;
+use crate::mitigate::protect::{Inputs, ProtectedSet};
 
 const VICTIM: [u8; 4] = [10, 9, 9, 9];
 
@@ -25,8 +27,14 @@ fn spoofed(i: u32) -> [u8; 4] {
     [11, b[1], b[2], b[3]]
 }
 
+/// Only `allow` protected; the tests' 10.x sources blockable (`block_private`).
+fn protected(allow: &[Cidr]) -> ProtectedSet {
+    ProtectedSet::from_inputs(&Inputs { allowlist: allow.to_vec(), block_private: true, ..Default::default() })
+}
+
 fn rules(c: &Classification, cfg: &MitigationConfig, allow: &[Cidr]) -> Vec<Rule> {
-    plan(c, cfg, allow).into_iter().map(|p| p.rule).collect()
+    let (p, h) = (protected(allow), HashSet::new());
+    plan(c, cfg, &Context { protected: &p, handshakes: &h }).rules.into_iter().map(|p| p.rule).collect()
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -157,7 +165,8 @@ fn a_neighbour_with_a_few_packets_beside_the_flood_is_not_blocked() {
     c.evidence.insert("source_ip_count".into(), json!(4));
     c.evidence.insert(
         "top_src_ips".into(),
-        json!([{"ip": "10.77.0.2", "count": 97_000}, {"ip": "10.77.0.3", "count": 2_990},
+        json!([{"ip": "10.77.0.2", "count": 97_000, "ttl_min": 64, "ttl_max": 64},
+               {"ip": "10.77.0.3", "count": 2_990, "ttl_min": 63, "ttl_max": 64},
                {"ip": "fe80::1", "count": 5}, {"ip": "169.254.1.1", "count": 5}]),
     );
     assert_eq!(
@@ -166,11 +175,112 @@ fn a_neighbour_with_a_few_packets_beside_the_flood_is_not_blocked() {
     );
     c.evidence.insert(
         "top_src_ips".into(),
-        json!([{"ip": "fe80::1", "count": 60_000}, {"ip": "10.77.0.2", "count": 40_000}]),
+        json!([{"ip": "fe80::1", "count": 60_000}, {"ip": "10.77.0.2", "count": 40_000, "ttl_min": 64, "ttl_max": 64}]),
     );
     assert_eq!(
         rules(&c, &MitigationConfig::default(), &[]),
         vec![Rule::BlockSource { source: ip("10.77.0.2") }],
         "link-local never"
     );
+}
+
+fn eth4_ttl(src: [u8; 4], dst: [u8; 4], ttl: u8, l4: &[u8]) -> Vec<u8> {
+    ethernet(0x0800, &[], &ipv4(src, dst, 17, ttl, 0, l4))
+}
+
+/// Forged floods naming the gateway, a resolver, a sink, the host itself and an established
+/// peer: none is blocked, each refusal says why; a real source beside them is blocked.
+#[test]
+fn forged_sources_naming_protected_addresses_are_refused_with_their_reason() {
+    let srcs =
+        [[192, 0, 2, 1], [203, 0, 113, 53], [203, 0, 113, 80], [198, 51, 100, 7], [192, 0, 2, 200], [192, 0, 2, 66]];
+    let c = engine((0..3000u32).map(|i| eth4(srcs[i as usize % 6], VICTIM, 17, &udp(1024 + i as u16, 9999, b"x"))));
+    let mut p = ProtectedSet::from_inputs(&Inputs {
+        host: vec![ip("198.51.100.7")],
+        route: "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+            .into(),
+        resolv: "nameserver 127.0.0.53\n".into(),
+        resolved: "nameserver 203.0.113.53\n".into(),
+        sinks: vec![("api_base (api.example.com)".into(), vec![ip("203.0.113.80")])],
+        ..Default::default()
+    });
+    p.set_peers(HashSet::from([ip("192.0.2.200")]));
+    let h = HashSet::new();
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &p, handshakes: &h });
+    assert_eq!(
+        out.rules.iter().map(|p| p.rule).collect::<Vec<_>>(),
+        vec![Rule::BlockSource { source: ip("192.0.2.66") }]
+    );
+    let why = |a: &str| out.refused.iter().find(|r| r.source == ip(a)).map(|r| r.reason.clone()).unwrap_or_default();
+    assert_eq!(why("192.0.2.1"), "protected: default gateway");
+    assert_eq!(why("203.0.113.53"), "protected: a resolver the host uses");
+    assert_eq!(why("203.0.113.80"), "protected: address of sink api_base (api.example.com)");
+    assert_eq!(why("198.51.100.7"), "protected: the host's own address");
+    assert_eq!(why("192.0.2.200"), "protected: peer of a TCP connection established before the incident");
+    // Private ranges are protected by default.
+    let d = ProtectedSet::default();
+    let srcs = [[10, 77, 0, 2], [10, 77, 0, 3]];
+    let c = engine((0..2000u32).map(|i| eth4(srcs[i as usize % 2], VICTIM, 17, &udp(1024 + i as u16, 9999, b"x"))));
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &d, handshakes: &h });
+    assert!(out.rules.is_empty(), "{out:?}");
+    assert!(out.refused.iter().all(|r| r.reason.contains("block_private is false")), "{out:?}");
+}
+
+/// A few sources whose TTLs jump around are probably forged: no block, unless the source
+/// completed a TCP handshake.
+#[test]
+fn sources_with_scattered_ttls_are_not_blocked_without_a_handshake() {
+    let srcs = [[192, 0, 2, 10], [192, 0, 2, 11]];
+    let c = engine(
+        (0..2000u32)
+            .map(|i| eth4_ttl(srcs[i as usize % 2], VICTIM, 30 + (i % 97) as u8, &udp(1024 + i as u16, 9999, b"x"))),
+    );
+    let p = protected(&[]);
+    let none = HashSet::new();
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &p, handshakes: &none });
+    assert!(out.rules.is_empty(), "{out:?}");
+    assert!(out.refused.iter().all(|r| r.reason.contains("probably forged")), "{out:?}");
+    let shook = HashSet::from([ip("192.0.2.11")]);
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &p, handshakes: &shook });
+    assert_eq!(
+        out.rules.iter().map(|p| p.rule).collect::<Vec<_>>(),
+        vec![Rule::BlockSource { source: ip("192.0.2.11") }]
+    );
+}
+
+/// An IOC named like an amplification vector labels the incident but chooses no rule.
+#[test]
+fn an_ioc_name_never_chooses_a_rule() {
+    let ioc = crate::input::capture::IocMatcher::for_capture(&[crate::config::IocPattern {
+        pattern: "EVIL".into(),
+        attack_name: "isakmp_amplification".into(),
+        attack_family: "udp_flood".into(),
+    }])
+    .unwrap();
+    let mut e = Engine::new(ioc);
+    for i in 0..2000u32 {
+        let fr = eth4(spoofed(i % 300), VICTIM, 17, &udp(1024 + (i % 5000) as u16, 9999, b"EVIL payload"));
+        e.push(LinkType::Ethernet, u64::from(i) * 1000, fr.len() as u32, &fr);
+    }
+    let c = e.classification();
+    assert_eq!(c.attack_subtype.as_deref(), Some("isakmp_amplification"), "the IOC names the incident");
+    let r = rules(&c, &MitigationConfig::default(), &[]);
+    assert!(!r.iter().any(|x| matches!(x, Rule::DropAmplifier { .. })), "{r:?}");
+}
+
+/// A SYN flood from a few sources none of which may be blocked gets the SYN rate limit (a
+/// per-source meter) instead of nothing.
+#[test]
+fn a_flood_whose_sources_cannot_be_blocked_gets_its_rate_limit() {
+    let srcs = [[10, 77, 0, 2], [10, 77, 0, 3]];
+    let c = engine((0..2000u32).map(|i| eth4(srcs[i as usize % 2], VICTIM, 6, &tcp(1024 + i as u16, 22, f::SYN, &[]))));
+    assert_eq!(c.attack_family, "syn_flood");
+    let (p, h) = (ProtectedSet::default(), HashSet::new());
+    let out = plan(&c, &MitigationConfig::default(), &Context { protected: &p, handshakes: &h });
+    assert_eq!(
+        out.rules.iter().map(|p| p.rule).collect::<Vec<_>>(),
+        vec![Rule::SynRateLimit { port: Some(22), pps: 1000 }]
+    );
+    assert_eq!(out.refused.len(), 2, "{out:?}");
 }

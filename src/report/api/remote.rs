@@ -22,6 +22,13 @@ pub const CONFIG_EVERY: Duration = Duration::from_secs(300);
 const CONFIG_RETRY: Duration = Duration::from_secs(30);
 /// The cached last answer, under the state dir.
 pub const CACHE_FILE: &str = "agent_config.json";
+/// Caps on what a server may send (§10.1); past one, the IOC list is refused whole and the last
+/// good one is kept.
+pub const MAX_IOC_PATTERNS: usize = 1000;
+pub const MAX_IOC_PATTERN_BYTES: usize = 256;
+pub const MAX_IOC_NAME_BYTES: usize = 64;
+/// The largest answer (and cached answer) parsed at all.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// What the service may tune. Durations are in the service's 1-second ticks / seconds.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -35,6 +42,9 @@ pub struct RemoteConfig {
     pub pcap_enabled: Option<bool>,
     /// Commands the server asked for; counted and logged, never run.
     pub pending_commands: usize,
+    /// Something in the answer was refused (out of bounds): it is not cached, so the last good
+    /// answer stays the one applied at start.
+    pub refused: bool,
 }
 
 /// What is wrong with the service's answer.
@@ -44,6 +54,10 @@ fn invalid(why: String) -> crate::error::Error {
 
 /// Parse the answer: the object itself, or wrapped in `config` / `data`.
 pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
+    if body.len() > MAX_CONFIG_BYTES {
+        return Err(invalid(format!("refusing an answer of {} bytes (at most {MAX_CONFIG_BYTES})", body.len())));
+    }
+    let refused = std::cell::Cell::new(false);
     let v: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("agent config is not JSON: {e}")))?;
     let obj = ["config", "data"].iter().find_map(|k| v.get(k).filter(|x| x.is_object())).unwrap_or(&v);
     let Value::Object(m) = obj else { return Err(invalid("agent config is not a JSON object".into())) };
@@ -53,6 +67,7 @@ pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
             Some(n) if (0.0..=max).contains(&n) => Some(n),
             _ => {
                 warn!("agent config: ignoring `{k}`: {x} is not a number in 0..={max}");
+                refused.set(true);
                 None
             }
         }
@@ -64,12 +79,21 @@ pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
             None
         })
     };
-    let ioc_patterns = m.get("ioc_patterns").and_then(|x| match serde_json::from_value::<Vec<IocPattern>>(x.clone()) {
+    let ioc_patterns = m.get("ioc_patterns").and_then(|x| match ioc_list(x) {
         Ok(p) => Some(p),
         Err(e) => {
-            warn!("agent config: ignoring `ioc_patterns`: {e}");
+            warn!("agent config: refusing `ioc_patterns` whole ({e}); keeping the last good list");
+            refused.set(true);
             None
         }
+    });
+    // Thresholds of 0 and instant confirmation would keep incidents open on normal traffic.
+    let confirm_s = num("confirm_ticks", 10_000.0).map(|n| n.round() as u32).filter(|n| {
+        if *n == 0 {
+            warn!("agent config: ignoring `confirm_ticks` 0: confirmation takes at least one tick");
+            refused.set(true);
+        }
+        *n >= 1
     });
     let pending_commands = match m.get("pending_commands") {
         Some(Value::Array(a)) => a.len(),
@@ -79,13 +103,33 @@ pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
     Ok(RemoteConfig {
         pps_threshold: num("pps_threshold", 1e12),
         dynamic_threshold: boolean("dynamic_threshold"),
-        confirm_s: num("confirm_ticks", 10_000.0).map(|n| n.round() as u32),
+        confirm_s,
         holddown_s: num("attack_holddown", 86_400.0).map(|n| n.round() as u32),
         cooldown_s: num("attack_cooldown", 86_400.0).map(|n| n.round() as u64),
         ioc_patterns,
         pcap_enabled: boolean("pcap_enabled"),
         pending_commands,
+        refused: refused.get(),
     })
+}
+
+/// The IOC list within its caps (count, pattern and name length), or why not.
+fn ioc_list(x: &Value) -> crate::error::Result<Vec<IocPattern>> {
+    let bad = |why: String| crate::error::Error::Invalid { what: "ioc_patterns", why };
+    let a = x.as_array().ok_or_else(|| bad("not an array".into()))?;
+    if a.len() > MAX_IOC_PATTERNS {
+        return Err(bad(format!("{} patterns, at most {MAX_IOC_PATTERNS}", a.len())));
+    }
+    let list: Vec<IocPattern> = serde_json::from_value(x.clone()).map_err(|e| bad(e.to_string()))?;
+    for p in &list {
+        if p.pattern.is_empty() || p.pattern.len() > MAX_IOC_PATTERN_BYTES {
+            return Err(bad(format!("a pattern of {} bytes, 1..={MAX_IOC_PATTERN_BYTES}", p.pattern.len())));
+        }
+        if p.attack_name.len() > MAX_IOC_NAME_BYTES || p.attack_family.len() > MAX_IOC_NAME_BYTES {
+            return Err(bad(format!("an attack name or family over {MAX_IOC_NAME_BYTES} bytes")));
+        }
+    }
+    Ok(list)
 }
 
 /// Seconds (the service's 1-second ticks) → samples at our interval, at least one. Right for
@@ -101,7 +145,14 @@ impl RemoteConfig {
     pub fn detect(&self, base: &DetectConfig) -> DetectConfig {
         let mut d = base.clone();
         if let Some(p) = self.pps_threshold {
-            d.min_pps_threshold = p;
+            // Never under the local floor: a server cannot make normal traffic an incident.
+            if p < base.local_floor_pps {
+                warn!(
+                    "agent config: `pps_threshold` {p} is under the local floor (min_pps_threshold {}); keeping the floor",
+                    base.local_floor_pps
+                );
+            }
+            d.min_pps_threshold = p.max(base.local_floor_pps);
         }
         if let Some(b) = self.dynamic_threshold {
             d.dynamic_threshold = b;
@@ -194,7 +245,7 @@ impl ConfigPoll {
                         c.pending_commands
                     );
                 }
-                if self.last.as_deref() != Some(&reply.body[..]) {
+                if !c.refused && self.last.as_deref() != Some(&reply.body[..]) {
                     if let Err(e) = fsutil::write_atomic(&self.cache, &reply.body, 0o600) {
                         warn!("cannot cache the agent config: {e}");
                     }
@@ -223,7 +274,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.pcap_enabled, None, "a string is not a bool");
         assert_eq!(c.pending_commands, 1);
-        let base = DetectConfig { sample_interval: Duration::from_millis(200), ..DetectConfig::default() };
+        let base = DetectConfig {
+            sample_interval: Duration::from_millis(200),
+            local_floor_pps: 1000.0,
+            ..DetectConfig::default()
+        };
         let d = c.detect(&base);
         assert_eq!(d.min_pps_threshold, 1234.0);
         assert!(!d.dynamic_threshold);
@@ -232,6 +287,37 @@ mod tests {
         assert_eq!(d.holddown_ticks, 75, "15 s at 200 ms: an open incident is sampled every interval");
         assert_eq!(d.cooldown, Duration::from_secs(30));
         assert_eq!(c.ioc_patterns.unwrap()[0].attack_name, "mirai");
+    }
+
+    /// A hostile server: thresholds 0, instant confirmation, an IOC list past its caps. Each
+    /// is refused (one warning each), nothing goes under the local floor, and the answer is not
+    /// cached, so the last good one is what the next start applies.
+    #[test]
+    fn a_server_cannot_lower_the_floors_or_flood_the_ioc_list() {
+        let c = parse(br#"{"pps_threshold": 0, "confirm_ticks": 0}"#).unwrap();
+        assert!(c.refused);
+        let base = DetectConfig { local_floor_pps: 5000.0, ..DetectConfig::default() };
+        let d = c.detect(&DetectConfig { min_pps_threshold: 20_000.0, ..base.clone() });
+        assert_eq!(d.min_pps_threshold, 5000.0, "the local floor, not 0 (nor the previous server value)");
+        assert_eq!(d.confirm_for, None, "confirm_ticks 0 ignored");
+        let many: Vec<Value> =
+            (0..MAX_IOC_PATTERNS + 1).map(|i| serde_json::json!({"pattern": format!("p{i}")})).collect();
+        let c = parse(serde_json::json!({"ioc_patterns": many, "pps_threshold": 9000}).to_string().as_bytes()).unwrap();
+        assert_eq!((c.ioc_patterns.is_none(), c.refused, c.pps_threshold), (true, true, Some(9000.0)));
+        let long = serde_json::json!({"ioc_patterns": [{"pattern": "x".repeat(MAX_IOC_PATTERN_BYTES + 1)}]});
+        assert!(parse(long.to_string().as_bytes()).unwrap().ioc_patterns.is_none());
+        let big = vec![b' '; MAX_CONFIG_BYTES + 1];
+        assert!(parse(&big).unwrap_err().to_string().contains("refusing an answer"));
+        // Not cached: the last good answer stays.
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let mut p = ConfigPoll::new(Instant::now(), tx, dir.path());
+        let good =
+            Reply { status: 200, body: br#"{"ioc_patterns": [{"pattern": "abc"}]}"#.to_vec(), retry_after: None };
+        p.handle(Instant::now(), Ok(good));
+        let bad = Reply { status: 200, body: br#"{"confirm_ticks": 0}"#.to_vec(), retry_after: None };
+        p.handle(Instant::now(), Ok(bad));
+        assert_eq!(load_cache(dir.path()).unwrap().ioc_patterns.unwrap()[0].pattern, "abc");
     }
 
     #[test]

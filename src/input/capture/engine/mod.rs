@@ -218,7 +218,14 @@ impl Engine {
 
 fn top_src_ips(t: &Tally) -> Value {
     Value::Array(
-        t.src_ips.top_guaranteed(TOP_N).into_iter().map(|(k, c)| json!({"ip": key_ip(k), "count": c})).collect(),
+        t.src_ips
+            .top_guaranteed(TOP_N)
+            .into_iter()
+            .map(|(k, c)| match t.source_ttls(k) {
+                Some((lo, hi)) => json!({"ip": key_ip(k), "count": c, "ttl_min": lo, "ttl_max": hi}),
+                None => json!({"ip": key_ip(k), "count": c}),
+            })
+            .collect(),
     )
 }
 

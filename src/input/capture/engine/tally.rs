@@ -37,6 +37,10 @@ pub const FLAG_NAMES: &[&str] = &["FIN", "SYN", "RST", "PSH", "ACK", "URG"];
 
 const SIZE_BOUNDS: &[u32] = &[64, 128, 256, 512, 1024, 1514, 9000];
 const SRC_SKETCH: usize = 64;
+/// Slots of the per-source TTL table: (16-bit tag, min TTL, max TTL) by source hash.
+pub const SRC_TTL_SLOTS: usize = 4096;
+/// A slot two sources shared: their TTLs are unknown.
+const TTL_MIXED: u32 = 0x0000_00ff;
 const PORT_SKETCH: usize = 32;
 const DNS_SKETCH: usize = 16;
 /// Destinations tracked for `target_ips` (§5.6): the host's own addresses are few.
@@ -80,6 +84,8 @@ pub struct Tally {
     pub sizes: Histogram,
     pub size_moments: Moments,
     pub ttl: Box<[u64; 256]>,
+    /// Per-source TTL range, by source hash: see [`Tally::source_ttls`].
+    pub src_ttl: Box<[u32; SRC_TTL_SLOTS]>,
     pub dns_names: SpaceSaving<String>,
     pub ioc: IocHits,
     pub dropped: u64,
@@ -121,6 +127,7 @@ impl Default for Tally {
             sizes: Histogram::new(SIZE_BOUNDS),
             size_moments: Moments::default(),
             ttl: Box::new([0; 256]),
+            src_ttl: Box::new([0; SRC_TTL_SLOTS]),
             dns_names: SpaceSaving::new(DNS_SKETCH),
             ioc: IocHits::default(),
             dropped: 0,
@@ -202,6 +209,7 @@ impl Tally {
             self.dst_ips.add(ip_key(dst));
         }
         self.ttl[usize::from(p.ttl)] += 1;
+        self.note_ttl(key, p.ttl);
         if p.fragment.is_fragment {
             self.fragments += 1;
         }
@@ -272,6 +280,28 @@ impl Tally {
             Some(first) => self.last_ts_ns.saturating_sub(first) as f64 / 1e9,
             None => 0.0,
         }
+    }
+
+    #[inline]
+    fn note_ttl(&mut self, key: u128, ttl: u8) {
+        let h = crate::util::sketch::mix64((key as u64) ^ ((key >> 64) as u64).rotate_left(17));
+        let slot = &mut self.src_ttl[(h as usize) & (SRC_TTL_SLOTS - 1)];
+        let tag = ((h >> 48) as u32) | 1;
+        let t = u32::from(ttl);
+        *slot = match *slot {
+            0 => (tag << 16) | (t << 8) | t,
+            s if s >> 16 == tag => (tag << 16) | ((s >> 8) & 0xff).min(t) << 8 | (s & 0xff).max(t),
+            _ => TTL_MIXED,
+        };
+    }
+
+    /// The (min, max) TTL of the packets from `key` this window; None where the table cannot
+    /// tell (the slot was shared with another source).
+    pub fn source_ttls(&self, key: u128) -> Option<(u8, u8)> {
+        let h = crate::util::sketch::mix64((key as u64) ^ ((key >> 64) as u64).rotate_left(17));
+        let s = self.src_ttl[(h as usize) & (SRC_TTL_SLOTS - 1)];
+        let tag = ((h >> 48) as u32) | 1;
+        (s >> 16 == tag).then_some((((s >> 8) & 0xff) as u8, (s & 0xff) as u8))
     }
 
     /// The most common TTL values, (ttl, count), largest first.

@@ -7,9 +7,11 @@ use caps::{CapSet, Capability};
 
 use crate::config::paths::Env;
 
-/// The fix we print whenever capture is off for lack of privilege.
-pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw+ep $(command -v ftagent)` \
-or run the system service (`sudo ftagent --install-service`)";
+/// The fix we print whenever capture is off for lack of privilege: the system service, whose
+/// unit grants the capability (`AmbientCapabilities=`); never file capabilities on the binary,
+/// which would let every local user capture with their own config.
+pub const FIX: &str = "to enable it, run the system service, whose unit grants CAP_NET_RAW \
+(`AmbientCapabilities=`; `sudo ftagent --install-service` writes it), or run as root";
 
 /// Ok when capture may run; Err(why, with the fix) otherwise.
 pub fn check(env: &Env) -> crate::error::Result<()> {
@@ -37,7 +39,8 @@ mod tests {
         assert!(decide(0, false).is_ok());
         assert!(decide(1000, true).is_ok());
         let why = decide(65534, false).unwrap_err().to_string();
-        assert!(why.contains("CAP_NET_RAW") && why.contains("setcap cap_net_raw+ep"), "{why}");
+        assert!(why.contains("CAP_NET_RAW") && why.contains("--install-service"), "{why}");
+        assert!(!why.contains("setcap"), "{why}");
         assert!(why.contains("uid 65534"));
     }
 }

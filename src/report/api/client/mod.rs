@@ -56,17 +56,37 @@ pub fn send(req: &HttpRequest, timeout_s: u64) -> crate::error::Result<Reply> {
     if req.method == Method::Post {
         r = r.with_body(req.body.clone());
     }
-    match r.with_timeout(timeout_s).send() {
-        Ok(resp) => Ok(Reply {
-            status: resp.status_code,
-            retry_after: resp.header("retry-after").map(str::to_string),
-            body: resp.into_bytes(),
-        }),
+    match r.with_timeout(timeout_s).send_lazy() {
+        Ok(resp) => {
+            let retry_after =
+                resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
+            let status = resp.status_code;
+            // A hostile or broken server cannot make us hold more than MAX_REPLY bytes.
+            let mut body = Vec::new();
+            use std::io::Read;
+            let read = resp.take(MAX_REPLY as u64 + 1).read_to_end(&mut body);
+            let http = |why: String| crate::error::Error::Http { url: origin(&req.url), status: Some(status), why };
+            if let Err(e) = read {
+                return Err(http(format!("cannot read the answer from {}: {e}", origin(&req.url))));
+            }
+            if body.len() > MAX_REPLY {
+                return Err(http(format!(
+                    "{} answered with more than {} KiB; refused whole",
+                    origin(&req.url),
+                    MAX_REPLY / 1024
+                )));
+            }
+            Ok(Reply { status, retry_after, body })
+        }
         Err(e) => {
             Err(crate::error::Error::Http { url: origin(&req.url), status: None, why: describe_error(&req.url, &e) })
         }
     }
 }
+
+/// The most bytes of one answer read from the service (an agent config with its IOC list is
+/// far smaller).
+pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 
 fn describe_error(url: &str, e: &minreq::Error) -> String {
     let origin = origin(url);
