@@ -8,6 +8,7 @@ pub mod apisink;
 pub mod bodies;
 pub mod eventlog;
 pub mod health;
+pub mod httpd;
 pub mod messages;
 pub mod metrics_http;
 mod pcap;

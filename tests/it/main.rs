@@ -33,6 +33,7 @@ mod service;
 mod setup;
 mod statefiles;
 mod status;
+mod surfaces;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
 mod top;
