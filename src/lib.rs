@@ -75,5 +75,6 @@ pub mod tcpdump;
 #[path = "tcpdump/disabled.rs"]
 pub mod tcpdump;
 pub mod update;
+pub mod util;
 
 pub use error::{Error, Result};

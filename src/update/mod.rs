@@ -25,23 +25,28 @@ pub use release::Release;
 /// Per-call limit for `--update` downloads.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// GET `url`; anything but 200 is an error naming the URL.
-pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let resp = minreq::get(url)
-        .with_header("User-Agent", format!("ftagent/{AGENT_VERSION}"))
-        .with_header("Accept", "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8")
-        .with_timeout(timeout.as_secs().max(1))
-        .send()
+/// Largest release document, checksum or signature file read.
+pub const META_CAP: u64 = 1024 * 1024;
+/// Largest asset downloaded.
+pub const ASSET_CAP: u64 = 256 * 1024 * 1024;
+
+/// GET `url`, at most `cap` bytes, no redirects followed; anything but 200 is an error naming the URL.
+pub fn get(url: &str, timeout: Duration, cap: u64) -> Result<Vec<u8>> {
+    let headers = [
+        ("User-Agent".to_string(), format!("ftagent/{AGENT_VERSION}")),
+        ("Accept".to_string(), "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8".to_string()),
+    ];
+    let resp = crate::util::http::request(url, &headers, None, timeout.as_secs().max(1), cap)
         .map_err(|e| Error::Runtime(format!("{url}: {e}")))?;
-    if resp.status_code != 200 {
-        return Err(Error::Runtime(format!("{url}: HTTP {} {}", resp.status_code, resp.reason_phrase)));
+    if resp.status != 200 {
+        return Err(Error::Runtime(format!("{url}: HTTP {} {}", resp.status, resp.reason)));
     }
-    Ok(resp.into_bytes())
+    Ok(resp.body)
 }
 
 /// The latest release and whether it is newer than this binary.
 pub fn latest(url: &str, timeout: Duration) -> Result<(Release, Version, bool)> {
-    let release = Release::parse(&get(url, timeout)?)?;
+    let release = Release::parse(&get(url, timeout, META_CAP)?)?;
     let latest = release.version()?;
     let current = release::parse_version(AGENT_VERSION)?;
     let newer = latest > current;
@@ -135,11 +140,11 @@ pub fn download_verified(release: &Release) -> Result<Vec<u8>> {
     let sums = release.checksum_asset(&asset.name).ok_or_else(|| {
         Error::Runtime(format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name))
     })?;
-    let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT)?).into_owned();
+    let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT, META_CAP)?).into_owned();
     let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| {
         Error::Runtime(format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name))
     })?;
-    let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT)?;
+    let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT, ASSET_CAP)?;
     let actual = release::sha256_hex(&bytes);
     if actual != expected {
         return Err(Error::Runtime(format!(

@@ -124,3 +124,115 @@ fn metrics_answers_and_incidents_are_reported_with_1100_idle_sockets_and_a_never
     drop(hog);
     crate::util::terminate(&mut agent.0, Duration::from_secs(5));
 }
+
+fn self_test(home: &Home, extra: serde_json::Value, ca: Option<&Path>) -> (std::process::Output, String) {
+    let cfg = home.write_config(extra);
+    let mut c = home.command();
+    c.args(["--test", "--config"]).arg(cfg).env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    if let Some(ca) = ca {
+        c.env("SSL_CERT_FILE", ca);
+    }
+    let out = crate::util::run(&mut c);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
+fn redirect_to(to: String) -> apiserver::Handler {
+    Box::new(move |_r: &apiserver::Recorded| apiserver::Action::Respond {
+        status: 302,
+        body: String::new(),
+        headers: vec![("Location".into(), to.clone())],
+    })
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_to_another_port_or_from_https_to_http() {
+    let home = Home::new();
+    let elsewhere = Server::http(0, apiserver::flowtriq(json!({})));
+    // http → http on another port, for the API (Authorization) and the webhook (its signature).
+    let api = Server::http(0, redirect_to(format!("{}/api/v1/agent/incidents", elsewhere.base)));
+    let extra = json!({
+        "api_key": "ftk_test_0123456789abcdef", "node_uuid": "node-it-1",
+        "api_base": format!("{}/api/v1", api.base),
+        "webhook_url": format!("{}/hook", api.base), "webhook_secret": "s3cret",
+    });
+    let (out, stdout) = self_test(&home, extra, None);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("Flowtriq API")).expect("API line");
+    assert!(line.contains("HTTP 302") && line.contains("redirects are not followed"), "{line}");
+    assert!(stdout.lines().any(|l| l.starts_with("webhook") && l.contains("redirects are not followed")), "{stdout}");
+    assert!(!api.requests().is_empty(), "the first server was asked");
+
+    // https → http.
+    assert!(crate::util::have("openssl"), "the openssl CLI is needed to make test certificates");
+    let (cert, key, ca) = crate::selftest_sinks::make_pki(home.path(), "pki");
+    let tls = Server::https(cert, key, redirect_to(format!("{}/api/v1/agent/incidents", elsewhere.base)));
+    let extra = json!({
+        "api_key": "ftk_test_0123456789abcdef", "node_uuid": "node-it-1",
+        "api_base": format!("{}/api/v1", tls.base),
+    });
+    let (out, stdout) = self_test(&home, extra, Some(&ca));
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("redirects are not followed"), "{stdout}");
+    assert!(!tls.requests().is_empty(), "the TLS server was asked");
+
+    let seen = elsewhere.requests();
+    assert!(
+        seen.iter().all(|r| r.header("authorization").is_none() && r.header("x-ftagent-signature").is_none()),
+        "credentials reached the redirect target: {seen:?}"
+    );
+    assert!(seen.is_empty(), "nothing follows a redirect: {seen:?}");
+}
+
+/// A raw server that answers every connection with 200 and `total` bytes of body, without a
+/// Content-Length (the body ends at close). Returns its base URL and the bytes it got out.
+fn endless_body(total: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b' '; 64 * 1024];
+                let mut n = 0;
+                while n < total {
+                    match s.write(&chunk) {
+                        Ok(k) => n += k,
+                        Err(_) => break,
+                    }
+                }
+                counter.fetch_max(n, Ordering::Relaxed);
+            });
+        }
+    });
+    (base, sent)
+}
+
+#[test]
+fn a_100_mb_answer_is_refused_and_the_agent_carries_on() {
+    let home = Home::new();
+    let (base, sent) = endless_body(100 << 20);
+    let extra = json!({
+        "api_key": "ftk_test_0123456789abcdef", "node_uuid": "node-it-1",
+        "api_base": format!("{base}/api/v1"),
+    });
+    let t = Instant::now();
+    let (out, stdout) = self_test(&home, extra, None);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find(|l| l.starts_with("Flowtriq API")).expect("API line");
+    assert!(line.contains("response body over 1048576 bytes; refused"), "{line}");
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(300));
+    let got_out = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(got_out < 50 << 20, "the agent stopped reading early: {got_out} bytes left the server");
+    // The event log still got its lines: the agent went on after the refusal.
+    assert!(stdout.lines().any(|l| l.starts_with("event log ") && l.ends_with(": OK")), "{stdout}");
+}

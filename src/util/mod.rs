@@ -1,0 +1,3 @@
+//! Small shared pieces with no knowledge of the agent: outbound HTTP, child processes.
+
+pub mod http;
