@@ -236,3 +236,79 @@ fn a_100_mb_answer_is_refused_and_the_agent_carries_on() {
     // The event log still got its lines: the agent went on after the refusal.
     assert!(stdout.lines().any(|l| l.starts_with("event log ") && l.ends_with(": OK")), "{stdout}");
 }
+
+/// The agent's peak RSS (VmHWM) in KiB.
+#[cfg(feature = "capture-scapy")]
+fn peak_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// README "Security": the capture build's memory under a flood of 64 KiB frames stays under
+/// this: ~31 MiB at rest (its 16 MiB kernel ring included) + the 16 MiB pre-attack ring + the
+/// 32 MiB writer queue, at most. Before the byte caps the same flood reached 112 MiB.
+#[cfg(feature = "capture-scapy")]
+const CAPTURE_RSS_BOUND_MIB: u64 = 100;
+
+#[cfg(feature = "capture-scapy")]
+const BIG_UDP: &str = r#"
+import socket, sys, time
+host, secs = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+d = b'x' * 60000
+t0 = time.monotonic(); n = 0
+while time.monotonic() - t0 < secs:
+    try:
+        s.sendto(d, (host, 9999)); n += 1
+    except OSError:
+        pass
+print(n)
+"#;
+
+/// A flood of ~60 KB frames (MTU 65000 on the veth pair, one IP packet each) against the
+/// capture build with incident files on: peak RSS under the documented bound.
+#[cfg(feature = "capture-scapy")]
+#[test]
+fn capture_memory_stays_bounded_under_a_flood_of_64k_frames() {
+    use crate::util::NetnsPair;
+    let _flood = crate::util::flood_lock();
+    let Some(pair) = NetnsPair::create() else { return };
+    for (ns, dev) in [(&pair.ns_a, &pair.veth_a), (&pair.ns_b, &pair.veth_b)] {
+        let ok = std::process::Command::new("ip").args(["-n", ns, "link", "set", dev, "mtu", "65000"]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "mtu 65000 on {dev}");
+    }
+    let home = Home::new();
+    let cfg = home.write_config(json!({
+        "interface": pair.veth_a, "grace_period_s": 2, "baseline_window_s": 10, "holddown_ticks": 10,
+        "cooldown_s": 0, "pcap_enabled": true, "pcap_dir": home.path().join("pcaps"),
+        "pcap_max_packets": 4000, "pcap_ring_packets": 1000,
+    }));
+    let mut agent = crate::util::Reap(pair.spawn_agent(&home, &cfg));
+    assert!(crate::util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10)).is_some());
+    std::thread::sleep(Duration::from_secs(3));
+    let before = peak_rss_kib(agent.0.id());
+    let sender = NetnsPair::exec(&pair.ns_b, Path::new("/usr/bin/python3"))
+        .args(["-c", BIG_UDP, &pair.addr_a, "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let out = sender.wait_with_output().unwrap();
+    let sent: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let open = crate::util::wait_for_event(&home.events_file(), "incident_open", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(500));
+    let peak = peak_rss_kib(agent.0.id());
+    crate::util::terminate(&mut agent.0, Duration::from_secs(5));
+    eprintln!(
+        "64 KiB-frame flood: {sent} datagrams of 60000 B; agent peak RSS {} MiB (before the flood {} MiB)",
+        peak / 1024,
+        before / 1024
+    );
+    assert!(sent > 10_000, "the flood got out: {sent}");
+    assert!(open.is_some(), "the flood opened an incident (so the writer queue was in use)");
+    assert!(peak > 0 && peak / 1024 < CAPTURE_RSS_BOUND_MIB, "peak RSS {} MiB", peak / 1024);
+}
