@@ -312,3 +312,60 @@ fn capture_memory_stays_bounded_under_a_flood_of_64k_frames() {
     assert!(open.is_some(), "the flood opened an incident (so the writer queue was in use)");
     assert!(peak > 0 && peak / 1024 < CAPTURE_RSS_BOUND_MIB, "peak RSS {} MiB", peak / 1024);
 }
+
+/// No `HOME` and an ordinary user whose passwd home is `/nonexistent` (nobody): a clear error,
+/// and nothing created under `/tmp/.config` or `/tmp/.local`.
+#[test]
+fn without_home_an_ordinary_user_gets_a_clear_error_not_tmp() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        crate::util::skip("needs root to run the binary as nobody");
+        return;
+    }
+    let before = (Path::new("/tmp/.config/ftagent").exists(), Path::new("/tmp/.local/state/ftagent").exists());
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
+        .arg(crate::util::bin())
+        .args(["--no-update-check"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("HOME is not set") && err.contains("set HOME"), "{err}");
+    let after = (Path::new("/tmp/.config/ftagent").exists(), Path::new("/tmp/.local/state/ftagent").exists());
+    assert_eq!(after, before, "nothing of ours appeared under /tmp");
+}
+
+/// `state_dir` and `pcap_dir` as symlinks to shared directories: the agent runs, and the
+/// targets' modes are not changed through the links.
+#[test]
+fn permission_changes_never_follow_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let shared = home.path().join("shared");
+    let shared_pcap = home.path().join("shared-pcap");
+    for d in [&shared, &shared_pcap] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    }
+    let state = home.path().join("state-link");
+    let pcaps = home.path().join("pcap-link");
+    std::os::unix::fs::symlink(&shared, &state).unwrap();
+    std::os::unix::fs::symlink(&shared_pcap, &pcaps).unwrap();
+    let cfg = home.write_config(json!({
+        "interface": "lo", "limited": true, "state_dir": state, "pcap_dir": pcaps, "dynamic_threshold": false,
+    }));
+    let mut agent = crate::util::Reap(start_agent_1024(&home, &cfg));
+    let started = crate::util::wait_for_event(&state.join("events.jsonl"), "agent_start", Duration::from_secs(10));
+    assert!(started.is_some(), "the agent runs on a symlinked state dir; log:\n{}", agent_log(&home));
+    std::thread::sleep(Duration::from_millis(500));
+    crate::util::terminate(&mut agent.0, Duration::from_secs(5));
+    for d in [&shared, &shared_pcap] {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "{} changed through its link", d.display());
+    }
+    assert!(agent_log(&home).contains("is a symbolic link"), "the link is named in a warning");
+}
