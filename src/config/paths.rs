@@ -53,7 +53,7 @@ impl Env {
         let user_layout = !self.is_root() || limited_flag;
         let xdg = self.xdg_config_home.is_some() && self.xdg_state_home.is_some();
         if user_layout && self.home.is_none() && !xdg {
-            return Err(crate::error::Error::Runtime(format!(
+            return Err(crate::error::Error::Usage(format!(
                 "HOME is not set and user {} has no home directory in the passwd database: set HOME (or \
                  XDG_CONFIG_HOME and XDG_STATE_HOME) to a directory only you can write; ftagent does not fall \
                  back to a shared directory such as /tmp",

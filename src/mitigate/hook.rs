@@ -58,7 +58,7 @@ impl HookRunner {
 }
 
 /// One run: spawn, JSON on stdin, wait up to the timeout. Outcomes are logged, never fatal.
-pub fn run_once(hook: &Hook, payload: &Value) -> Result<Output, String> {
+pub fn run_once(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
     let what = payload["event"].as_str().unwrap_or("event").to_string();
     let result = spawn_and_wait(hook, payload);
     match &result {
@@ -74,12 +74,12 @@ pub fn run_once(hook: &Hook, payload: &Value) -> Result<Output, String> {
     result
 }
 
-fn spawn_and_wait(hook: &Hook, payload: &Value) -> Result<Output, String> {
+fn spawn_and_wait(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
     let mut data = serde_json::to_vec(payload).unwrap_or_default();
     data.push(b'\n');
     let started = Instant::now();
     let out = crate::util::child::run(Command::new(&hook.argv[0]).args(&hook.argv[1..]), Some(&data), hook.timeout)
-        .map_err(|e| e.to_string());
+        .map_err(|e| crate::error::Error::Program { program: hook.argv[0].clone(), why: e.to_string() });
     if out.is_ok() {
         info!("mitigation hook {} took {} ms", hook.argv[0], started.elapsed().as_millis());
     }
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn a_hanging_hook_is_killed_at_its_timeout() {
         let t0 = Instant::now();
-        let err = run_once(&hook("sleep 30", 300), &serde_json::json!({})).unwrap_err();
+        let err = run_once(&hook("sleep 30", 300), &serde_json::json!({})).unwrap_err().to_string();
         assert!(err.contains("timeout"), "{err}");
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
@@ -112,6 +112,6 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
         let h = Hook { argv: vec!["/nonexistent/hook".into()], timeout: Duration::from_secs(1) };
-        assert!(run_once(&h, &serde_json::json!({})).unwrap_err().contains("cannot start"));
+        assert!(run_once(&h, &serde_json::json!({})).unwrap_err().to_string().contains("cannot start"));
     }
 }

@@ -37,7 +37,7 @@ impl MetricsHttp {
         http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     ) -> Result<Self> {
         let listener = super::httpd::bind(addr)
-            .map_err(|e| Error::Runtime(format!("config key `metrics_listen`: cannot listen on {addr}: {e}")))?;
+            .map_err(|e| Error::Setting { key: "metrics_listen", why: format!("cannot listen on {addr}: {e}") })?;
         let text = Arc::new(Mutex::new(String::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, served) = (stop.clone(), text.clone());
@@ -46,7 +46,7 @@ impl MetricsHttp {
             .spawn(move || {
                 super::httpd::serve(listener, super::httpd::Limits::default(), st, |_, path| answer(path, &served))
             })
-            .map_err(|e| Error::Runtime(format!("cannot start the metrics server thread: {e}")))?;
+            .map_err(|e| Error::Thread { what: "metrics server", source: e })?;
         log::info!("serving Prometheus metrics at http://{addr}/metrics");
         Ok(MetricsHttp { addr, text, spools, http, stop, thread: Some(thread) })
     }

@@ -39,9 +39,13 @@ pub fn get(url: &str, timeout: Duration, cap: u64) -> Result<Vec<u8>> {
         ("Accept".to_string(), "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8".to_string()),
     ];
     let resp = crate::util::http::request(url, &headers, None, timeout.as_secs().max(1), cap)
-        .map_err(|e| Error::Runtime(format!("{url}: {e}")))?;
+        .map_err(|e| Error::Http { url: url.to_string(), status: None, why: format!("{url}: {e}") })?;
     if resp.status != 200 {
-        return Err(Error::Runtime(format!("{url}: HTTP {} {}", resp.status, resp.reason)));
+        return Err(Error::Http {
+            url: url.to_string(),
+            status: Some(resp.status),
+            why: format!("{url}: HTTP {} {}", resp.status, resp.reason),
+        });
     }
     Ok(resp.body)
 }
@@ -150,10 +154,13 @@ fn check_url(update_url: &str, what: &str, url: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Runtime(format!(
-            "{what} is offered from {origin}, not over https from the release host ({}); refusing to install",
-            release_hosts(update_url).join(" or ")
-        )))
+        Err(Error::Refused {
+            what: "update",
+            why: format!(
+                "{what} is offered from {origin}, not over https from the release host ({}); refusing to install",
+                release_hosts(update_url).join(" or ")
+            ),
+        })
     }
 }
 
@@ -167,17 +174,20 @@ pub fn signature_asset<'a>(release: &'a Release, asset: &str) -> Option<&'a rele
 /// built-in key (§13) and its SHA-256 is the release's checksum.
 pub fn download_verified(release: &Release, update_url: &str) -> Result<Vec<u8>> {
     let arch = std::env::consts::ARCH;
-    let asset = release
-        .binary_asset(arch)
-        .ok_or_else(|| Error::Runtime(format!("release {} has no binary for {arch}", release.tag_name)))?;
-    let sig = signature_asset(release, &asset.name).ok_or_else(|| {
-        Error::Runtime(format!(
+    let asset = release.binary_asset(arch).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("release {} has no binary for {arch}", release.tag_name),
+    })?;
+    let sig = signature_asset(release, &asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!(
             "release {} is not signed (no {}.sig); refusing to install an unsigned release",
             release.tag_name, asset.name
-        ))
+        ),
     })?;
-    let sums = release.checksum_asset(&asset.name).ok_or_else(|| {
-        Error::Runtime(format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name))
+    let sums = release.checksum_asset(&asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name),
     })?;
     for a in [asset, sig, sums] {
         check_url(update_url, &a.name, &a.browser_download_url)?;
@@ -186,17 +196,21 @@ pub fn download_verified(release: &Release, update_url: &str) -> Result<Vec<u8>>
     let sig_bytes = get(&sig.browser_download_url, DOWNLOAD_TIMEOUT, 4096)?;
     let signature = signature::parse_signature(&sig.name, &sig_bytes)?;
     let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT, META_CAP)?).into_owned();
-    let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| {
-        Error::Runtime(format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name))
+    let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name),
     })?;
     let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT, ASSET_CAP)?;
     let actual = release::sha256_hex(&bytes);
     signature::verify(&asset.name, &bytes, &signature, &key, actual == expected)?;
     if actual != expected {
-        return Err(Error::Runtime(format!(
-            "checksum mismatch for {}: expected {expected}, got {actual}; the binary was not changed",
-            asset.name
-        )));
+        return Err(Error::Refused {
+            what: "update",
+            why: format!(
+                "checksum mismatch for {}: expected {expected}, got {actual}; the binary was not changed",
+                asset.name
+            ),
+        });
     }
     Ok(bytes)
 }

@@ -34,11 +34,14 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// An ed25519 public key from its hex text.
 pub fn parse_key(text: &str) -> Result<VerifyingKey> {
     let hex: String = text.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
-    let bytes: [u8; 32] = unhex(&hex)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::Runtime("the release key built in is not 32 bytes of hex".into()))?;
-    VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| Error::Runtime(format!("the release key built in is not an ed25519 key: {e}")))
+    let bytes: [u8; 32] = unhex(&hex).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::Invalid {
+        what: "release key",
+        why: "the release key built in is not 32 bytes of hex".into(),
+    })?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| Error::Invalid {
+        what: "release key",
+        why: format!("the release key built in is not an ed25519 key: {e}"),
+    })
 }
 
 /// The key this binary trusts.
@@ -60,10 +63,13 @@ pub fn parse_signature(file: &str, bytes: &[u8]) -> Result<Signature> {
         unhex(&text).and_then(|b| b.try_into().ok())
     };
     raw.map(|b| Signature::from_bytes(&b)).ok_or_else(|| {
-        Error::Runtime(format!(
-            "{file} is not an ed25519 signature (64 raw bytes or 128 hex characters, {} bytes found); refusing to install",
-            bytes.len()
-        ))
+        Error::Refused {
+            what: "update",
+            why: format!(
+                "{file} is not an ed25519 signature (64 raw bytes or 128 hex characters, {} bytes found); refusing to install",
+                bytes.len()
+            ),
+        }
     })
 }
 
@@ -78,10 +84,13 @@ pub fn verify(name: &str, asset: &[u8], sig: &Signature, key: &VerifyingKey, sha
     } else {
         "the asset was changed after it was signed (its SHA-256 is not the release's either)"
     };
-    Err(Error::Runtime(format!(
-        "signature check failed for {name}: {why}; trusted key {}…; the binary was not changed",
-        fingerprint(key)
-    )))
+    Err(Error::Refused {
+        what: "update",
+        why: format!(
+            "signature check failed for {name}: {why}; trusted key {}…; the binary was not changed",
+            fingerprint(key)
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,6 @@ use crate::input::capture::handle::PacketInsight;
 pub const BUILT: bool = false;
 
 /// Never called (the front door checks [`BUILT`]); fails clearly if it were.
-pub fn open(_settings: &Settings, _interface: Option<&str>) -> Result<Box<dyn PacketInsight>, String> {
-    Err("this build has no in-process capture (feature capture-scapy)".into())
+pub fn open(_settings: &Settings, _interface: Option<&str>) -> crate::error::Result<Box<dyn PacketInsight>> {
+    Err(crate::error::Error::NotBuilt { what: "in-process capture", feature: "capture-scapy" })
 }

@@ -9,6 +9,10 @@ use crate::input::capture::handle::PacketInsight;
 pub const BUILT: bool = false;
 
 /// Never called (the front door checks [`BUILT`]); fails clearly if it were.
-pub fn open(_settings: &Settings, _env: &Env, _interface: Option<String>) -> Result<Box<dyn PacketInsight>, String> {
-    Err("this build has no tcpdump capture (feature capture-tcpdump)".into())
+pub fn open(
+    _settings: &Settings,
+    _env: &Env,
+    _interface: Option<String>,
+) -> crate::error::Result<Box<dyn PacketInsight>> {
+    Err(crate::error::Error::NotBuilt { what: "tcpdump capture", feature: "capture-tcpdump" })
 }

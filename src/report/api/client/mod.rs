@@ -48,11 +48,17 @@ impl Reply {
 /// Perform one request. `Err` is a transport failure (DNS, connect, TLS, timeout), a redirect
 /// (never followed, §13) or a body over [`http::API_BODY_CAP`], with a message that names the
 /// URL's origin and what went wrong.
-pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
+pub fn send(req: &HttpRequest, timeout_s: u64) -> crate::error::Result<Reply> {
     let body = (req.method == Method::Post).then_some(req.body.as_slice());
     match http::request(&req.url, &req.headers, body, timeout_s, http::API_BODY_CAP) {
         Ok(r) => Ok(Reply { status: r.status, body: r.body, retry_after: r.retry_after }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let status = match &e {
+                http::HttpError::Redirect { status, .. } => Some(*status),
+                _ => None,
+            };
+            Err(crate::error::Error::Http { url: origin(&req.url), status, why: e.to_string() })
+        }
     }
 }
 
