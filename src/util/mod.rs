@@ -10,4 +10,6 @@ pub mod http;
 pub mod join;
 pub mod reopen;
 pub mod sketch;
+#[cfg(test)]
+pub mod skip;
 pub mod statefile;

@@ -126,7 +126,7 @@ fn a_stopped_agent_whose_file_goes_stale_is_not_running() {
 fn a_state_file_this_user_cannot_read_is_an_error_not_no_agent() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root to make a file another user cannot read (CI runs as root)");
+        util::skip("needs root to make a file another user cannot read (CI runs as root)");
         return;
     }
     let home = Home::new();

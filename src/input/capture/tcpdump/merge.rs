@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn mergecap_merges_in_time_order_into_a_private_file() {
         let Some(m) = super::super::command::which("mergecap") else {
-            eprintln!("SKIPPED: mergecap is not installed (apt-get install wireshark-common)");
+            crate::util::skip::skip("mergecap is not installed (apt-get install wireshark-common)");
             return;
         };
         let d = tempfile::tempdir().unwrap();
