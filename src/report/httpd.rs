@@ -8,8 +8,10 @@
 //! - a response that cannot be written within [`Limits::write_timeout`] closes the connection, and a
 //!   pipelining client gets its next answer only once the previous one is written, so a client that
 //!   never reads holds one response in memory and nothing else;
-//! - a failed `accept` (EMFILE, ENFILE, ENOBUFS…) pauses accepting for a while, doubling up to 1 s,
-//!   and never ends serving.
+//! - a failed `accept` (EMFILE, ENFILE, ENOBUFS…) lets the idlest connection go and takes the
+//!   next at once (and for 30 s keeps to the number of connections that fitted, accepting at most
+//!   half of that per round); with no connection to let go it pauses, 50 ms doubling up to 1 s. It
+//!   never ends serving.
 //!
 //! Why ours and not a crate: tiny_http (used before) has no read timeout, no header limit, a
 //! thread per connection and ends its accept loop on the first EMFILE; the async servers need a
@@ -22,6 +24,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long a connection cap learnt from running out of descriptors holds.
+const FD_CAP_FOR: Duration = Duration::from_secs(30);
 
 /// What a handler answers: status, content type, body.
 pub struct Reply {
@@ -71,6 +76,8 @@ pub fn serve(listener: TcpListener, limits: Limits, stop: Arc<AtomicBool>, handl
     let mut accept_pause: Option<Instant> = None;
     let mut backoff = Duration::from_millis(50);
     let mut accept_errors = 0u64;
+    // (connections open when descriptors ran out, when)
+    let mut fd_cap: Option<(usize, Instant)> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let listening = accept_pause.is_none_or(|t| now >= t);
@@ -106,8 +113,16 @@ pub fn serve(listener: TcpListener, limits: Limits, stop: Arc<AtomicBool>, handl
             }
         }
         if listening && fds.last().is_some_and(|f| f.revents != 0) {
-            // Accept what is waiting, a bounded number per round.
-            for _ in 0..limits.max_conns.max(1) {
+            // Out of descriptors lately: as many connections as then fitted, for a while.
+            if fd_cap.is_some_and(|(_, at)| now.duration_since(at) > FD_CAP_FOR) {
+                fd_cap = None;
+            }
+            let cap = fd_cap.map_or(limits.max_conns, |(c, _)| c).clamp(1, limits.max_conns.max(1));
+            // Accept what is waiting, a bounded number per round: at most half of what fits
+            // when descriptors ran out, so a connection accepted now is read before it could be
+            // let go for a later one.
+            let budget = if fd_cap.is_some() { (cap / 2).max(1) } else { cap };
+            for _ in 0..budget {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         backoff = Duration::from_millis(50);
@@ -115,7 +130,7 @@ pub fn serve(listener: TcpListener, limits: Limits, stop: Arc<AtomicBool>, handl
                             continue;
                         }
                         let _ = stream.set_nodelay(true);
-                        if conns.len() >= limits.max_conns {
+                        if conns.len() >= cap {
                             evict_idlest(&mut conns);
                         }
                         conns.insert(
@@ -134,18 +149,30 @@ pub fn serve(listener: TcpListener, limits: Limits, stop: Arc<AtomicBool>, handl
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::ConnectionAborted => {}
                     Err(e) => {
-                        // Out of descriptors or buffers: free one of ours, wait, try again.
+                        // Out of descriptors or buffers: let the idlest of ours go and take the
+                        // next one at once; with none of ours to let go, wait and try again.
                         accept_errors += 1;
-                        if accept_errors == 1 || accept_errors.is_power_of_two() {
+                        let log_it = accept_errors == 1 || accept_errors.is_power_of_two();
+                        if conns.is_empty() {
+                            if log_it {
+                                log::warn!(
+                                    "metrics server: accept failed ({e}); pausing {} ms ({accept_errors} so far)",
+                                    backoff.as_millis()
+                                );
+                            }
+                            accept_pause = Some(now + backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            break;
+                        }
+                        if log_it {
                             log::warn!(
-                                "metrics server: accept failed ({e}); pausing {} ms ({accept_errors} so far)",
-                                backoff.as_millis()
+                                "metrics server: accept failed ({e}) with {} connections open; letting the idlest go \
+                                 ({accept_errors} so far)",
+                                conns.len()
                             );
                         }
+                        fd_cap = Some((conns.len(), now));
                         evict_idlest(&mut conns);
-                        accept_pause = Some(now + backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                        break;
                     }
                 }
             }

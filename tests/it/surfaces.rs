@@ -34,13 +34,18 @@ fn raise_nofile(want: u64) {
 }
 
 fn start_agent_1024(home: &Home, cfg: &Path) -> Child {
+    start_agent_nofile(home, cfg, 1024)
+}
+
+/// The agent with at most `nofile` open descriptors.
+fn start_agent_nofile(home: &Home, cfg: &Path, nofile: u64) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(home.path().join("agent.log")).unwrap();
     let mut c = home.command();
     c.args(["--no-update-check", "-v", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(log);
     // SAFETY: setrlimit is async-signal-safe.
     unsafe {
-        c.pre_exec(|| {
-            let r = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+        c.pre_exec(move || {
+            let r = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
             Ok(())
         });
@@ -122,6 +127,38 @@ fn metrics_answers_and_incidents_are_reported_with_1100_idle_sockets_and_a_never
     assert!(scrape(mport).is_ok() && t.elapsed() < Duration::from_secs(1), "second scrape in {:?}", t.elapsed());
     drop(idle);
     drop(hog);
+    crate::util::terminate(&mut agent.0, Duration::from_secs(5));
+}
+
+/// Out of descriptors: with the agent limited to 48, idle sockets past that make `accept` fail
+/// with EMFILE; serving goes on (a back-off, one idle connection let go), and a scrape is
+/// answered within 1 s.
+#[test]
+fn metrics_keeps_serving_when_accept_fails_with_emfile() {
+    raise_nofile(4096);
+    let home = Home::new();
+    let mport = free_port();
+    let cfg = home.write_config(json!({
+        "interface": "lo", "limited": true, "dynamic_threshold": false,
+        "metrics_listen": format!("127.0.0.1:{mport}"),
+    }));
+    let mut agent = crate::util::Reap(start_agent_nofile(&home, &cfg, 48));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scrape(mport).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    scrape(mport).unwrap_or_else(|e| panic!("/metrics serves with 48 descriptors: {e}; log:\n{}", agent_log(&home)));
+    let idle: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect_timeout(&([127, 0, 0, 1], mport).into(), Duration::from_secs(1)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = agent_log(&home);
+    assert!(log.contains("accept failed"), "accept ran out of descriptors: {log}");
+    let t = Instant::now();
+    let got = scrape(mport);
+    assert!(got.is_ok() && t.elapsed() < Duration::from_secs(1), "{got:?} in {:?}; log:\n{log}", t.elapsed());
+    assert!(agent.0.try_wait().unwrap().is_none(), "the agent is still running");
+    drop(idle);
     crate::util::terminate(&mut agent.0, Duration::from_secs(5));
 }
 
