@@ -230,6 +230,15 @@ pub fn have(tool: &str) -> bool {
 
 static PAIR: AtomicU32 = AtomicU32::new(0);
 
+/// The one lock of the tests that send real traffic across a veth pair (floods, paced
+/// packets, wrk): taken first by every such test, so no two floods share the CPU and a
+/// latency bar measures the agent, not another test's flood. A test that panicked while
+/// holding it does not poison the others.
+pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
+    static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    FLOOD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
 /// `b` (10.77.N.2, where the traffic comes from). Removed on drop.
 pub struct NetnsPair {
