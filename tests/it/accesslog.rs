@@ -141,6 +141,7 @@ fn http_floods_against_real_nginx_open_within_two_seconds_with_their_subtype() {
 /// flood whose user is `x]` must still count, and still name its client (§13).
 #[test]
 fn a_basic_auth_user_with_a_bracket_does_not_blind_detection() {
+    let _flood = util::flood_lock();
     let Some(pair) = nginx::netns_pair() else { return };
     let web = Nginx::start(&pair);
     let home = Home::new();

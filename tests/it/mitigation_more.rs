@@ -200,6 +200,7 @@ fn a_hanging_hook_is_killed_and_delays_no_detection() {
 /// not when that process ends, and the next incident's hook runs.
 #[test]
 fn a_hook_that_backgrounds_a_process_holding_its_pipes_returns_and_the_next_runs() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let home = Home::new();
     let log = home.path().join("hook-runs");

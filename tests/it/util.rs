@@ -506,11 +506,3 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
-
-/// Held by tests that flood: floods are serialised so their rates and timings do not mix.
-pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Take [`FLOOD`], also after a test that held it panicked.
-pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
-    FLOOD.lock().unwrap_or_else(|e| e.into_inner())
-}
