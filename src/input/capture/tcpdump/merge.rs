@@ -158,13 +158,18 @@ fn mergecap(program: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
     args.extend(inputs.iter().map(|p| p.as_os_str().to_owned()));
     // A whole incident's files in well under a minute; a stuck mergecap must not hold the job.
     let output = crate::util::child::run(&mut child::command(program, &args), None, MERGE_LIMIT)
-        .map_err(|e| super::capture::program(program, format!("mergecap {}: {e}", program.display())))?;
+        .map_err(|e| program_failed(program, format!("mergecap {}: {e}", program.display())))?;
     if output.status.success() {
         Ok(())
     } else {
         let err = String::from_utf8_lossy(&output.stderr);
-        Err(super::capture::program(program, format!("mergecap: {}: {}", output.status, err.trim())))
+        Err(program_failed(program, format!("mergecap: {}: {}", output.status, err.trim())))
     }
+}
+
+/// mergecap could not be run or failed.
+fn program_failed(path: &Path, why: String) -> Error {
+    Error::Program { program: path.display().to_string(), why }
 }
 
 #[cfg(test)]
