@@ -28,6 +28,7 @@ pub fn main_with(cli: Cli) -> Result<u8> {
         Action::Run | Action::Test | Action::Update | Action::Status { .. } | Action::Top => {}
     }
     let env = Env::from_process();
+    env.require_home(cli.limited)?;
     let paths = Paths::resolve(&env, cli.limited);
     let mut settings = Settings::load(cli.config.as_deref(), &paths)?;
     if cli.limited {

@@ -27,7 +27,7 @@ impl Env {
         Env {
             // SAFETY: geteuid has no preconditions and cannot fail.
             euid: unsafe { libc::geteuid() },
-            home: var("HOME"),
+            home: var("HOME").or_else(passwd_home),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
             state_directory: var("STATE_DIRECTORY").map(first_of_list),
@@ -40,8 +40,46 @@ impl Env {
         self.euid == 0
     }
 
+    /// The home directory; never a shared directory such as `/tmp` (§13: another user could
+    /// plant a config there, and with it a hook's argv). Without one, [`Env::require_home`]
+    /// stops the run; a path nobody can create stands in until then.
     fn home(&self) -> PathBuf {
-        self.home.clone().unwrap_or_else(|| self.root.join("tmp"))
+        self.home.clone().unwrap_or_else(|| PathBuf::from("/nonexistent/ftagent-needs-HOME"))
+    }
+
+    /// An error when the per-user layout is needed (`limited` or not root) but neither `HOME`
+    /// (nor the passwd entry's home) nor both `XDG_CONFIG_HOME` and `XDG_STATE_HOME` say where.
+    pub fn require_home(&self, limited_flag: bool) -> crate::error::Result<()> {
+        let user_layout = !self.is_root() || limited_flag;
+        let xdg = self.xdg_config_home.is_some() && self.xdg_state_home.is_some();
+        if user_layout && self.home.is_none() && !xdg {
+            return Err(crate::error::Error::Usage(format!(
+                "HOME is not set and user {} has no home directory in the passwd database: set HOME (or \
+                 XDG_CONFIG_HOME and XDG_STATE_HOME) to a directory only you can write; ftagent does not fall \
+                 back to a shared directory such as /tmp",
+                self.euid
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The passwd entry's home of this process's user, when it is a real directory path (not `/`
+/// or `/nonexistent`, what system accounts get).
+fn passwd_home() -> Option<PathBuf> {
+    // SAFETY: getpwuid_r writes into the buffers we pass, sized as given; the result pointer is
+    // either null or points at `pw`, whose strings point into `buf`, read before `buf` is dropped.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::geteuid(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc != 0 || result.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned();
+        let ok = dir.starts_with('/') && dir != "/" && !dir.starts_with("/nonexistent");
+        ok.then(|| PathBuf::from(dir))
     }
 }
 
@@ -148,6 +186,19 @@ mod tests {
         let p = Paths::resolve(&env, false);
         assert_eq!(p.state_dir, PathBuf::from("/var/lib/ftagent"));
         assert_eq!(p.log_file, PathBuf::from("/var/log/ftagent/ftagent.log"));
+    }
+
+    #[test]
+    fn no_home_is_a_clear_error_never_a_shared_directory() {
+        let env = Env { euid: 1000, root: "/".into(), ..Env::default() };
+        let e = env.require_home(false).unwrap_err().to_string();
+        assert!(e.contains("HOME is not set") && e.contains("set HOME"), "{e}");
+        let p = Paths::resolve(&env, false);
+        assert!(!p.config.starts_with("/tmp") && !p.state_dir.starts_with("/tmp"), "{p:?}");
+        assert!(Env { euid: 0, ..env.clone() }.require_home(false).is_ok(), "root's system layout needs no home");
+        assert!(Env { euid: 0, ..env.clone() }.require_home(true).is_err(), "root --limited uses the user layout");
+        let xdg = Env { xdg_config_home: Some("/x/c".into()), xdg_state_home: Some("/x/s".into()), ..env };
+        assert!(xdg.require_home(false).is_ok());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The mitigation hook (§10): a local program (argv, never a shell string) run on incident
 //! open/update/resolve with the incident and its planned rules as JSON on stdin, on its own
-//! thread, killed at its timeout. A hook that hangs delays nothing but later hook runs.
-//! Also [`wait_output`], the bounded wait on a child that `nft` runs share.
+//! thread, killed at its timeout (`util::child`: the deadline covers its output too, so a hook
+//! that leaves a process holding its pipes returns at once). A hook that hangs delays nothing
+//! but later hook runs.
 
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,43 +17,6 @@ use crate::config::mitigation::Hook;
 
 /// Hook runs waiting; past it a run is skipped (with a log line), never waited for.
 const QUEUE: usize = 64;
-
-/// Wait for `child` at most `limit`, collecting its output; kill it past the limit.
-pub fn wait_output(mut child: Child, limit: Duration) -> crate::error::Result<Output> {
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= deadline => {
-                // The child leads its own process group: take its children down with it.
-                // SAFETY: kill(2) on a process group we created; no memory is involved.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(crate::error::Error::Program {
-                    program: format!("pid {}", child.id()),
-                    why: format!("killed after {} s (timeout)", limit.as_secs_f64()),
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => {
-                return Err(crate::error::Error::Program { program: format!("pid {}", child.id()), why: e.to_string() })
-            }
-        }
-    };
-    Ok(Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
-}
 
 /// The hook's thread and its queue.
 pub struct HookRunner {
@@ -113,25 +76,17 @@ pub fn run_once(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
 }
 
 fn spawn_and_wait(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
+    let mut data = serde_json::to_vec(payload).unwrap_or_default();
+    data.push(b'\n');
     let mut cmd = Command::new(&hook.argv[0]);
-    cmd.args(&hook.argv[1..]).process_group(0);
+    cmd.args(&hook.argv[1..]);
     if !hook.keep_capabilities {
         // SAFETY: the closure runs between fork and exec and only makes raw syscalls.
         unsafe { cmd.pre_exec(drop_capabilities) };
     }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
-        crate::error::Error::Program { program: hook.argv[0].clone(), why: format!("cannot start: {e}") }
-    })?;
-    let data = serde_json::to_vec(payload).unwrap_or_default();
-    if let Some(mut stdin) = child.stdin.take() {
-        // Written from a thread: a hook that never reads must not block us past its timeout.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&data);
-            let _ = stdin.write_all(b"\n");
-        });
-    }
     let started = Instant::now();
-    let out = wait_output(child, hook.timeout);
+    let out = crate::util::child::run(&mut cmd, Some(&data), hook.timeout)
+        .map_err(|e| crate::error::Error::Program { program: hook.argv[0].clone(), why: e.to_string() });
     if out.is_ok() {
         info!("mitigation hook {} took {} ms", hook.argv[0], started.elapsed().as_millis());
     }

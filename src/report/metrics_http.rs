@@ -1,11 +1,12 @@
-//! `metrics_listen` (§6.6): `/metrics` over HTTP for Prometheus, from a small blocking server
-//! (`tiny_http`, one thread, no async runtime). The report worker renders the text from each
+//! `metrics_listen` (§6.6): `/metrics` over HTTP for Prometheus, from a small bounded server
+//! (`httpd`: one thread, poll(2), no async runtime; §13 limits). The report worker renders the text from each
 //! once-a-second state snapshot (the textfile's rendering, plus `ftagent_threshold_bps`,
 //! `ftagent_baseline_quality` and per-direction rates) and the server thread only hands out the
 //! latest text, so a scrape never touches the agent's state and never waits on the sampling thread.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,7 +25,7 @@ pub struct MetricsHttp {
     spools: Vec<Arc<Spool>>,
     /// Access-log figures (§11), the same the textfile writes.
     http: Arc<crate::input::accesslog::gauges::HttpGauges>,
-    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -35,37 +36,32 @@ impl MetricsHttp {
         spools: Vec<Arc<Spool>>,
         http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     ) -> Result<Self> {
-        let server = tiny_http::Server::http(addr)
+        let listener = super::httpd::bind(addr)
             .map_err(|e| Error::Setting { key: "metrics_listen", why: format!("cannot listen on {addr}: {e}") })?;
-        let server = Arc::new(server);
         let text = Arc::new(Mutex::new(String::new()));
-        let (srv, served) = (server.clone(), text.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, served) = (stop.clone(), text.clone());
         let thread = std::thread::Builder::new()
             .name("ftagent-metrics".into())
-            .spawn(move || serve(&srv, &served))
+            .spawn(move || {
+                super::httpd::serve(listener, super::httpd::Limits::default(), st, |_, path| answer(path, &served))
+            })
             .map_err(|e| Error::Thread { what: "metrics server", source: e })?;
         log::info!("serving Prometheus metrics at http://{addr}/metrics");
-        Ok(MetricsHttp { addr, text, spools, http, server, thread: Some(thread) })
+        Ok(MetricsHttp { addr, text, spools, http, stop, thread: Some(thread) })
     }
 }
 
-fn serve(server: &tiny_http::Server, text: &Mutex<String>) {
-    for rq in server.incoming_requests() {
-        let path = rq.url().split('?').next().unwrap_or("");
-        let response = if path != "/metrics" {
-            tiny_http::Response::from_string("not found; metrics are at /metrics\n").with_status_code(404)
-        } else if *rq.method() != tiny_http::Method::Get && *rq.method() != tiny_http::Method::Head {
-            tiny_http::Response::from_string("GET only\n").with_status_code(405)
-        } else {
-            let body = text.lock().map(|t| t.clone()).unwrap_or_default();
-            if body.is_empty() {
-                tiny_http::Response::from_string("no sample yet\n").with_status_code(503)
-            } else {
-                let header = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).expect("static header");
-                tiny_http::Response::from_string(body).with_header(header)
-            }
-        };
-        let _ = rq.respond(response);
+fn answer(path: &str, text: &Mutex<String>) -> super::httpd::Reply {
+    use super::httpd::Reply;
+    if path != "/metrics" {
+        return Reply { status: 404, content_type: "text/plain", body: "not found; metrics are at /metrics\n".into() };
+    }
+    let body = text.lock().map(|t| t.clone()).unwrap_or_default();
+    if body.is_empty() {
+        Reply { status: 503, content_type: "text/plain", body: "no sample yet\n".into() }
+    } else {
+        Reply { status: 200, content_type: CONTENT_TYPE, body }
     }
 }
 
@@ -85,7 +81,7 @@ impl Sink for MetricsHttp {
     }
 
     fn shutdown(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

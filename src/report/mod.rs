@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bodies;
 pub mod eventlog;
+pub mod httpd;
 pub mod messages;
 pub mod metrics_http;
 pub mod sinks;

@@ -36,14 +36,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     result
 }
 
-/// Create `dir` (and parents) with mode 0700 for the leaf; tighten an existing one.
+/// Create `dir` (and parents) with mode 0700 for the leaf; tighten an existing one. The mode
+/// change never follows a symbolic link (§13: `pcap_dir: /tmp-link` must not chmod `/tmp`): the
+/// directory is opened with `O_NOFOLLOW` and changed through that descriptor; a symlink is
+/// used as it is, its target's mode untouched, with a warning.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
+    if fs::symlink_metadata(dir).is_err() {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    let f = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(dir) {
+        Ok(f) => f,
+        // ELOOP, or ENOTDIR with O_DIRECTORY: the last component is a symbolic link.
+        Err(_) if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) => {
+            if !fs::metadata(dir).map_err(|e| Error::io(dir, e))?.is_dir() {
+                return Err(Error::io(dir, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+            }
+            log::warn!(
+                "{} is a symbolic link; its target's permissions are left as they are (make it 0700 yourself)",
+                dir.display()
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let meta = f.metadata().map_err(|e| Error::io(dir, e))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
+        f.set_permissions(fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
     }
     Ok(())
 }
@@ -69,6 +87,23 @@ mod tests {
     fn atomic_write_into_missing_dir_names_the_path() {
         let err = write_atomic(Path::new("/nonexistent-dir-xyz/c.json"), b"x", 0o600).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir-xyz/"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_dir_keeps_its_targets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let link = dir.path().join("pcaps");
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+        ensure_private_dir(&link).unwrap();
+        assert_eq!(fs::metadata(&shared).unwrap().permissions().mode() & 0o7777, 0o1777);
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&open).unwrap();
+        assert_eq!(fs::metadata(&open).unwrap().permissions().mode() & 0o777, 0o700, "a real directory is tightened");
     }
 
     #[test]

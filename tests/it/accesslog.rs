@@ -137,6 +137,29 @@ fn http_floods_against_real_nginx_open_within_two_seconds_with_their_subtype() {
 }
 
 /// `ftagent_http_requests_total` from the textfile.
+/// nginx logs `$remote_user` from any `Authorization: Basic` header, unescaped but for `"`: a
+/// flood whose user is `x]` must still count, and still name its client (§13).
+#[test]
+fn a_basic_auth_user_with_a_bracket_does_not_blind_detection() {
+    let _flood = util::flood_lock();
+    let Some(pair) = nginx::netns_pair() else { return };
+    let web = Nginx::start(&pair);
+    let home = Home::new();
+    let mut agent = spawn_unprivileged(&pair, &home, &agent_config(&home, &pair, &web.log()));
+    std::thread::sleep(Duration::from_secs(6)); // past the grace period
+                                                // "x]:p" in base64.
+    let flood = nginx::wrk_with(&pair, &web, 4, "/", &["Authorization: Basic eF06cA=="]);
+    let open = wait_http(&home, "incident_open", 1, Duration::from_secs(5));
+    let sent = nginx::wrk_requests(flood);
+    let logged = std::fs::read_to_string(web.log()).unwrap_or_default();
+    assert!(logged.contains(&format!("{} - x] [", pair.addr_b)), "nginx logged the user: {:?}", logged.lines().last());
+    let open =
+        open.unwrap_or_else(|| panic!("no http_flood with user `x]` ({sent} requests sent): {}", agent_err(&home)));
+    assert_eq!(open["top_client_ips"][0]["ip"], pair.addr_b.as_str(), "{open}");
+    assert_eq!(open["attack_subtype"], "single_source", "{open}");
+    assert!(agent.stop().is_some_and(|s| s.success()));
+}
+
 fn requests_total(home: &Home) -> Option<u64> {
     let text = std::fs::read_to_string(home.path().join("metrics.prom")).ok()?;
     text.lines().find(|l| l.starts_with("ftagent_http_requests_total{"))?.rsplit_once(' ')?.1.parse().ok()

@@ -26,16 +26,28 @@ fn wait_file(path: &Path, limit: Duration, pred: impl Fn(&str) -> bool) -> Strin
     }
 }
 
-/// The shipped stanza with its file list replaced by `files`.
+/// The shipped service stanza (the first) with its file list replaced by `files`, and its `su`
+/// user by the one running the test (the files are in the test's temp home).
 fn stanza_for(files: &[&Path]) -> String {
     let shipped = std::fs::read_to_string(repo("debian/ftagent.logrotate")).unwrap();
     let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    shipped
-        .lines()
-        .map(|l| if l.ends_with('{') && !l.starts_with('#') { format!("{} {{", list.join(" ")) } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut out = String::new();
+    for l in shipped.lines() {
+        if l.ends_with('{') && !l.starts_with('#') {
+            out += &format!("{} {{\n", list.join(" "));
+        } else if l.trim().starts_with("su ") {
+            out += &format!("    su {uid} {gid}\n");
+        } else {
+            out += l;
+            out += "\n";
+        }
+        if l.trim() == "}" {
+            break;
+        }
+    }
+    out
 }
 
 /// A `systemctl` that records its arguments and sends SIGHUP to `pid`.
@@ -57,6 +69,14 @@ fn the_rpm_and_deb_logrotate_files_are_the_same() {
     let directives: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
     assert!(!directives.contains(&"copytruncate"), "the event log must not be copied and truncated");
     assert!(directives.contains(&"nocreate"), "the agent creates the new files with its own owner and mode");
+    // §13: in the service user's directories logrotate works as that user.
+    let stanzas: Vec<&str> = text.split('}').filter(|s| s.contains('{')).collect();
+    for s in &stanzas {
+        let owned_by_service = s.contains("/var/lib/ftagent/") || s.contains("/var/log/ftagent/");
+        let su = s.lines().any(|l| l.trim() == "su ftagent ftagent");
+        assert_eq!(su, owned_by_service, "`su ftagent ftagent` exactly where the service owns the directory:\n{s}");
+    }
+    assert!(stanzas.iter().any(|s| s.contains("/var/lib/ftagent/events.jsonl")));
 }
 
 #[test]

@@ -39,6 +39,7 @@ mod service;
 mod setup;
 mod statefiles;
 mod status;
+mod surfaces;
 #[cfg(feature = "capture-tcpdump")]
 mod tcpdump;
 mod top;

@@ -205,3 +205,41 @@ fn a_hanging_hook_is_killed_and_delays_no_detection() {
     assert!(r.stderr().contains("killed after 6 s (timeout)"), "{}", r.stderr());
     r.stop();
 }
+
+/// A hook that leaves a process holding its stdout and stderr (§13): the run returns at once,
+/// not when that process ends, and the next incident's hook runs.
+#[test]
+fn a_hook_that_backgrounds_a_process_holding_its_pipes_returns_and_the_next_runs() {
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    let home = Home::new();
+    let log = home.path().join("hook-runs");
+    let script = format!("cat >> {}; echo >> {}; sleep 300 & exit 0", log.display(), log.display());
+    let hook = json!({"argv": ["/bin/sh", "-c", script], "timeout_s": 1});
+    let r = start(&pair, home, json!({"mode": "enforce", "ttl_s": 2, "hook": hook}));
+    let mut first = udp_flood(&pair, 2);
+    let _ = first.wait();
+    r.wait("incident_resolve", Duration::from_secs(6), |_| true);
+    let onset = SystemTime::now();
+    let mut second = udp_flood(&pair, 2);
+    let open = r.wait("incident_open", Duration::from_secs(3), |e| util::event_time(e) > onset);
+    let _ = second.wait();
+    let id = open["incident_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ran = || std::fs::read_to_string(&log).unwrap_or_default().contains(&id);
+    while !ran() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ran(), "the second incident's hook ran; log:\n{}", r.stderr());
+    let took: Vec<u64> = r
+        .stderr()
+        .lines()
+        .filter_map(|l| l.split("mitigation hook /bin/sh took ").nth(1))
+        .filter_map(|t| t.trim_end_matches(" ms").trim().parse().ok())
+        .collect();
+    eprintln!("hook runs took {took:?} ms");
+    assert!(took.len() >= 2, "two hook runs logged: {}", r.stderr());
+    assert!(took.iter().all(|&ms| ms < 2000), "each hook call returned in < 2 s: {took:?}");
+    assert!(!r.stderr().contains("killed after"), "the hook itself exited: no timeout");
+    r.stop();
+}

@@ -95,8 +95,16 @@ pub fn count_lines(p: &Path) -> u64 {
 /// `wrk` from `b`: 8 keep-alive connections, each pausing 5 ms between requests (~1,500/s
 /// here), for `secs` seconds. Its report is on stdout.
 pub fn wrk(pair: &NetnsPair, nginx: &Nginx, secs: u32, path: &str) -> Child {
-    NetnsPair::exec(&pair.ns_b, Path::new("wrk"))
-        .args(["-t1", "-c8", &format!("-d{secs}s"), "--timeout", "2s", "-s"])
+    wrk_with(pair, nginx, secs, path, &[])
+}
+
+/// [`wrk`] sending `headers` (`"Name: value"`) with every request.
+pub fn wrk_with(pair: &NetnsPair, nginx: &Nginx, secs: u32, path: &str, headers: &[&str]) -> Child {
+    let mut c = NetnsPair::exec(&pair.ns_b, Path::new("wrk"));
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    c.args(["-t1", "-c8", &format!("-d{secs}s"), "--timeout", "2s", "-s"])
         .arg(nginx.dir.path().join("pace.lua"))
         .arg(format!("http://{}:{PORT}{path}", pair.addr_a))
         .stdout(Stdio::piped())

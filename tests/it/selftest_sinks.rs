@@ -74,7 +74,7 @@ fn rejected_key_is_reported_as_such() {
 }
 
 /// A CA and a server certificate for localhost/127.0.0.1, made with the openssl CLI.
-fn make_pki(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, std::path::PathBuf) {
+pub fn make_pki(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, std::path::PathBuf) {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).unwrap();
     let sh = |script: &str| {

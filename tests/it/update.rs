@@ -15,7 +15,75 @@ use crate::util::{self, Home};
 
 const NEW_BINARY: &[u8] = b"#!/bin/sh\necho ftagent 99.0.0\n";
 
-/// A loopback release server; records the paths it was asked for.
+/// A throw-away ed25519 key pair made with the openssl CLI: signs files, and gives the public
+/// key's hex for `FTAGENT_TEST_UPDATE_PUBKEY` (honoured by debug builds only).
+struct Signer {
+    dir: tempfile::TempDir,
+}
+
+impl Signer {
+    fn new() -> Self {
+        assert!(util::have("openssl"), "the openssl CLI is needed to sign test releases");
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(dir.path().join("k.pem"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Signer { dir }
+    }
+
+    fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let (input, out) = (self.dir.path().join("in"), self.dir.path().join("in.sig"));
+        std::fs::write(&input, data).unwrap();
+        let st = Command::new("openssl")
+            .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
+            .arg(self.dir.path().join("k.pem"))
+            .arg("-in")
+            .arg(&input)
+            .arg("-out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(out).unwrap()
+    }
+
+    fn public_hex(&self) -> String {
+        let o = Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(self.dir.path().join("k.pem"))
+            .output()
+            .unwrap();
+        o.stdout[o.stdout.len() - 32..].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The release key the test binaries trust, and a PKI for the HTTPS release host: one per test
+/// process.
+fn fixtures() -> &'static (Signer, Vec<u8>, Vec<u8>, PathBuf) {
+    static F: std::sync::OnceLock<(Signer, Vec<u8>, Vec<u8>, PathBuf)> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let signer = Signer::new();
+        let (cert, key, ca) = crate::selftest_sinks::make_pki(signer.dir.path(), "pki");
+        (signer, cert, key, ca)
+    })
+}
+
+/// What the release offers as the asset's signature.
+enum Sig {
+    /// Signed by the trusted key.
+    Good,
+    /// No `.sig` asset.
+    None,
+    /// Signed by another key.
+    OtherKey,
+    /// A good signature over other bytes than those served (the asset was changed afterwards).
+    Over(&'static [u8]),
+}
+
+/// A loopback HTTPS release server; records the paths it was asked for.
 struct ReleaseServer {
     url: String,
     requests: Arc<Mutex<Vec<String>>>,
@@ -23,18 +91,36 @@ struct ReleaseServer {
 
 impl ReleaseServer {
     fn start(tag: &str, asset: &'static [u8], listed_sha: String) -> Self {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+        Self::start_signed(tag, asset, listed_sha, Sig::Good)
+    }
+
+    fn start_signed(tag: &str, asset: &'static [u8], listed_sha: String, sig: Sig) -> Self {
+        let (signer, cert, key, _) = fixtures();
+        let signature = match sig {
+            Sig::Good => Some(signer.sign(asset)),
+            Sig::None => None,
+            Sig::OtherKey => Some(Signer::new().sign(asset)),
+            Sig::Over(bytes) => Some(signer.sign(bytes)),
+        };
+        let cfg = tiny_http::SslConfig { certificate: cert.clone(), private_key: key.clone() };
+        let server = tiny_http::Server::https("127.0.0.1:0", cfg).unwrap();
+        let base = format!("https://localhost:{}", server.server_addr().to_ip().unwrap().port());
         let arch = std::env::consts::ARCH;
         let name = format!("ftagent-{}-{arch}-linux", tag.trim_start_matches('v'));
+        let mut assets = vec![
+            serde_json::json!({"name": format!("ftagent_{}-1_amd64.deb", tag.trim_start_matches('v')), "browser_download_url": format!("{base}/deb")}),
+            serde_json::json!({"name": name, "browser_download_url": format!("{base}/asset")}),
+            serde_json::json!({"name": "SHA256SUMS", "browser_download_url": format!("{base}/SHA256SUMS")}),
+        ];
+        if signature.is_some() {
+            assets.push(
+                serde_json::json!({"name": format!("{name}.sig"), "browser_download_url": format!("{base}/asset.sig")}),
+            );
+        }
         let release = serde_json::json!({
             "tag_name": tag,
             "html_url": format!("{base}/releases/{tag}"),
-            "assets": [
-                {"name": format!("ftagent_{}-1_amd64.deb", tag.trim_start_matches('v')), "browser_download_url": format!("{base}/deb")},
-                {"name": name, "browser_download_url": format!("{base}/asset")},
-                {"name": "SHA256SUMS", "browser_download_url": format!("{base}/SHA256SUMS")},
-            ]
+            "assets": assets,
         })
         .to_string();
         let sums = format!("{}  ftagent_x.deb\n{listed_sha}  {name}\n", "0".repeat(64));
@@ -43,10 +129,11 @@ impl ReleaseServer {
         std::thread::spawn(move || {
             for req in server.incoming_requests() {
                 seen.lock().unwrap().push(req.url().to_string());
-                let body: Vec<u8> = match req.url() {
-                    "/latest" => release.clone().into_bytes(),
-                    "/asset" => asset.to_vec(),
-                    "/SHA256SUMS" => sums.clone().into_bytes(),
+                let body: Vec<u8> = match (req.url(), &signature) {
+                    ("/latest", _) => release.clone().into_bytes(),
+                    ("/asset", _) => asset.to_vec(),
+                    ("/asset.sig", Some(s)) => s.clone(),
+                    ("/SHA256SUMS", _) => sums.clone().into_bytes(),
                     _ => {
                         let _ = req.respond(tiny_http::Response::empty(404));
                         continue;
@@ -83,7 +170,12 @@ fn standalone(home: &Home, rel: &str, url: &str) -> (PathBuf, PathBuf, Vec<u8>) 
 
 fn update(exe: &Path, cfg: &Path, home: &Home, answer: &str, root: Option<&Path>) -> Output {
     let mut cmd = Command::new(exe);
-    cmd.args(["--update", "--config"]).arg(cfg).env("HOME", home.path());
+    let (signer, _, _, ca) = fixtures();
+    cmd.args(["--update", "--config"])
+        .arg(cfg)
+        .env("HOME", home.path())
+        .env("SSL_CERT_FILE", ca)
+        .env("FTAGENT_TEST_UPDATE_PUBKEY", signer.public_hex());
     if let Some(r) = root {
         cmd.env("FTAGENT_ROOT", r);
     }
@@ -111,7 +203,7 @@ fn good_release_replaces_the_binary_and_keeps_the_old_one() {
 }
 
 #[test]
-fn tampered_asset_is_refused_and_the_binary_untouched() {
+fn checksum_mismatch_is_refused_and_the_binary_untouched() {
     let server = ReleaseServer::start("v99.0.0", NEW_BINARY, sha(b"what the release really built"));
     let home = Home::new();
     let (exe, cfg, original) = standalone(&home, "bin/ftagent", &server.url);
@@ -120,6 +212,66 @@ fn tampered_asset_is_refused_and_the_binary_untouched() {
     assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
     assert_eq!(std::fs::read(&exe).unwrap(), original);
     assert!(!home.path().join("bin/ftagent.old").exists());
+}
+
+/// Unsigned, signed by another key, changed after signing: each refused, naming why; the binary
+/// is untouched and no `.old` appears.
+#[test]
+fn unsigned_wrongly_signed_and_tampered_releases_are_refused() {
+    let cases: [(Sig, &str); 3] = [
+        (Sig::None, "is not signed (no ftagent-99.0.0-"),
+        (Sig::OtherKey, "not signed by the release key this binary trusts"),
+        (Sig::Over(b"#!/bin/sh\necho the build that was signed\n"), "changed after it was signed"),
+    ];
+    for (sig, why) in cases {
+        // The tampered case lists the signed build's checksum, as the real release would.
+        let listed = match sig {
+            Sig::Over(b) => sha(b),
+            _ => sha(NEW_BINARY),
+        };
+        let server = ReleaseServer::start_signed("v99.0.0", NEW_BINARY, listed, sig);
+        let home = Home::new();
+        let (exe, cfg, original) = standalone(&home, "bin/ftagent", &server.url);
+        let out = update(&exe, &cfg, &home, "y\n", None);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains(why), "expected {why:?} in:\n{t}");
+        assert_eq!(std::fs::read(&exe).unwrap(), original, "the binary is unchanged");
+        assert!(!home.path().join("bin/ftagent.old").exists());
+    }
+}
+
+#[test]
+fn an_asset_offered_over_http_or_from_another_host_is_refused() {
+    // The release JSON points the asset at plain http on the same port: refused before download.
+    let server = ReleaseServer::start("v99.0.0", NEW_BINARY, sha(NEW_BINARY));
+    let home = Home::new();
+    let (exe, _, original) = standalone(&home, "bin/ftagent", &server.url);
+    let plain = server.url.replace("https://localhost", "http://127.0.0.1");
+    let fake = Home::new();
+    let release = serde_json::json!({
+        "tag_name": "v99.0.0",
+        "assets": [
+            {"name": format!("ftagent-99.0.0-{}-linux", std::env::consts::ARCH), "browser_download_url": plain.replace("/latest", "/asset")},
+            {"name": format!("ftagent-99.0.0-{}-linux.sig", std::env::consts::ARCH), "browser_download_url": server.url.replace("/latest", "/asset.sig")},
+            {"name": "SHA256SUMS", "browser_download_url": server.url.replace("/latest", "/SHA256SUMS")},
+        ]
+    });
+    let listing = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let listing_url = format!("http://{}/latest", listing.server_addr().to_ip().unwrap());
+    let body = release.to_string();
+    std::thread::spawn(move || {
+        for req in listing.incoming_requests() {
+            let _ = req.respond(tiny_http::Response::from_string(body.clone()));
+        }
+    });
+    let cfg = fake.write_config(serde_json::json!({ "update_url": listing_url }));
+    let out = update(&exe, &cfg, &home, "y\n", None);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("not over https from the release host"), "{t}");
+    assert_eq!(std::fs::read(&exe).unwrap(), original);
+    assert!(!server.asked("/asset"), "nothing was downloaded");
 }
 
 #[test]

@@ -62,10 +62,22 @@ pub fn spawn_daily(settings: &Settings, no_update_check: bool) {
     let url = settings.update_url.clone();
     let spawned = std::thread::Builder::new().name("ftagent-update".into()).spawn(move || {
         match super::latest(&url, TIMEOUT) {
-            Ok((_, latest, true)) => info!(
-                "ftagent {latest} is available (running {}); update with `ftagent --update`",
-                crate::event::AGENT_VERSION
-            ),
+            Ok((release, latest, true)) => {
+                let signed = release
+                    .binary_asset(std::env::consts::ARCH)
+                    .is_some_and(|a| super::signature_asset(&release, &a.name).is_some());
+                if signed {
+                    info!(
+                        "ftagent {latest} is available (running {}); update with `ftagent --update`",
+                        crate::event::AGENT_VERSION
+                    )
+                } else {
+                    log::warn!(
+                        "release {latest} at {url} is not signed for {}; `ftagent --update` will refuse it",
+                        std::env::consts::ARCH
+                    )
+                }
+            }
             Ok((_, latest, false)) => debug!("ftagent is up to date (latest release {latest})"),
             Err(e) => {
                 info!("update check failed: {e}");

@@ -1,13 +1,15 @@
 //! `--update` (§8.4): ask `update_url` for the latest release, show `current → latest`, and
 //! either print the package manager's command (installed from a .deb/.rpm: never touch files a
 //! package owns) or, for a standalone binary, download the asset for this architecture, verify
-//! its SHA-256 against the release's checksum file and replace the binary atomically, keeping the
+//! its ed25519 signature under the built-in key ([`signature`]) and its SHA-256 against the
+//! release's checksum file, and replace the binary atomically, keeping the
 //! previous one as `<binary>.old`. The daily start-up check lives in [`check`].
 //!
 //! The only HTTP here is [`get`]; it never sends the API key.
 
 pub mod check;
 pub mod release;
+pub mod signature;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,27 +27,32 @@ pub use release::Release;
 /// Per-call limit for `--update` downloads.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// GET `url`; anything but 200 is an error naming the URL.
-pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let resp = minreq::get(url)
-        .with_header("User-Agent", format!("ftagent/{AGENT_VERSION}"))
-        .with_header("Accept", "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8")
-        .with_timeout(timeout.as_secs().max(1))
-        .send()
+/// Largest release document, checksum or signature file read.
+pub const META_CAP: u64 = 1024 * 1024;
+/// Largest asset downloaded.
+pub const ASSET_CAP: u64 = 256 * 1024 * 1024;
+
+/// GET `url`, at most `cap` bytes, no redirects followed; anything but 200 is an error naming the URL.
+pub fn get(url: &str, timeout: Duration, cap: u64) -> Result<Vec<u8>> {
+    let headers = [
+        ("User-Agent".to_string(), format!("ftagent/{AGENT_VERSION}")),
+        ("Accept".to_string(), "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8".to_string()),
+    ];
+    let resp = crate::util::http::request(url, &headers, None, timeout.as_secs().max(1), cap)
         .map_err(|e| Error::Http { url: url.to_string(), status: None, why: format!("{url}: {e}") })?;
-    if resp.status_code != 200 {
+    if resp.status != 200 {
         return Err(Error::Http {
             url: url.to_string(),
-            status: u16::try_from(resp.status_code).ok(),
-            why: format!("{url}: HTTP {} {}", resp.status_code, resp.reason_phrase),
+            status: Some(resp.status),
+            why: format!("{url}: HTTP {} {}", resp.status, resp.reason),
         });
     }
-    Ok(resp.into_bytes())
+    Ok(resp.body)
 }
 
 /// The latest release and whether it is newer than this binary.
 pub fn latest(url: &str, timeout: Duration) -> Result<(Release, Version, bool)> {
-    let release = Release::parse(&get(url, timeout)?)?;
+    let release = Release::parse(&get(url, timeout, META_CAP)?)?;
     let latest = release.version()?;
     let current = release::parse_version(AGENT_VERSION)?;
     let newer = latest > current;
@@ -124,30 +131,78 @@ pub fn run(url: &str, env: &Env, exe: &Path, p: &mut Prompter) -> Result<u8> {
         p.say("not updated");
         return Ok(0);
     }
-    let bytes = download_verified(&release)?;
+    let bytes = download_verified(&release, url)?;
     let old = replace(exe, &bytes)?;
     p.say(&format!("updated {} to {latest}; the previous binary is kept as {}", exe.display(), old.display()));
     Ok(0)
 }
 
-/// Download this architecture's asset and check it against the release's checksum file.
-pub fn download_verified(release: &Release) -> Result<Vec<u8>> {
+/// The hosts a release's files may come from: `update_url`'s, and for GitHub's API its web host.
+fn release_hosts(update_url: &str) -> Vec<String> {
+    let host = crate::util::http::origin(update_url).split_once("://").map(|(_, h)| h.to_string()).unwrap_or_default();
+    let mut hosts = vec![host.clone()];
+    if host == "api.github.com" {
+        hosts.push("github.com".into());
+    }
+    hosts
+}
+
+/// A file URL of the release must be https on the release host (§13).
+fn check_url(update_url: &str, what: &str, url: &str) -> Result<()> {
+    let origin = crate::util::http::origin(url);
+    let ok = origin.strip_prefix("https://").is_some_and(|host| release_hosts(update_url).iter().any(|h| h == host));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            what: "update",
+            why: format!(
+                "{what} is offered from {origin}, not over https from the release host ({}); refusing to install",
+                release_hosts(update_url).join(" or ")
+            ),
+        })
+    }
+}
+
+/// The signature file of `asset`: `<asset>.sig`.
+pub fn signature_asset<'a>(release: &'a Release, asset: &str) -> Option<&'a release::Asset> {
+    let name = format!("{asset}.sig");
+    release.assets.iter().find(|a| a.name == name)
+}
+
+/// Download this architecture's asset; install it only when its signature verifies under the
+/// built-in key (§13) and its SHA-256 is the release's checksum.
+pub fn download_verified(release: &Release, update_url: &str) -> Result<Vec<u8>> {
     let arch = std::env::consts::ARCH;
     let asset = release.binary_asset(arch).ok_or_else(|| Error::Refused {
         what: "update",
         why: format!("release {} has no binary for {arch}", release.tag_name),
     })?;
+    let sig = signature_asset(release, &asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!(
+            "release {} is not signed (no {}.sig); refusing to install an unsigned release",
+            release.tag_name, asset.name
+        ),
+    })?;
     let sums = release.checksum_asset(&asset.name).ok_or_else(|| Error::Refused {
         what: "update",
         why: format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name),
     })?;
-    let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT)?).into_owned();
+    for a in [asset, sig, sums] {
+        check_url(update_url, &a.name, &a.browser_download_url)?;
+    }
+    let key = signature::trusted_key()?;
+    let sig_bytes = get(&sig.browser_download_url, DOWNLOAD_TIMEOUT, 4096)?;
+    let signature = signature::parse_signature(&sig.name, &sig_bytes)?;
+    let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT, META_CAP)?).into_owned();
     let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| Error::Refused {
         what: "update",
         why: format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name),
     })?;
-    let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT)?;
+    let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT, ASSET_CAP)?;
     let actual = release::sha256_hex(&bytes);
+    signature::verify(&asset.name, &bytes, &signature, &key, actual == expected)?;
     if actual != expected {
         return Err(Error::Refused {
             what: "update",

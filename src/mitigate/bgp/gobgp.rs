@@ -4,8 +4,7 @@
 //! that starts a process. Every argv passes [`check_argv`] first: nothing shorter than one
 //! address ever reaches the speaker.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -36,18 +35,7 @@ impl Gobgp {
 
     /// Run the client with `argv`; its stdout. A non-zero exit is an error with its stderr.
     pub fn run(&self, argv: &[String]) -> Result<String> {
-        let child = Command::new(&self.program)
-            .args(argv)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Program {
-                program: self.program.clone(),
-                why: format!("cannot start {}: {e}", self.program),
-            })?;
-        let out = crate::mitigate::hook::wait_output(child, self.timeout)
+        let out = crate::util::child::run(Command::new(&self.program).args(argv), None, self.timeout)
             .map_err(|e| Error::Program { program: self.program.clone(), why: format!("{}: {e}", self.program) })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);

@@ -79,6 +79,40 @@ pub struct State {
     live: Option<LiveClassification>,
     /// Open incidents whose last plan put nothing in force.
     pending: HashSet<String>,
+    /// After nft refused a batch: no new try before this, and the delay doubles (§13).
+    retry: Backoff,
+}
+
+/// Exponential back-off for failing nft: 100 ms doubling to 30 s, reset by a success.
+#[derive(Debug, Default)]
+struct Backoff {
+    until: Option<SystemTime>,
+    delay: Duration,
+    failures: u64,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn waiting(&self, now: SystemTime) -> bool {
+        self.until.is_some_and(|t| now < t)
+    }
+
+    /// Record a failure at `now`; true when it should be logged (the 1st, 2nd, 4th, 8th…).
+    fn failed(&mut self, now: SystemTime) -> bool {
+        self.delay = if self.failures == 0 { Self::FIRST } else { (self.delay * 2).min(Self::MAX) };
+        self.until = Some(now + self.delay);
+        self.failures += 1;
+        self.failures.is_power_of_two()
+    }
+
+    /// True when failures were being retried.
+    fn succeeded(&mut self) -> bool {
+        let was = self.failures > 0;
+        *self = Backoff::default();
+        was
+    }
 }
 
 impl State {
@@ -99,6 +133,7 @@ impl State {
             capped_logged: false,
             live: None,
             pending: HashSet::new(),
+            retry: Backoff::default(),
         }
     }
 
@@ -318,7 +353,7 @@ impl State {
                 dropped: 0,
             })
             .collect();
-        if !fresh.is_empty() && self.put_in_force(&fresh) {
+        if !fresh.is_empty() && self.put_in_force(&fresh, now) {
             let keys: HashSet<String> = fresh.iter().map(|a| a.applied.rule.key()).collect();
             self.active.extend(fresh);
             self.report(true, id, reason, |a| keys.contains(&a.applied.rule.key()));
@@ -336,9 +371,13 @@ impl State {
         self.entries(|a| keys.contains(&a.applied.rule.key()))
     }
 
-    /// Apply `fresh` in one batch (the whole table when it is not there). False on failure.
-    fn put_in_force(&mut self, fresh: &[Active]) -> bool {
+    /// Apply `fresh` in one batch (the whole table when it is not there). False on failure, and
+    /// while backing off after one (the incident stays pending and is planned again later).
+    fn put_in_force(&mut self, fresh: &[Active], now: SystemTime) -> bool {
         let Some(nft) = &self.nft else { return true };
+        if self.retry.waiting(now) {
+            return false;
+        }
         let add: Vec<Value> = fresh.iter().flat_map(|a| nft::rule_commands(&a.applied)).collect();
         let missing = || crate::error::Error::Invalid { what: "nft table", why: "not there".into() };
         let result = if self.table { nft.apply(add) } else { Err(missing()) };
@@ -351,10 +390,19 @@ impl State {
         match result {
             Ok(()) => {
                 self.table = true;
+                if self.retry.succeeded() {
+                    info!("mitigation: nft accepts batches again");
+                }
                 true
             }
             Err(e) => {
-                error!("mitigation: nft refused the batch: {e}");
+                if self.retry.failed(now) {
+                    error!(
+                        "mitigation: nft refused the batch ({} time(s) in a row; next try in {} ms): {e}",
+                        self.retry.failures,
+                        self.retry.delay.as_millis()
+                    );
+                }
                 false
             }
         }
@@ -421,7 +469,7 @@ impl State {
     /// plan again from the capture's latest packets instead of waiting for the next update.
     fn replan_pending(&mut self, now: SystemTime) {
         let Some(live) = self.live.clone() else { return };
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.retry.waiting(now) {
             return;
         }
         let Some(class) = live().filter(|c| c.classified_by == "packets") else { return };

@@ -148,6 +148,35 @@ fn an_open_too_thin_to_act_on_is_replanned_from_the_live_capture() {
     assert!(drain(&rx).is_empty(), "planned once, not again every tick");
 }
 
+/// A failing nft (a real child that records each run and exits 1): tries back off from 100 ms,
+/// doubling, instead of two nft runs on every 100 ms tick.
+#[test]
+fn a_failing_nft_is_retried_with_exponential_back_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let script = format!("echo run >> {}; echo 'Error: Could not process rule' >&2; exit 1", runs.display());
+    let nft = Nft { argv: vec!["/bin/sh".into(), "-c".into(), script, "nft".into()], timeout: Duration::from_secs(5) };
+    let cfg = MitigationConfig { mode: Mode::Enforce, ttl: TTL, max_rules: 200, ..Default::default() };
+    let (tx, _rx) = mpsc::sync_channel(1000);
+    let mut s = State::new(cfg, crate::mitigate::protect::ProtectedSet::default(), Some(nft), tx);
+    let c = class(&["192.0.2.1"]);
+    let live_class = c.clone();
+    s.set_live(Some(std::sync::Arc::new(move || Some(live_class.clone()))));
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    s.on_event(&open("i1", c), t0);
+    let count = || std::fs::read_to_string(&runs).unwrap_or_default().lines().count();
+    let at_open = count();
+    assert!(at_open >= 1, "nft was tried at the open");
+    // 10 s of 100 ms ticks: tries at ~0.1, 0.3, 0.7, 1.5, 3.1, 6.3 s, not 100.
+    for i in 1..=100u64 {
+        s.tick(t0 + Duration::from_millis(100 * i));
+    }
+    let tries = count() - at_open;
+    assert!(tries > 0, "retried");
+    assert!(tries <= 2 * 7, "{tries} nft runs in 10 s of failures");
+    assert_eq!(s.active_count(), 0);
+}
+
 #[test]
 fn outbound_incidents_get_no_rules() {
     let (mut s, rx) = state(200);

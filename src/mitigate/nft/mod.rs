@@ -9,9 +9,8 @@
 
 use crate::error::Error;
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -362,19 +361,9 @@ impl Nft {
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> crate::error::Result<String> {
         let program = &self.argv[0];
-        let mut child = Command::new(program)
-            .args(&self.argv[1..])
-            .args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| failed(program, format!("cannot run {program}: {e}")))?;
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(data).map_err(|e| failed(program, format!("{}: writing the batch: {e}", program)))?;
-        }
-        let out =
-            super::hook::wait_output(child, self.timeout).map_err(|e| failed(program, format!("{}: {e}", program)))?;
+        // The deadline covers writing the batch and reading nft's answer (`util::child`).
+        let out = crate::util::child::run(Command::new(program).args(&self.argv[1..]).args(args), input, self.timeout)
+            .map_err(|e| failed(program, format!("{program}: {e}")))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {

@@ -80,11 +80,20 @@ fn trim(mut s: &[u8]) -> &[u8] {
 pub fn parse_combined(line: &[u8]) -> Parsed<'_> {
     let sp = memchr(b' ', line).ok_or(Malformed::Client)?;
     let client = parse_ip(&line[..sp]).ok_or(Malformed::Client)?;
-    // The time is the first `[...]`; the request is the quoted string after it.
+    // The request is the first quoted string after a `]` (the time's). Not simply the first
+    // `]`: nginx logs `$remote_user` from any `Authorization: Basic` header unescaped but for
+    // `"` and `\`, so a user `x]` puts a `]` before the time. A client cannot forge `] "`, since
+    // nginx writes a `"` in the user as `\x22` and Apache as `\"`.
     let rest = &line[sp..];
-    let close = memchr(b']', rest).ok_or(Malformed::Request)?;
-    let rest = &rest[close + 1..];
-    let (request, rest) = quoted(skip_spaces(rest)).ok_or(Malformed::Request)?;
+    let mut at = 0;
+    let (request, rest) = loop {
+        let close = at + memchr(b']', &rest[at..]).ok_or(Malformed::Request)?;
+        let after = skip_spaces(&rest[close + 1..]);
+        if after.first() == Some(&b'"') {
+            break quoted(after).ok_or(Malformed::Request)?;
+        }
+        at = close + 1;
+    };
     let path = request_path(request).ok_or(Malformed::Request)?;
     let rest = skip_spaces(rest);
     let (status, rest) = rest.split_at(memchr(b' ', rest).unwrap_or(rest.len()));

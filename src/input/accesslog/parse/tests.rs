@@ -29,6 +29,29 @@ fn escaped_quotes_in_user_agent_and_request() {
     assert_eq!(r.status, 503);
 }
 
+/// nginx logs `$remote_user` from `Authorization: Basic` unescaped but for `"` (as `\x22`): a
+/// user with `]`, `[`, spaces or a forged time must neither make the line malformed nor shift
+/// its fields.
+#[test]
+fn a_basic_auth_user_cannot_blind_or_shift_the_line() {
+    let users: &[&[u8]] =
+        &[b"x]", b"]]] [", b"a] [01/Dec/2026:07:50:01 +0000] \\x22GET /forged HTTP/1.1\\x22 200", b"x] \\\"GET /f"];
+    for user in users {
+        let mut line = b"10.77.0.9 - ".to_vec();
+        line.extend_from_slice(user);
+        line.extend_from_slice(br#" [01/Dec/2026:07:50:01 +0000] "GET /real?q=1 HTTP/1.1" 200 615 "-" "curl/8""#);
+        let r = parse_line(Format::Combined, &line)
+            .unwrap_or_else(|e| panic!("{:?}: {e:?}", String::from_utf8_lossy(&line)));
+        assert_eq!(r.client, "10.77.0.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (&*r.path, r.status, &*r.user_agent),
+            (&b"/real"[..], 200, &b"curl/8"[..]),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+    }
+}
+
 #[test]
 fn malformed_combined_lines_say_why() {
     let cases: &[(&[u8], Malformed)] = &[

@@ -7,7 +7,8 @@
 //! tcpdump mode's supervisor uses both for its ring and incident files.
 //!
 //! The capture side only sends messages: control messages always go through, packets are
-//! dropped (and counted) when more than [`MAX_IN_FLIGHT`] wait for the disk.
+//! dropped (and counted) when more than [`MAX_IN_FLIGHT`] packets or [`MAX_IN_FLIGHT_BYTES`]
+//! bytes wait for the disk (§13: memory bounded by bytes, not only by counts).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
@@ -27,6 +28,8 @@ use crate::util::fs as fsutil;
 
 /// Packets queued for the writer beyond which new ones are dropped.
 pub const MAX_IN_FLIGHT: usize = 8192;
+/// Packet bytes queued for the writer beyond which new ones are dropped.
+pub const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
 
 /// Where and how capture files are kept.
 #[derive(Debug, Clone)]
@@ -85,6 +88,7 @@ enum Msg {
 pub struct EvidenceWriter {
     tx: Option<Sender<Msg>>,
     in_flight: Arc<AtomicUsize>,
+    in_flight_bytes: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
     /// Packets not written because the writer fell behind.
     pub dropped: u64,
@@ -103,6 +107,8 @@ impl EvidenceWriter {
         let (tx, rx) = mpsc::channel::<Msg>();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = in_flight.clone();
+        let in_flight_bytes = Arc::new(AtomicUsize::new(0));
+        let byte_counter = in_flight_bytes.clone();
         let thread = std::thread::Builder::new().name("ftagent-pcap".into()).spawn(move || {
             apply_retention(&retention, SystemTime::now());
             let mut file: Option<(PathBuf, PcapWriter<BufWriter<File>>)> = None;
@@ -116,9 +122,11 @@ impl EvidenceWriter {
                                 let _ = w.write(p.ts_ns, p.wire_len, &p.data);
                             }
                         }
+                        drop(ring);
                     }
                     Msg::Packet(p) => {
                         counter.fetch_sub(1, Ordering::Relaxed);
+                        byte_counter.fetch_sub(p.data.len(), Ordering::Relaxed);
                         if let Some((path, w)) = file.as_mut() {
                             if let Err(e) = w.write(p.ts_ns, p.wire_len, &p.data) {
                                 warn!("{}: cannot write incident capture: {e}", path.display());
@@ -131,21 +139,24 @@ impl EvidenceWriter {
             }
             finish(file.take(), &retention);
         })?;
-        Ok(EvidenceWriter { tx: Some(tx), in_flight, thread: Some(thread), dropped: 0 })
+        Ok(EvidenceWriter { tx: Some(tx), in_flight, in_flight_bytes, thread: Some(thread), dropped: 0 })
     }
 
-    /// Begin an incident file with the pre-attack ring.
+    /// Begin an incident file with the pre-attack ring (moved in, see [`super::ring::Ring::take`]).
     pub fn start(&self, path: PathBuf, linktype: u32, snaplen: u32, ring: Vec<RingPacket>) {
         self.send(Msg::Start { path, linktype, snaplen, ring });
     }
 
     /// Queue one incident packet unless the writer is too far behind.
     pub fn packet(&mut self, ts_ns: u64, wire_len: u32, data: &[u8]) {
-        if self.in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+        if self.in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT
+            || self.in_flight_bytes.load(Ordering::Relaxed) + data.len() > MAX_IN_FLIGHT_BYTES
+        {
             self.dropped += 1;
             return;
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_add(data.len(), Ordering::Relaxed);
         self.send(Msg::Packet(RingPacket { ts_ns, wire_len, data: data.to_vec() }));
     }
 

@@ -116,7 +116,7 @@ impl State {
                 let engine = self.window.clone();
                 let keep_file = path.is_some();
                 if let (Some(p), Some(w)) = (path, self.writer.as_ref()) {
-                    w.start(p, self.linktype, snaplen, self.ring.snapshot());
+                    w.start(p, self.linktype, snaplen, self.ring.take());
                 }
                 self.incident = Some(Incident { engine, kept: 0, keep_file });
             }

@@ -149,14 +149,16 @@ fn next_owned(r: &mut CaptureReader<BufReader<File>>) -> Result<Option<(u64, u32
     }
 }
 
+/// The longest a `mergecap` run may take.
+const MERGE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// `mergecap -F pcap -w out inputs...`: chronological merge, classic pcap output.
 fn mergecap(program: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
     let mut args: Vec<OsString> = vec!["-F".into(), "pcap".into(), "-w".into(), out.into()];
     args.extend(inputs.iter().map(|p| p.as_os_str().to_owned()));
-    let output = child::command(program, &args)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .map_err(|e| program_failed(program, format!("cannot run {}: {e}", program.display())))?;
+    // A whole incident's files in well under a minute; a stuck mergecap must not hold the job.
+    let output = crate::util::child::run(&mut child::command(program, &args), None, MERGE_LIMIT)
+        .map_err(|e| program_failed(program, format!("mergecap {}: {e}", program.display())))?;
     if output.status.success() {
         Ok(())
     } else {

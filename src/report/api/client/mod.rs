@@ -1,9 +1,11 @@
-//! The HTTP seam: the only `minreq` user. Builds the Flowtriq API requests of §6.2 (headers,
+//! The HTTP seam of the API. Builds the Flowtriq API requests of §6.2 (headers,
 //! paths, JSON and multipart bodies — pure, so tests snapshot them) and performs one request with
-//! a bounded timeout. HTTPS goes through the system's OpenSSL trust store (`SSL_CERT_FILE` and
+//! a bounded timeout through `util::http` (no redirects, capped bodies). HTTPS goes through the system's OpenSSL trust store (`SSL_CERT_FILE` and
 //! `SSL_CERT_DIR` honoured). Knows nothing of spools or retries; never logs the API key.
 
 use serde_json::Value;
+
+use crate::util::http;
 
 use super::spool::{Item, Kind};
 use crate::config::Settings;
@@ -43,73 +45,24 @@ impl Reply {
     }
 }
 
-/// Perform one request. `Err` is a transport failure (DNS, connect, TLS, timeout) with a message
-/// that names the URL's origin and what went wrong.
+/// Perform one request. `Err` is a transport failure (DNS, connect, TLS, timeout), a redirect
+/// (never followed, §13) or a body over [`http::API_BODY_CAP`], with a message that names the
+/// URL's origin and what went wrong.
 pub fn send(req: &HttpRequest, timeout_s: u64) -> crate::error::Result<Reply> {
-    let mut r = match req.method {
-        Method::Get => minreq::get(req.url.as_str()),
-        Method::Post => minreq::post(req.url.as_str()),
-    };
-    for (k, v) in &req.headers {
-        r = r.with_header(k.as_str(), v.as_str());
-    }
-    if req.method == Method::Post {
-        r = r.with_body(req.body.clone());
-    }
-    match r.with_timeout(timeout_s).send_lazy() {
-        Ok(resp) => {
-            let retry_after =
-                resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
-            let status = resp.status_code;
-            // A hostile or broken server cannot make us hold more than MAX_REPLY bytes.
-            let mut body = Vec::new();
-            use std::io::Read;
-            let read = resp.take(MAX_REPLY as u64 + 1).read_to_end(&mut body);
-            let http = |why: String| crate::error::Error::Http { url: origin(&req.url), status: Some(status), why };
-            if let Err(e) = read {
-                return Err(http(format!("cannot read the answer from {}: {e}", origin(&req.url))));
-            }
-            if body.len() > MAX_REPLY {
-                return Err(http(format!(
-                    "{} answered with more than {} KiB; refused whole",
-                    origin(&req.url),
-                    MAX_REPLY / 1024
-                )));
-            }
-            Ok(Reply { status, retry_after, body })
-        }
+    let body = (req.method == Method::Post).then_some(req.body.as_slice());
+    match http::request(&req.url, &req.headers, body, timeout_s, http::API_BODY_CAP) {
+        Ok(r) => Ok(Reply { status: r.status, body: r.body, retry_after: r.retry_after }),
         Err(e) => {
-            Err(crate::error::Error::Http { url: origin(&req.url), status: None, why: describe_error(&req.url, &e) })
+            let status = match &e {
+                http::HttpError::Redirect { status, .. } => Some(*status),
+                _ => None,
+            };
+            Err(crate::error::Error::Http { url: origin(&req.url), status, why: e.to_string() })
         }
     }
 }
 
-/// The most bytes of one answer read from the service (an agent config with its IOC list is
-/// far smaller).
-pub const MAX_REPLY: usize = 4 * 1024 * 1024;
-
-fn describe_error(url: &str, e: &minreq::Error) -> String {
-    let origin = origin(url);
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") || lower.contains("handshake") {
-        format!(
-            "TLS error talking to {origin}: {text} (is the server's CA in the system trust store or in SSL_CERT_FILE?)"
-        )
-    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("would block") {
-        format!("no answer from {origin} within the timeout: {text}")
-    } else {
-        format!("cannot reach {origin}: {text}")
-    }
-}
-
-/// `scheme://host[:port]` of a URL: safe to log (webhook paths may hold tokens).
-pub fn origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    format!("{scheme}://{host}")
-}
+pub use crate::util::http::origin;
 
 /// Who we are to the API: base URL and the headers every call carries.
 #[derive(Clone)]
