@@ -15,7 +15,7 @@ use log::{info, warn};
 
 pub use netdev::{IfaceCounters, NetDev};
 pub use rate::{Rates, Reading, Sample};
-pub use snmp::{HostProto, ProtoCounters};
+pub use snmp::{HostProto, ProtoCounters, TcpUnsolicited};
 pub use source::{choose_interface, CounterSource, ProcSource};
 
 /// Turns a [`CounterSource`] into a stream of rates for the monitored interface.

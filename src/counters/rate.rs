@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::netdev::IfaceCounters;
-use super::snmp::{HostProto, ProtoCounters};
+use super::snmp::{HostProto, ProtoCounters, TcpUnsolicited};
 
 /// One read of the monitored interface, stamped with the monotonic clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct Rates {
     pub proto: Option<ProtoCounters>,
     /// Per-protocol packets sent during the interval (host-wide), when readable.
     pub proto_tx: Option<ProtoCounters>,
+    /// TCP resets sent and bad segments during the interval (host-wide), when readable: TCP that
+    /// no connection asked for (§5.8).
+    pub tcp_unsolicited: Option<TcpUnsolicited>,
     pub interval: Duration,
 }
 
@@ -91,9 +94,9 @@ pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
     let tx_bytes = d(cur.iface.tx_bytes, prev.iface.tx_bytes)?;
     let secs = interval.as_secs_f64();
     // A protocol counter reset only costs the mix, not the sample.
-    let (proto, proto_tx) = match (&cur.proto, &prev.proto) {
-        (Some(c), Some(p)) => (c.rx.delta(&p.rx), c.tx.delta(&p.tx)),
-        _ => (None, None),
+    let (proto, proto_tx, tcp_unsolicited) = match (&cur.proto, &prev.proto) {
+        (Some(c), Some(p)) => (c.rx.delta(&p.rx), c.tx.delta(&p.tx), c.tcp_unsolicited.delta(&p.tcp_unsolicited)),
+        _ => (None, None, None),
     };
     Ok(Rates {
         pps: rx_packets as f64 / secs,
@@ -103,6 +106,7 @@ pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
         tx_bits_per_s: tx_bytes as f64 * 8.0 / secs,
         proto,
         proto_tx,
+        tcp_unsolicited,
         interval,
     })
 }
