@@ -84,6 +84,9 @@ struct Evidence {
     source_count: u64,
     targets: Vec<(IpAddr, f64)>,
     dst_ports: Vec<(u16, f64)>,
+    /// Peers whose established connections carry traffic the host asked for (§5.8): never
+    /// blocked, whatever share of the packets they sent.
+    attributed: Vec<IpAddr>,
 }
 
 impl Evidence {
@@ -108,11 +111,16 @@ impl Evidence {
                 .into_iter()
                 .filter_map(|(v, s)| Some((u16::try_from(v.as_u64()?).ok()?, s)))
                 .collect(),
+            attributed: e
+                .get("attributed_connections")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x["ip"].as_str()?.parse().ok()).collect())
+                .unwrap_or_default(),
         }
     }
 
     fn few_sources(&self) -> bool {
-        let covered: f64 = self.sources.iter().map(|(_, s)| s).sum();
+        let covered: f64 = self.sources.iter().filter(|(ip, _)| !self.attributed.contains(ip)).map(|(_, s)| s).sum();
         self.total >= 1.0
             && self.source_count <= FEW_SOURCES
             && !self.sources.is_empty()
@@ -204,7 +212,7 @@ fn rules_for(
         Action::BlockSources => ev
             .sources
             .iter()
-            .filter(|(ip, s)| *s >= SOURCE_SHARE && blockable(*ip))
+            .filter(|(ip, s)| *s >= SOURCE_SHARE && blockable(*ip) && !ev.attributed.contains(ip))
             .take(FEW_SOURCES as usize)
             .map(|(ip, s)| Planned { rule: Rule::BlockSource { source: *ip }, width: *s })
             .collect(),

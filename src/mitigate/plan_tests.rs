@@ -174,3 +174,21 @@ fn a_neighbour_with_a_few_packets_beside_the_flood_is_not_blocked() {
         "link-local never"
     );
 }
+
+#[test]
+fn a_peer_carrying_traffic_the_host_asked_for_is_never_blocked() {
+    // A download from 10.77.0.5 (its data packets) beside a few packets of another source:
+    // the capture alone would say "few sources" and block the download's server (§5.8).
+    let server = [10, 77, 0, 5];
+    let other = [10, 77, 0, 6];
+    let frames = (0..2000u32).map(|i| {
+        let src = if i % 10 == 0 { other } else { server };
+        eth4(src, VICTIM, 6, &tcp(5201, 40000, f::ACK | f::PSH, &[0; 1000]))
+    });
+    let mut c = engine(frames);
+    let before = rules(&c, &MitigationConfig::default(), &[]);
+    assert!(before.contains(&Rule::BlockSource { source: ip("10.77.0.5") }), "without attribution: {before:?}");
+    c.evidence.insert("attributed_connections".into(), json!([{"ip": "10.77.0.5", "port": 5201, "local_port": 40000}]));
+    let after = rules(&c, &MitigationConfig::default(), &[]);
+    assert!(!after.contains(&Rule::BlockSource { source: ip("10.77.0.5") }), "{after:?}");
+}

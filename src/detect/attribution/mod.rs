@@ -381,7 +381,7 @@ impl Attributor {
         let (a_pps, a_bps) = self.attributed(now, s, solicited);
         let pps = (s.pps - a_pps).max(unsolicited);
         let bps = (s.bits_per_s - a_bps).max(0.0);
-        let remainder = Sample { pps, bits_per_s: bps, ..*s };
+        let remainder = Sample { pps, bits_per_s: bps, proto: judged_mix(s, rates, a_pps), ..*s };
         let mut judged = Judged {
             sample: remainder,
             attributed_pps: a_pps,
@@ -422,10 +422,21 @@ impl Attributor {
             self.hold.spent_until = Some(now + HOLD_REARM);
             return judged;
         }
-        judged.sample = Sample { pps: held_pps, bits_per_s: held_bps, ..*s };
+        judged.sample =
+            Sample { pps: held_pps, bits_per_s: held_bps, proto: judged_mix(s, rates, a_pps + unverified), ..*s };
         judged.held = true;
         judged
     }
+}
+
+/// The protocol mix of what is judged: the TCP segments of the attributed traffic taken out
+/// (never below the resets and bad segments), so a UDP flood beside a transfer is `udp_flood`.
+fn judged_mix(s: &Sample, rates: &Rates, taken_pps: f64) -> Option<crate::counters::ProtoCounters> {
+    let mut p = s.proto?;
+    let floor = rates.tcp_unsolicited.map(|u| u.total()).unwrap_or(0);
+    let taken = (taken_pps * rates.interval.as_secs_f64()).round() as u64;
+    p.tcp = p.tcp.saturating_sub(taken).max(floor.min(p.tcp));
+    Some(p)
 }
 
 /// Keep the `TOP_CONNECTIONS` entries with the most bytes.

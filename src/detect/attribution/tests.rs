@@ -289,6 +289,7 @@ fn a_surge_is_one_event_per_surge() {
     for k in 300..500u32 {
         fired += s.step(t0 + TICK * k, 1000.0, 1e6, &thr()) as u32;
     }
+    assert_eq!(fired, 1);
     assert!(!s.active());
     assert!(s.step(t0 + TICK * 500, 1000.0, 1e9, &thr()), "the next surge is an event again");
 }
