@@ -97,6 +97,11 @@ impl Agent {
         self.attribution.observe(taken_at, truncated, conns);
     }
 
+    /// A census from the census thread (`input::sockets`), taken once per `taken_at`.
+    pub fn observe_census(&mut self, census: &crate::input::sockets::Census) {
+        self.attribution.observe(census.taken_at, census.truncated, crate::detect::attribution::conns(census));
+    }
+
     /// The last inbound verdict: what was attributed and what was judged.
     pub fn last_judged(&self) -> Option<&Judged> {
         self.last_judged.as_ref()

@@ -39,6 +39,9 @@ pub enum Error {
     /// A wrong combination of flags.
     #[error("{0}")]
     Usage(String),
+    /// Netlink `sock_diag` failed or was refused (the socket census then reads `/proc/net/tcp`).
+    #[error("netlink sock_diag: {0}")]
+    SockDiag(std::io::Error),
     /// A runtime failure with a message for the operator.
     #[error("{0}")]
     Runtime(String),

@@ -5,6 +5,7 @@
 //! - [`paths`], [`config`]: where files live (§3.1) and the validated settings (§3.2).
 //! - [`counters`]: `/proc/net/dev` + `snmp` parsing (pure) and the one reader, rates; the one
 //!   interface resolution (`auto`), for the counters and for capture.
+//! - [`input`]: sources of traffic facts; [`input::sockets`] the TCP socket census (§5.7).
 //! - [`baseline`]: flat window + hour-of-day buckets → thresholds. Pure, time passed in.
 //! - [`detect`]: the incident state machine. Pure, time passed in. [`mix`]: counter classification.
 //! - [`classes`]: per-protocol rates and thresholds of capture builds (§5.6).
@@ -53,6 +54,7 @@ pub mod error;
 pub mod event;
 pub mod fsutil;
 pub mod generate;
+pub mod input;
 pub mod insight;
 pub mod join;
 pub mod learn;

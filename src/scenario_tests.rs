@@ -76,6 +76,7 @@ fn rates(t: &Traffic) -> Rates {
         proto: Some(ProtoCounters { tcp: rx - udp, udp, icmp: 0 }),
         proto_tx: Some(ProtoCounters { tcp: (t.tx_pps * secs).round() as u64, udp: 0, icmp: 0 }),
         tcp_unsolicited: None,
+        kernel: Default::default(),
         interval: TICK,
     }
 }

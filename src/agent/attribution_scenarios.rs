@@ -66,6 +66,7 @@ fn rates(t: f64, h: &Host) -> Rates {
         }),
         proto_tx: Some(ProtoCounters { tcp: c(0.75 * n + flow_segs / 2.0 + h.ack_flood), udp: 0, icmp: 0 }),
         tcp_unsolicited: Some(TcpUnsolicited { out_rsts: c(h.ack_flood), in_errs: 0 }),
+        kernel: Default::default(),
         interval: TICK,
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::kernel::{self, KernelRates, KernelReading};
 use super::netdev::IfaceCounters;
 use super::snmp::{HostProto, ProtoCounters, TcpUnsolicited};
 
@@ -12,6 +13,8 @@ pub struct Reading {
     pub at: Instant,
     pub iface: IfaceCounters,
     pub proto: Option<HostProto>,
+    /// TcpExt, softnet and UDP error counters (§5.7); empty where unreadable.
+    pub kernel: KernelReading,
 }
 
 /// Receive (and transmit) rates over one interval. BPS means bits per second.
@@ -31,6 +34,8 @@ pub struct Rates {
     /// TCP resets sent and bad segments during the interval (host-wide), when readable: TCP that
     /// no connection asked for (§5.8).
     pub tcp_unsolicited: Option<TcpUnsolicited>,
+    /// SYN cookies, listen drops, softnet drops, UDP receive errors per second (§5.7).
+    pub kernel: KernelRates,
     pub interval: Duration,
 }
 
@@ -49,12 +54,19 @@ pub struct Sample {
 }
 
 impl Rates {
+    /// Packets dropped on receive: the interface's drops, plus the kernel's per-CPU backlog
+    /// drops (`softnet_stat`, host-wide), which no interface counter sees (§5.5, §5.7).
+    pub fn rx_dropped_pps(&self) -> f64 {
+        self.dropped_pps + self.kernel.softnet_dropped_pps.unwrap_or(0.0)
+    }
+
     /// The inbound (RX) view: offered load = received + dropped.
     pub fn inbound(&self) -> Sample {
+        let dropped = self.rx_dropped_pps();
         Sample {
-            pps: self.pps + self.dropped_pps,
+            pps: self.pps + dropped,
             bits_per_s: self.bits_per_s,
-            dropped_pps: self.dropped_pps,
+            dropped_pps: dropped,
             proto: self.proto,
             classes: None,
         }
@@ -107,6 +119,7 @@ pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
         proto,
         proto_tx,
         tcp_unsolicited,
+        kernel: kernel::rates(&prev.kernel, &cur.kernel, interval),
         interval,
     })
 }
@@ -127,6 +140,7 @@ mod tests {
                 tx_packets: 0,
             },
             proto: None,
+            kernel: KernelReading::default(),
         }
     }
 

@@ -31,6 +31,7 @@ mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod sockets;
 mod statefiles;
 mod status;
 #[cfg(feature = "capture-tcpdump")]

@@ -159,7 +159,12 @@ pub fn unsolicited_pps(r: &Rates) -> Option<f64> {
         return None;
     }
     let tcp_bad = r.tcp_unsolicited.map(|u| u.total()).unwrap_or(0);
-    Some((p.udp + p.icmp + tcp_bad) as f64 / secs)
+    Some((p.udp + p.icmp + tcp_bad) as f64 / secs + syn_pressure(r))
+}
+
+/// SYNs answered with a cookie or dropped at the listen queue, per second: a SYN flood.
+fn syn_pressure(r: &Rates) -> f64 {
+    r.kernel.syn_pressure_pps().unwrap_or(0.0)
 }
 
 /// TCP segments per second neither reset nor bad: the most the host's connections received.
@@ -170,7 +175,43 @@ fn solicited_tcp_pps(r: &Rates) -> Option<f64> {
         return None;
     }
     let tcp_bad = r.tcp_unsolicited.map(|u| u.total()).unwrap_or(0);
-    Some(p.tcp.saturating_sub(tcp_bad) as f64 / secs)
+    Some((p.tcp.saturating_sub(tcp_bad) as f64 / secs - syn_pressure(r)).max(0.0))
+}
+
+/// A census's connections as attribution reads them: sockets whose handshake completed, with
+/// `tcp_info` (a `/proc` census has none: nothing is attributed from it).
+pub fn conns(census: &crate::input::sockets::Census) -> impl Iterator<Item = Conn> + '_ {
+    use crate::input::sockets::TcpState as S;
+    census.sockets.iter().filter_map(|s| {
+        let done =
+            matches!(s.state, S::Established | S::FinWait1 | S::FinWait2 | S::CloseWait | S::Closing | S::LastAck);
+        if !done {
+            return None;
+        }
+        Some(Conn {
+            cookie: s.cookie,
+            local: s.local,
+            remote: s.remote,
+            bytes_received: s.bytes_received?,
+            segs_in: s.segs_in.unwrap_or(0),
+        })
+    })
+}
+
+/// The host's established peers as of a census taken before `before` (§10.1, §5.8): the one
+/// notion of "established" that attribution and mitigation share.
+pub fn established_peers_of(census: &crate::input::sockets::Census, before: Instant) -> HashSet<IpAddr> {
+    use crate::input::sockets::TcpState as S;
+    if census.taken_at > before {
+        return HashSet::new();
+    }
+    census
+        .sockets
+        .iter()
+        .filter(|s| matches!(s.state, S::Established | S::FinWait1 | S::FinWait2 | S::CloseWait))
+        .map(|s| s.remote.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect()
 }
 
 /// The peers of connections established before `before` (by the census taken then), the host's
