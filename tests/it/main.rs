@@ -7,6 +7,7 @@ mod accesslog;
 mod nginx;
 
 mod apiserver;
+mod attribution;
 #[cfg(feature = "capture-scapy")]
 mod capture;
 #[cfg(feature = "capture-scapy")]

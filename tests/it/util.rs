@@ -251,6 +251,14 @@ pub fn have(tool: &str) -> bool {
 
 static PAIR: AtomicU32 = AtomicU32::new(0);
 
+/// Floods are serialised: one test's flood must not land in another's namespace's timing.
+static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold while a test floods or measures a transfer (a failed test's poisoned lock is taken too).
+pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
+    FLOOD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
 /// `b` (10.77.N.2, where the traffic comes from). Removed on drop.
 pub struct NetnsPair {

@@ -15,11 +15,13 @@
 //! What is judged is `max(received − attributed, unsolicited)`, so however much a transfer carries,
 //! a flood beside it is judged on its own packets, from the tick it starts.
 //!
-//! **Staleness.** The census rate is scaled down when the host's solicited TCP (`InSegs − OutRsts
-//! − InErrs`) falls below its mean over the census interval (a transfer that ended attributes
-//! nothing a second later), and is never more than the NIC saw. When the NIC counts coalesced
-//! super-packets (veth, LRO: `segs_in` runs ahead of the NIC's packet count) the attributed packet
-//! rate is also bounded by the solicited TCP segments of the tick, which are then in the NIC's unit.
+//! **Per tick.** A census interval gives the attributed *share* of what the NIC received over
+//! that interval (packets not known to be unsolicited, and bits); each tick attributes that share
+//! of what the NIC receives now. A transfer that ended attributes nothing, one that speeds up
+//! stays attributed, and a 200 ms tick is not compared with a one-second mean. When the NIC counts
+//! coalesced super-packets (veth, LRO: `segs_in` runs ahead of the NIC's packet count) the
+//! attributed packet rate is also bounded by the solicited TCP segments of the tick, which are
+//! then in the NIC's unit.
 //!
 //! **Waiting for the census.** A transfer that starts between two censuses is over the threshold
 //! before the census can name it. When the excess over the threshold is TCP that was neither
@@ -66,8 +68,9 @@ pub const NEW_PEERS_FACTOR: f64 = 4.0;
 pub const NEW_PEERS_HISTORY: usize = 600;
 /// Sockets tracked per census at most (the census itself is capped too).
 pub const MAX_TRACKED: usize = 65_536;
-/// IP + TCP header bytes per segment, added to payload bytes for a bit rate as the NIC counts.
-pub const HEADER_BYTES: u64 = 52;
+/// Ethernet + IP + TCP (with timestamps) header bytes per segment, added to payload bytes for a
+/// bit rate as the NIC counts it.
+pub const HEADER_BYTES: u64 = 66;
 
 /// One TCP socket of a census, as attribution needs it. Only sockets whose handshake completed
 /// (established, or closing after it) with `tcp_info` counters are given.
@@ -246,17 +249,23 @@ pub struct Attributor {
     next_peers: HashSet<IpAddr>,
     new_peer_bytes: HashMap<IpAddr, u64>,
     prev_at: Option<Instant>,
+    /// The census before the latest one (the start of the latest interval).
+    prev_at_before: Option<Instant>,
     prev_complete: bool,
     last: Interval,
     new_peers_seen: VecDeque<u32>,
     hold: Hold,
-    /// Solicited TCP segments and NIC packets over the ticks since the last census (rate × s).
-    acc_tcp: f64,
-    acc_nic: f64,
-    acc_secs: f64,
+    /// NIC packets (not known unsolicited) and bits over the ticks since the last census (rate × s).
+    /// The last ticks: (end, seconds, NIC packets not known unsolicited, bits), to measure what
+    /// the NIC received over exactly a census interval.
+    ticks: VecDeque<(Instant, f64, f64, f64)>,
     /// Their means over the last census interval.
-    ref_tcp: f64,
     ref_nic: f64,
+    ref_bits: f64,
+    /// The attributed share of what the NIC received over the last census interval: packets
+    /// (of the part not known to be unsolicited) and bits.
+    share_pps: f64,
+    share_bps: f64,
     /// A census with `tcp_info` arrived: holding for one makes sense.
     census_at: Option<Instant>,
 }
@@ -331,12 +340,14 @@ impl Attributor {
         }
         std::mem::swap(&mut self.prev, &mut self.next);
         std::mem::swap(&mut self.prev_peers, &mut self.next_peers);
+        self.prev_at_before = self.prev_at;
         self.prev_at = Some(taken_at);
         self.prev_complete = !truncated;
         self.census_at = Some(taken_at);
-        (self.ref_tcp, self.ref_nic) =
-            if self.acc_secs > 0.0 { (self.acc_tcp / self.acc_secs, self.acc_nic / self.acc_secs) } else { (0.0, 0.0) };
-        (self.acc_tcp, self.acc_nic, self.acc_secs) = (0.0, 0.0, 0.0);
+        (self.ref_nic, self.ref_bits) = match (self.prev_at_before, secs) {
+            (Some(from), Some(_)) => nic_rates(&self.ticks, from, taken_at),
+            _ => (0.0, 0.0),
+        };
         let Some(secs) = secs else { return };
         let new_peers = self.new_peer_bytes.len() as u32;
         let data_flood = new_peers > NEW_PEERS_FLOOR && new_peers as f64 > self.new_peers_limit();
@@ -357,6 +368,10 @@ impl Attributor {
             flood_peers.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             flood_peers.truncate(TOP_NEW_PEERS);
         }
+        let pps = old_segs as f64 / secs;
+        let bps = (old_bytes + old_segs * HEADER_BYTES) as f64 * 8.0 / secs;
+        let share = |a: f64, total: f64| if total > 0.0 { (a / total).min(1.0) } else { 0.0 };
+        (self.share_pps, self.share_bps) = (share(pps, self.ref_nic), share(bps, self.ref_bits));
         self.last = Interval {
             at: Some(taken_at),
             secs,
@@ -390,23 +405,20 @@ impl Attributor {
         self.fresh(now).filter(|i| i.data_flood)
     }
 
-    /// The attributed rates for this tick: the census interval's, scaled down when the host's
-    /// solicited TCP fell since, never more than the NIC saw.
-    fn attributed(&self, now: Instant, s: &Sample, solicited: Option<f64>) -> (f64, f64) {
+    /// The attributed rates for this tick: the share the census interval attributed, of what
+    /// the NIC receives now (less what is known to be unsolicited). A share, not a rate: a
+    /// transfer that speeds up or slows down within a second stays attributed, one that ended
+    /// attributes nothing, and the noise of a 200 ms tick against a one-second mean is gone.
+    fn attributed(&self, now: Instant, s: &Sample, solicited: Option<f64>, unsolicited: f64) -> (f64, f64) {
         let Some(i) = self.fresh(now) else { return (0.0, 0.0) };
-        let scale = match solicited {
-            Some(tcp) if self.ref_tcp > 0.0 => (tcp / self.ref_tcp).min(1.0),
-            Some(_) => 1.0,
-            None => 1.0,
-        };
-        let mut pps = (i.pps * scale).min(s.pps);
+        let mut pps = self.share_pps * (s.pps - unsolicited).max(0.0);
         // segs_in ahead of the NIC's packets: the NIC counts super-packets, as InSegs does.
         if self.ref_nic > 0.0 && i.pps > 1.05 * self.ref_nic {
             if let Some(tcp) = solicited {
                 pps = pps.min(tcp);
             }
         }
-        (pps.max(0.0), (i.bps * scale).min(s.bits_per_s).max(0.0))
+        (pps.max(0.0), (self.share_bps * s.bits_per_s).max(0.0))
     }
 
     /// Judge one inbound sample (`s`, offered load) taken with `rates`, against `thr`.
@@ -414,12 +426,11 @@ impl Attributor {
         let solicited = solicited_tcp_pps(rates);
         let unsolicited = unsolicited_pps(rates).unwrap_or(0.0).min(s.pps);
         let secs = rates.interval.as_secs_f64();
-        if let Some(tcp) = solicited {
-            self.acc_tcp += tcp * secs;
-            self.acc_nic += s.pps * secs;
-            self.acc_secs += secs;
+        if self.ticks.len() == TICKS_KEPT {
+            self.ticks.pop_front();
         }
-        let (a_pps, a_bps) = self.attributed(now, s, solicited);
+        self.ticks.push_back((now, secs, (s.pps - unsolicited).max(0.0) * secs, s.bits_per_s * secs));
+        let (a_pps, a_bps) = self.attributed(now, s, solicited, unsolicited);
         let pps = (s.pps - a_pps).max(unsolicited);
         let bps = (s.bits_per_s - a_bps).max(0.0);
         let remainder = Sample { pps, bits_per_s: bps, proto: judged_mix(s, rates, a_pps), ..*s };
@@ -446,9 +457,16 @@ impl Attributor {
         let Some(tcp) = solicited else { return judged };
         let unverified = (tcp - a_pps).max(0.0).min(pps - unsolicited);
         let held_pps = (pps - unverified).max(unsolicited);
-        let held_bps = if pps > 0.0 { bps * held_pps / pps } else { bps };
+        // While the TCP waits, the bits judged are at most what the unsolicited packets can carry.
+        let held_bps = bps.min(unsolicited * MAX_PACKET_BITS);
+        // Something to wait for: TCP not known unsolicited, in the packets or in the bits.
+        let waiting = unverified > 0.0 || (tcp > 0.0 && bps > held_bps);
         let census_running = self.census_at.is_some_and(|c| now.saturating_duration_since(c) <= STALE);
-        if unverified <= 0.0 || !census_running || over(held_pps, held_bps) || self.hold.spent_until.is_some() {
+        // The last census interval already carried this much that it did not attribute: the
+        // census has spoken on it, there is nothing to wait for.
+        // (Unless it found newly opened connections, seen for part of the interval only.)
+        let declined = self.ref_nic * (1.0 - self.share_pps) > thr.pps && self.last.new_connections == 0;
+        if !waiting || !census_running || declined || over(held_pps, held_bps) || self.hold.spent_until.is_some() {
             self.hold.since = None;
             return judged;
         }
@@ -478,6 +496,39 @@ fn judged_mix(s: &Sample, rates: &Rates, taken_pps: f64) -> Option<crate::counte
     let taken = (taken_pps * rates.interval.as_secs_f64()).round() as u64;
     p.tcp = p.tcp.saturating_sub(taken).max(floor.min(p.tcp));
     Some(p)
+}
+
+/// Bits of the largest ordinary packet (a 1514-byte Ethernet frame).
+const MAX_PACKET_BITS: f64 = 1514.0 * 8.0;
+
+/// Ticks kept to measure a census interval (a second at the fastest confirmation pace, and more).
+const TICKS_KEPT: usize = 64;
+
+/// What the NIC received per second over `(from, to]`: the ticks overlapping it, pro rata.
+fn nic_rates(ticks: &VecDeque<(Instant, f64, f64, f64)>, from: Instant, to: Instant) -> (f64, f64) {
+    let rel = |t: Instant| match t.checked_duration_since(from) {
+        Some(d) => d.as_secs_f64(),
+        None => -from.duration_since(t).as_secs_f64(),
+    };
+    let width = rel(to);
+    let (mut pkts, mut bits, mut covered) = (0.0, 0.0, 0.0);
+    for &(end, secs, p, b) in ticks {
+        if secs <= 0.0 {
+            continue;
+        }
+        let (e, s) = (rel(end), rel(end) - secs);
+        let overlap = e.min(width) - s.max(0.0);
+        if overlap > 0.0 {
+            pkts += p * overlap / secs;
+            bits += b * overlap / secs;
+            covered += overlap;
+        }
+    }
+    if covered > 0.0 {
+        (pkts / covered, bits / covered)
+    } else {
+        (0.0, 0.0)
+    }
 }
 
 /// Keep the `TOP_CONNECTIONS` entries with the most bytes.
