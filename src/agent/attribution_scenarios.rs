@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use crate::agent::{Agent, CaptureStatus};
+use crate::config::paths::{Env, Paths};
 use crate::config::Settings;
-use crate::counters::{ProcSource, ProtoCounters, Rates, Sampler, TcpUnsolicited};
 use crate::detect::attribution::Conn;
-use crate::paths::{Env, Paths};
+use crate::input::counters::{ProcSource, ProtoCounters, Rates, Sampler, TcpUnsolicited};
 use crate::report::Outgoing;
 
 const TICK: Duration = Duration::from_millis(200);

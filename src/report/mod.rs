@@ -4,21 +4,14 @@
 //! spool here; their own sender threads talk to the network.
 
 pub mod api;
-pub mod apisink;
 pub mod bodies;
 pub mod eventlog;
-pub mod health;
 pub mod messages;
 pub mod metrics_http;
-mod pcap;
-pub mod remote;
-pub mod retry;
-pub mod sender;
-pub mod spool;
+pub mod sinks;
+pub mod statefile;
 pub mod textfile;
 pub mod webhook;
-pub mod webhook_format;
-pub mod wire;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -32,17 +25,17 @@ pub trait Sink: Send {
     fn name(&self) -> String;
     /// Take one message. An error is logged by the worker and the message is not retried here:
     /// sinks that must not lose data keep their own durable queue.
-    fn handle(&mut self, msg: &Outgoing) -> crate::Result<()>;
+    fn handle(&mut self, msg: &Outgoing) -> crate::error::Result<()>;
     /// The agent is stopping: persist whatever is pending. Must return promptly.
     fn shutdown(&mut self) {}
     /// `--test`: deliver now and say whether the destination accepted it. Sinks that queue
     /// (the API spool) override this to wait for the real answer.
-    fn deliver_now(&mut self, msg: &Outgoing) -> crate::Result<()> {
+    fn deliver_now(&mut self, msg: &Outgoing) -> crate::error::Result<()> {
         self.handle(msg)
     }
 }
 
-pub use crate::join::join_within;
+pub use crate::util::join::join_within;
 
 /// Channel depth between the sampling thread and the worker.
 pub const CHANNEL_DEPTH: usize = 4096;
@@ -115,7 +108,3 @@ impl Outbox {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "../../tests/it/apiserver.rs"]
-pub(crate) mod testserver;

@@ -61,10 +61,10 @@ fn pid_is_ftagent(pid: u32) -> bool {
 
 /// A state file this user may not read is an error (exit 1), not "no agent": the agent may well
 /// be running as another user.
-pub fn check_readable(state_dir: &Path) -> crate::Result<()> {
+pub fn check_readable(state_dir: &Path) -> crate::error::Result<()> {
     let path = state_file(state_dir);
     match std::fs::File::open(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(crate::Error::PermissionDenied {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(crate::error::Error::PermissionDenied {
             path,
             hint: "run it as root or as the agent's user (the state file is 0600)".into(),
         }),
@@ -73,10 +73,15 @@ pub fn check_readable(state_dir: &Path) -> crate::Result<()> {
 }
 
 /// `--status`: print the state and return the exit code (0, or 3 when no agent runs).
-pub fn print(state_dir: &Path, config_shown: &str, json: bool, out: &mut dyn std::io::Write) -> crate::Result<u8> {
+pub fn print(
+    state_dir: &Path,
+    config_shown: &str,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> crate::error::Result<u8> {
     check_readable(state_dir)?;
     let now = SystemTime::now();
-    let io = |e: std::io::Error| crate::Error::Runtime(format!("writing the status: {e}"));
+    let io = |e: std::io::Error| crate::error::Error::Runtime(format!("writing the status: {e}"));
     match running(state_dir, now) {
         Ok(snap) if json => {
             let mut v = serde_json::to_value(&snap).unwrap_or_default();

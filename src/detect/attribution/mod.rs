@@ -46,8 +46,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::baseline::Thresholds;
-use crate::counters::{Rates, Sample};
+use crate::detect::baseline::Thresholds;
+use crate::input::counters::{Rates, Sample};
 
 /// An attribution older than this (no census since) is not used.
 pub const STALE: Duration = Duration::from_millis(2500);
@@ -490,7 +490,7 @@ impl Attributor {
 
 /// The protocol mix of what is judged: the TCP segments of the attributed traffic taken out
 /// (never below the resets and bad segments), so a UDP flood beside a transfer is `udp_flood`.
-fn judged_mix(s: &Sample, rates: &Rates, taken_pps: f64) -> Option<crate::counters::ProtoCounters> {
+fn judged_mix(s: &Sample, rates: &Rates, taken_pps: f64) -> Option<crate::input::counters::ProtoCounters> {
     let mut p = s.proto?;
     let floor = rates.tcp_unsolicited.map(|u| u.total()).unwrap_or(0);
     let taken = (taken_pps * rates.interval.as_secs_f64()).round() as u64;

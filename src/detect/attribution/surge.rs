@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::baseline::Thresholds;
+use crate::detect::baseline::Thresholds;
 
 /// Attributed traffic over this × its own p99 (and over the thresholds the remainder is judged
 /// against: traffic that would have been an incident) is a surge.

@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::baseline::Thresholds;
-use crate::counters::{ProtoCounters, Rates, Sample, TcpUnsolicited};
+use crate::detect::baseline::Thresholds;
+use crate::input::counters::{ProtoCounters, Rates, Sample, TcpUnsolicited};
 
 const TICK: Duration = Duration::from_millis(200);
 
