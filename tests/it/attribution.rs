@@ -87,7 +87,9 @@ fn iperf(pair: &NetnsPair, port: u16, secs: u32, pull: bool) -> f64 {
             c.arg("-R");
         }
         let o = c.output().expect("iperf3 client");
-        if o.status.success() {
+        let measured = serde_json::from_slice::<Value>(&o.stdout)
+            .is_ok_and(|v| v["end"]["sum_received"]["bits_per_second"].is_f64());
+        if o.status.success() && measured {
             out = Some(o);
             break;
         }
@@ -257,44 +259,63 @@ fn many_real_connections_from_many_addresses_pushing_data_are_a_flood() {
             .unwrap()
             .success());
     }
-    // A server in `a` that reads and discards.
+    // A server in `a` that reads and discards; one thread each side, round robin, so that the
+    // test's own threads do not starve the agent.
     let dst: SocketAddr = format!("{}:8080", rig.pair.addr_a).parse().unwrap();
     let server = in_netns(&rig.pair.ns_a, move || {
         let l = TcpListener::bind(dst).expect("listen");
-        l.set_nonblocking(false).unwrap();
-        let end = Instant::now() + Duration::from_secs(12);
-        let mut n = 0;
-        while n < PEERS && Instant::now() < end {
-            let Ok((mut c, _)) = l.accept() else { break };
-            n += 1;
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                while matches!(c.read(&mut buf), Ok(k) if k > 0) {}
-            });
+        l.set_nonblocking(true).unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut conns: Vec<TcpStream> = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while Instant::now() < end {
+            while let Ok((c, _)) = l.accept() {
+                c.set_nonblocking(true).unwrap();
+                conns.push(c);
+            }
+            let mut idle = true;
+            for c in &mut conns {
+                if matches!(c.read(&mut buf), Ok(k) if k > 0) {
+                    idle = false;
+                }
+            }
+            if idle {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     });
     std::thread::sleep(Duration::from_millis(300));
     let onset = SystemTime::now();
     let clients = in_netns(&rig.pair.ns_b, move || {
-        let conns: Vec<TcpStream> =
+        let mut conns: Vec<TcpStream> =
             (0..PEERS).filter_map(|k| connect_from(format!("{net}.{}:0", 10 + k).parse().unwrap(), dst).ok()).collect();
-        let n = conns.len();
-        let handles: Vec<_> = conns
-            .into_iter()
-            .map(|mut c| {
-                std::thread::spawn(move || {
-                    let buf = vec![7u8; 1 << 16];
-                    let end = Instant::now() + Duration::from_secs(5);
-                    while Instant::now() < end && c.write_all(&buf).is_ok() {}
-                })
-            })
-            .collect();
-        for h in handles {
-            let _ = h.join();
+        for c in &conns {
+            c.set_nonblocking(true).unwrap();
         }
-        n
+        let buf = vec![7u8; 1 << 16];
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            for c in &mut conns {
+                let _ = c.write(&buf);
+            }
+        }
+        conns.len()
+    });
+    let state = rig.home.state().join("status.json");
+    let watch = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..25 {
+            if let Ok(v) = std::fs::read_to_string(&state).map(|t| serde_json::from_str::<Value>(&t)) {
+                if let Ok(v) = v {
+                    seen.push(v["attribution"].to_string());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seen
     });
     let open = util::wait_for_event(&rig.home.events_file(), "incident_open", Duration::from_secs(8));
+    let seen = watch.join().unwrap();
     let connected = clients.join().unwrap();
     let _ = server.join();
     assert_eq!(connected, PEERS as usize, "every peer connected");
@@ -306,6 +327,6 @@ fn many_real_connections_from_many_addresses_pushing_data_are_a_flood() {
         open["new_peers"]
     );
     let family = open["attack_family"].as_str().unwrap_or("");
-    assert!(family == "tcp_data_flood" || family == "connection_flood", "{open}");
+    assert!(family == "tcp_data_flood" || family == "connection_flood", "{open}\n{seen:#?}");
     rig.stop();
 }

@@ -32,10 +32,13 @@
 //! found nothing, the next one needs [`HOLD_REARM`] of traffic under the threshold.
 //!
 //! **Real-connection floods.** Many new peers opening connections and pushing data are not the
-//! host's business: when the peers new in an interval that sent data are more than
-//! [`NEW_PEERS_FACTOR`] × their learned p99 (and over [`NEW_PEERS_FLOOR`]), the new connections of
-//! that interval are not attributed, the volumetric detector sees them, and the incident is
-//! labelled `tcp_data_flood` with the new peers as `top_src_ips`.
+//! host's business: when the peers of young connections (opened within [`NEW_WINDOW`]) that sent
+//! data in an interval are more than [`NEW_PEERS_FACTOR`] × their learned p99 (and over
+//! [`NEW_PEERS_FLOOR`]), young connections are not attributed, the volumetric detector sees them,
+//! and the incident is labelled `tcp_data_flood` with the new peers as `top_src_ips`. While the
+//! flood lasts (until [`FLOOD_HOLD`] without an interval over the limit), "young" is measured from
+//! its start: its connections never age into attributed ones. Connections already there when the
+//! agent started are not young.
 //!
 //! **Learning (§5.4).** The baseline learns what the detector judges: the remainder. A backup
 //! neither opens an incident nor raises the thresholds that catch floods beside it. Samples held
@@ -66,6 +69,10 @@ pub const NEW_PEERS_FLOOR: u32 = 64;
 pub const NEW_PEERS_FACTOR: f64 = 4.0;
 /// Census intervals of new-peer counts kept (about 10 minutes).
 pub const NEW_PEERS_HISTORY: usize = 600;
+/// A connection opened within this long is young: its peer counts as a new peer.
+pub const NEW_WINDOW: Duration = Duration::from_secs(5);
+/// A real-connection flood ends this long after the last interval over the limit.
+pub const FLOOD_HOLD: Duration = Duration::from_secs(10);
 /// Sockets tracked per census at most (the census itself is capped too).
 pub const MAX_TRACKED: usize = 65_536;
 /// Ethernet + IP + TCP (with timestamps) header bytes per segment, added to payload bytes for a
@@ -118,9 +125,9 @@ pub struct Interval {
     pub top: Vec<TopConn>,
     /// Established connections that received data in the interval.
     pub connections: u32,
-    /// Of those, connections opened during the interval (attributed unless a flood).
+    /// Connections opened during the interval, with data or not yet (0 during a flood).
     pub new_connections: u32,
-    /// Peers not in the previous census that sent data.
+    /// Peers of young connections (opened within [`NEW_WINDOW`]) that sent data.
     pub new_peers: u32,
     /// The new peers are a real-connection flood: their traffic is not attributed.
     pub data_flood: bool,
@@ -151,6 +158,8 @@ impl Judged {
 struct Prev {
     bytes: u64,
     segs: u32,
+    /// The census that first saw the socket; None when it was there at the first census.
+    first_seen: Option<Instant>,
 }
 
 /// Packets per second no TCP connection asked for: UDP, ICMP, TCP answered by a reset or
@@ -245,10 +254,11 @@ struct Hold {
 pub struct Attributor {
     prev: HashMap<u64, Prev>,
     next: HashMap<u64, Prev>,
-    prev_peers: HashSet<IpAddr>,
-    next_peers: HashSet<IpAddr>,
     new_peer_bytes: HashMap<IpAddr, u64>,
     prev_at: Option<Instant>,
+    /// A real-connection flood is on since this census, and was last over the limit at that one.
+    flood_since: Option<Instant>,
+    flood_last: Option<Instant>,
     /// The census before the latest one (the start of the latest interval).
     prev_at_before: Option<Instant>,
     prev_complete: bool,
@@ -295,8 +305,10 @@ impl Attributor {
             return; // an older or same-instant census: nothing new
         }
         self.next.clear();
-        self.next_peers.clear();
         self.new_peer_bytes.clear();
+        // Sockets opened after this are young; during a real-connection flood the horizon stays
+        // where the flood began, so the flood's connections never age into attributed ones.
+        let horizon = self.flood_since.unwrap_or(taken_at).checked_sub(NEW_WINDOW);
         let (mut old_bytes, mut old_segs, mut new_bytes, mut new_segs) = (0u64, 0u64, 0u64, 0u64);
         let mut top_old: Vec<(SocketAddr, u16, u64, u64)> = Vec::with_capacity(TOP_CONNECTIONS + 1);
         let mut top_new: Vec<(SocketAddr, u16, u64, u64)> = Vec::with_capacity(TOP_CONNECTIONS + 1);
@@ -306,12 +318,16 @@ impl Attributor {
             if ip.is_loopback() || ip.is_unspecified() {
                 continue;
             }
-            self.next.insert(c.cookie, Prev { bytes: c.bytes_received, segs: c.segs_in });
-            self.next_peers.insert(ip);
+            let known = self.prev.get(&c.cookie).copied();
+            let first_seen = match known {
+                Some(p) => p.first_seen,
+                None => self.prev_at.map(|_| taken_at),
+            };
+            self.next.insert(c.cookie, Prev { bytes: c.bytes_received, segs: c.segs_in, first_seen });
             if secs.is_none() {
                 continue;
             }
-            let (db, ds, new) = match self.prev.get(&c.cookie) {
+            let (db, ds, new) = match known {
                 Some(p) => match c.bytes_received.checked_sub(p.bytes) {
                     Some(db) => (db, c.segs_in.wrapping_sub(p.segs) as u64, false),
                     None => continue, // a reused cookie or a broken reading: not evidence
@@ -319,18 +335,19 @@ impl Attributor {
                 None if self.prev_complete => (c.bytes_received, c.segs_in as u64, true),
                 None => continue,
             };
+            let young = first_seen.is_some_and(|f| horizon.is_none_or(|h| f >= h));
+            // Opened since the last census, with data or not yet: a census that sees it speaks for
+            // part of its interval only.
+            new_connections += new as u32;
             if db == 0 {
                 continue; // no in-sequence data: segments alone (ACKs, junk) are not attributed
             }
             connections += 1;
             let entry = (c.remote, c.local.port(), db, ds);
-            if new {
-                new_connections += 1;
+            if young {
                 new_bytes += db;
                 new_segs += ds;
-                if !self.prev_peers.contains(&ip) {
-                    *self.new_peer_bytes.entry(ip).or_default() += db;
-                }
+                *self.new_peer_bytes.entry(ip).or_default() += db;
                 push_top(&mut top_new, entry);
             } else {
                 old_bytes += db;
@@ -339,7 +356,6 @@ impl Attributor {
             }
         }
         std::mem::swap(&mut self.prev, &mut self.next);
-        std::mem::swap(&mut self.prev_peers, &mut self.next_peers);
         self.prev_at_before = self.prev_at;
         self.prev_at = Some(taken_at);
         self.prev_complete = !truncated;
@@ -350,7 +366,16 @@ impl Attributor {
         };
         let Some(secs) = secs else { return };
         let new_peers = self.new_peer_bytes.len() as u32;
-        let data_flood = new_peers > NEW_PEERS_FLOOR && new_peers as f64 > self.new_peers_limit();
+        // A flood lasts until FLOOD_HOLD passes without an interval over the limit: its senders
+        // stalling for a second (a busy host) must not age its connections into attributed ones.
+        if new_peers > NEW_PEERS_FLOOR && new_peers as f64 > self.new_peers_limit() {
+            self.flood_last = Some(taken_at);
+            self.flood_since.get_or_insert(taken_at);
+        }
+        let data_flood = self.flood_last.is_some_and(|l| taken_at.saturating_duration_since(l) < FLOOD_HOLD);
+        if !data_flood {
+            (self.flood_since, self.flood_last) = (None, None);
+        }
         if !data_flood {
             self.new_peers_seen.push_back(new_peers);
             if self.new_peers_seen.len() > NEW_PEERS_HISTORY {

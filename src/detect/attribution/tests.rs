@@ -321,3 +321,40 @@ fn a_surge_is_one_event_per_surge() {
     assert!(!s.active());
     assert!(s.step(t0 + TICK * 500, 1000.0, 1e9, &thr()), "the next surge is an event again");
 }
+
+#[test]
+fn a_flood_that_connects_first_and_pushes_later_stays_a_flood() {
+    let t0 = Instant::now();
+    let mut a = Attributor::new();
+    a.observe(t0, false, [conn(1, "192.0.2.1:1", 0, 1)]);
+    let peers = |bytes: u64| -> Vec<Conn> {
+        (0..200u64).map(|k| conn(100 + k, &format!("10.9.{}.{}:2000", k / 250, k % 250 + 1), bytes, 1)).collect()
+    };
+    // Census 1: 200 idle connections. Census 2..12: they push 1 MB a second each.
+    a.observe(t0 + Duration::from_secs(1), false, peers(0));
+    for s in 2..12u64 {
+        a.observe(t0 + Duration::from_secs(s), false, peers((s - 1) * 1_000_000));
+        let i = a.last();
+        assert!(i.data_flood && i.pps == 0.0, "second {s}: {:?}", (i.data_flood, i.new_peers, i.pps));
+    }
+    // The backup server that was there at the first census is never a new peer.
+    let mut b = Attributor::new();
+    b.observe(t0, false, peers(0));
+    b.observe(t0 + Duration::from_secs(1), false, peers(1_000_000));
+    assert!(!b.last().data_flood && b.last().bps > 0.0, "{:?}", b.last());
+}
+
+#[test]
+fn a_flood_whose_senders_stall_for_a_second_stays_a_flood() {
+    let t0 = Instant::now();
+    let mut a = Attributor::new();
+    a.observe(t0, false, []);
+    let peers = |bytes: u64| -> Vec<Conn> {
+        (0..200u64).map(|k| conn(100 + k, &format!("10.9.{}.{}:2000", k / 250, k % 250 + 1), bytes, 1)).collect()
+    };
+    a.observe(t0 + Duration::from_secs(1), false, peers(1_000_000));
+    assert!(a.last().data_flood);
+    a.observe(t0 + Duration::from_secs(2), false, peers(1_000_000)); // nothing sent this second
+    a.observe(t0 + Duration::from_secs(9), false, peers(2_000_000));
+    assert!(a.last().data_flood && a.last().bps == 0.0, "{:?}", a.last());
+}
