@@ -305,10 +305,8 @@ fn many_real_connections_from_many_addresses_pushing_data_are_a_flood() {
     let watch = std::thread::spawn(move || {
         let mut seen = Vec::new();
         for _ in 0..25 {
-            if let Ok(v) = std::fs::read_to_string(&state).map(|t| serde_json::from_str::<Value>(&t)) {
-                if let Ok(v) = v {
-                    seen.push(v["attribution"].to_string());
-                }
+            if let Ok(Ok(v)) = std::fs::read_to_string(&state).map(|t| serde_json::from_str::<Value>(&t)) {
+                seen.push(v["attribution"].to_string());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
