@@ -110,8 +110,10 @@ impl IocMatcher {
             let short: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i].len() < MIN_FILTERED_LEN).collect();
             let long_bytes: Vec<&[u8]> = long.iter().map(|&i| bytes[i].as_slice()).collect();
             let window = long_bytes.iter().map(|b| b.len()).min().unwrap_or(0);
-            let filter = GramFilter::new(&long_bytes, window)
-                .ok_or_else(|| crate::error::Error::Runtime("IOC filter: window shorter than a gram".into()))?;
+            let filter = GramFilter::new(&long_bytes, window).ok_or_else(|| crate::error::Error::Invalid {
+                what: "IOC patterns",
+                why: "IOC filter: window shorter than a gram".into(),
+            })?;
             let max_len = long_bytes.iter().map(|b| b.len()).max().unwrap_or(0);
             let long = Filtered { ac: automaton(&long_bytes, false)?, ids: long, filter, max_len };
             let short = if short.is_empty() {
@@ -301,9 +303,10 @@ fn automaton<B: AsRef<[u8]>>(bytes: &[B], prefilter: bool) -> crate::error::Resu
     let build = |kind| {
         AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).prefilter(prefilter).kind(kind).build(bytes)
     };
-    build(Some(kind))
-        .or_else(|_| build(None))
-        .map_err(|e| crate::error::Error::Runtime(format!("cannot compile {} IOC patterns: {e}", bytes.len())))
+    build(Some(kind)).or_else(|_| build(None)).map_err(|e| crate::error::Error::Invalid {
+        what: "IOC patterns",
+        why: format!("cannot compile {} IOC patterns: {e}", bytes.len()),
+    })
 }
 
 /// Hit counts per pattern id, kept apart from the shared automaton so windows can be cloned.
