@@ -22,10 +22,11 @@ struct Rig {
 
 impl Rig {
     fn start(extra: Value) -> Option<Rig> {
-        let pair = NetnsPair::create()?;
-        for t in ["iperf3", "hping3"] {
-            assert!(util::have(t), "needs {t} (apt-get install {t})");
-        }
+        Some(Rig::on(pair()?, extra))
+    }
+
+    /// The agent started on an existing pair.
+    fn on(pair: NetnsPair, extra: Value) -> Rig {
         // Replies to forged sources (resets, unreachables) leave by a route, as on a real host.
         let gw = pair.addr_b.clone();
         assert!(Command::new("ip")
@@ -43,7 +44,7 @@ impl Rig {
         let started = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10));
         assert!(started.is_some(), "agent_start");
         std::thread::sleep(Duration::from_millis(4000)); // past the grace period, quiet
-        Some(Rig { pair, home, agent })
+        Rig { pair, home, agent }
     }
 
     fn events(&self, name: &str) -> Vec<Value> {
@@ -62,6 +63,15 @@ impl Drop for Rig {
         let _ = self.agent.kill();
         let _ = self.agent.wait();
     }
+}
+
+/// A namespace pair with the tools these tests drive.
+fn pair() -> Option<NetnsPair> {
+    let pair = NetnsPair::create()?;
+    for t in ["iperf3", "hping3"] {
+        assert!(util::have(t), "needs {t} (apt-get install {t})");
+    }
+    Some(pair)
 }
 
 /// An `iperf3` transfer of `secs` seconds between the namespaces; returns the receiver's bits/s.
@@ -110,7 +120,11 @@ fn assert_nothing_opened(events: &[Value]) {
 /// Both transfers at full speed after a quiet period: nothing opens, ≥ 70 % of the speed.
 fn transfers_open_nothing(extra: Value) {
     let _flood = util::flood_lock();
-    let Some(rig) = Rig::start(extra) else { return };
+    let Some(pair) = pair() else { return };
+    // The same transfers without the agent first, on the same pair, in the same run.
+    let without: Vec<f64> =
+        [true, false].iter().enumerate().map(|(k, &pull)| iperf(&pair, 5205 + 2 * k as u16, 3, pull)).collect();
+    let rig = Rig::on(pair, extra);
     let mut speeds = Vec::new();
     for (k, pull) in [true, false].into_iter().enumerate() {
         let with = iperf(&rig.pair, 5201 + 2 * k as u16, 3, pull);
@@ -119,10 +133,7 @@ fn transfers_open_nothing(extra: Value) {
     }
     let events = rig.stop();
     assert_nothing_opened(&events);
-    // The same transfers without the agent, in the same run.
-    let pair = NetnsPair::create().expect("second pair");
-    for (k, (pull, with)) in speeds.into_iter().enumerate() {
-        let without = iperf(&pair, 5205 + 2 * k as u16, 3, pull);
+    for ((pull, with), without) in speeds.into_iter().zip(without) {
         eprintln!(
             "iperf3 {}: {:.2} Gbit/s with the agent, {:.2} without",
             if pull { "-R" } else { "push" },

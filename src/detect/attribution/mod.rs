@@ -53,9 +53,9 @@ use crate::detect::baseline::Thresholds;
 use crate::input::counters::{Rates, Sample};
 
 /// An attribution older than this (no census since) is not used.
-pub const STALE: Duration = Duration::from_millis(2500);
+pub const STALE: Duration = Duration::from_millis(4000);
 /// The longest a TCP excess waits for a census that may attribute it.
-pub const HOLD_MAX: Duration = Duration::from_millis(2500);
+pub const HOLD_MAX: Duration = Duration::from_millis(4000);
 /// After a hold that attributed nothing, how long the traffic must stay under the threshold
 /// before the next hold.
 pub const HOLD_REARM: Duration = Duration::from_secs(5);

@@ -177,7 +177,7 @@ fn many_new_peers_pushing_data_are_a_flood_not_attributed() {
     assert_eq!(i.flood_peers.len(), TOP_NEW_PEERS);
     assert_eq!(i.flood_peers[0].0.to_string(), "10.9.1.250", "the peer that sent the most first");
     assert!(a.data_flood(t0 + Duration::from_secs(61)).is_some());
-    assert!(a.data_flood(t0 + Duration::from_secs(64)).is_none(), "stale");
+    assert!(a.data_flood(t0 + Duration::from_secs(60) + STALE + TICK).is_none(), "stale");
 }
 
 #[test]
