@@ -39,6 +39,9 @@ pub enum Error {
     /// A wrong combination of flags.
     #[error("{0}")]
     Usage(String),
+    /// Netlink `sock_diag` failed or was refused (the socket census then reads `/proc/net/tcp`).
+    #[error("netlink sock_diag: {0}")]
+    SockDiag(std::io::Error),
     /// A setting that passed the config reader cannot be used as it is (a URL scheme, a
     /// listen address nobody may bind).
     #[error("config key `{key}`: {why}")]

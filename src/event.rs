@@ -36,6 +36,7 @@ impl Event {
             EventBody::AgentStop {} => "agent_stop",
             EventBody::MitigationApply(_) => "mitigation_apply",
             EventBody::MitigationRemove(_) => "mitigation_remove",
+            EventBody::TrafficSurge(_) => "traffic_surge",
         }
     }
 
@@ -67,6 +68,25 @@ pub enum EventBody {
     AgentStop {},
     MitigationApply(MitigationEvent),
     MitigationRemove(MitigationEvent),
+    TrafficSurge(TrafficSurge),
+}
+
+/// `traffic_surge` (§5.8): traffic of the host's own connections far over its normal (a backup,
+/// a speed test). Informational: no incident, no alert, no rule; written to the event log only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSurge {
+    pub interface: String,
+    /// Everything received (offered load).
+    pub pps: f64,
+    pub bps: f64,
+    /// The part attributed to the host's established connections.
+    pub attributed_pps: f64,
+    pub attributed_bps: f64,
+    /// The thresholds the attributed traffic would have crossed.
+    pub threshold_pps: f64,
+    pub threshold_bps: f64,
+    /// The connections carrying the most: `ip`, `port`, `local_port`, `pps`, `bps`.
+    pub attributed_connections: Vec<Value>,
 }
 
 /// `mitigation_apply` / `mitigation_remove` (§10): the rules of one incident put in force (or

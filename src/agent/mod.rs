@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Settings;
+use crate::detect::attribution::{Attributor, Conn, Judged, Surge};
 use crate::detect::baseline::{Baseline, Snapshot};
 use crate::detect::classify as mix;
 use crate::detect::detector::{Change, Direction, Incident, ResolveReason};
@@ -42,6 +43,12 @@ pub struct Agent {
     incidents_total: u64,
     /// The state file's clock and history (§6.6), see `snapshot.rs`.
     status: snapshot::StatusClock,
+    /// Traffic the host asked for (§5.8): the socket census's attribution, and its surges.
+    attribution: Attributor,
+    surge: Surge,
+    last_judged: Option<Judged>,
+    /// The time of the tick running (or last run).
+    now: Instant,
 }
 
 impl Agent {
@@ -77,7 +84,27 @@ impl Agent {
             class_prev: None,
             incidents_total: 0,
             status: snapshot::StatusClock::new(now, wall),
+            attribution: Attributor::new(),
+            surge: Surge::default(),
+            last_judged: None,
+            now,
         }
+    }
+
+    /// A socket census (§5.7, §5.8): its established connections with their `tcp_info`
+    /// counters. Called on the sampling thread when the census thread has handed over a new one.
+    pub fn observe_connections(&mut self, taken_at: Instant, truncated: bool, conns: impl IntoIterator<Item = Conn>) {
+        self.attribution.observe(taken_at, truncated, conns);
+    }
+
+    /// A census from the census thread (`input::sockets`), taken once per `taken_at`.
+    pub fn observe_census(&mut self, census: &crate::input::sockets::Census) {
+        self.attribution.observe(census.taken_at, census.truncated, crate::detect::attribution::conns(census));
+    }
+
+    /// The last inbound verdict: what was attributed and what was judged.
+    pub fn last_judged(&self) -> Option<&Judged> {
+        self.last_judged.as_ref()
     }
 
     /// Mark every incident event as a test (`--test`).
@@ -149,16 +176,31 @@ impl Agent {
 
     /// The tick after sampling; `--test` feeds synthetic rates here.
     pub fn tick_with(&mut self, now: Instant, wall: SystemTime, rates: Option<Rates>) -> Vec<Outgoing> {
+        self.now = now;
         let classes = self.class_rates(now);
         let inbound = rates.map(|r| crate::input::counters::Sample { classes, ..r.inbound() });
+        // §5.8: the detector judges (and the baseline learns) what no connection asked for.
+        let thr = self.inbound.thresholds();
+        let judged = rates.as_ref().zip(inbound.as_ref()).map(|(r, s)| self.attribution.judge(now, s, r, &thr));
+        self.last_judged = judged;
+        let surge = judged.is_some_and(|j| self.surge.step(now, j.attributed_pps, j.attributed_bps, &thr));
         let cfg = &self.settings.detect;
-        let rx = self.inbound.step(now, wall, inbound.as_ref(), cfg);
+        let rx = self.inbound.step_judged(
+            now,
+            wall,
+            judged.as_ref().map(|j| &j.sample),
+            cfg,
+            judged.is_none_or(|j| j.learnable()),
+        );
         let tx = self.outbound.step(now, wall, rates.map(|r| r.outbound()).as_ref(), cfg);
         if let Some(r) = &rates {
             self.accumulate(r);
             self.last_rates = Some(*r);
         }
         let mut out = Vec::new();
+        if let (true, Some(j), Some(r)) = (surge, judged, rates) {
+            out.push(self.surge_event(&j, &r, wall));
+        }
         for (dir, change) in [(Direction::Inbound, rx), (Direction::Outbound, tx)] {
             match change {
                 Some(Change::Opened) => out.push(self.opened(dir, wall)),
@@ -210,7 +252,59 @@ impl Agent {
             Direction::Inbound => self.insight.as_mut().and_then(|i| i.classify()),
             Direction::Outbound => None,
         };
-        from_packets.unwrap_or_else(|| mix::classify(&inc.proto))
+        let mut class = from_packets.unwrap_or_else(|| mix::classify(&inc.proto));
+        if inc.direction == Direction::Inbound {
+            self.attribution_evidence(&mut class, self.now);
+        }
+        class
+    }
+
+    /// §5.8 in the incident's evidence: what was attributed (and so not judged), the connections
+    /// carrying it (never blocked), and a real-connection flood's new peers.
+    fn attribution_evidence(&self, class: &mut crate::event::Classification, now: Instant) {
+        use serde_json::json;
+        let Some(j) = self.last_judged else { return };
+        let e = &mut class.evidence;
+        e.insert("attributed_pps".into(), json!(round1(j.attributed_pps)));
+        e.insert("attributed_bps".into(), json!(j.attributed_bps.round()));
+        let last = self.attribution.last();
+        if j.attributed_pps > 0.0 && !last.top.is_empty() {
+            e.insert("attributed_connections".into(), last.top.iter().map(|c| c.to_json()).collect());
+        }
+        if let Some(i) = self.attribution.data_flood(now) {
+            if matches!(class.attack_family.as_str(), "tcp_flood" | "unknown") {
+                class.attack_family = "tcp_data_flood".into();
+            }
+            e.insert("new_peers".into(), json!(i.new_peers));
+            e.insert("new_peers_limit".into(), json!(self.attribution.new_peers_limit().round()));
+            if !e.contains_key("top_src_ips") {
+                let total: u64 = i.flood_peers.iter().map(|p| p.1).sum::<u64>().max(1);
+                let top: Vec<serde_json::Value> = i
+                    .flood_peers
+                    .iter()
+                    .map(|(ip, b)| json!({"ip": ip.to_string(), "bytes": b, "pct": round1(100.0 * *b as f64 / total as f64)}))
+                    .collect();
+                e.insert("top_src_ips".into(), top.into());
+            }
+        }
+    }
+
+    /// `traffic_surge` (§5.8): attributed traffic far over its normal. Informational.
+    fn surge_event(&self, j: &Judged, r: &Rates, wall: SystemTime) -> Outgoing {
+        let thr = self.inbound.thresholds();
+        Outgoing::Event(Event::new(
+            wall,
+            EventBody::TrafficSurge(crate::event::TrafficSurge {
+                interface: self.interface(),
+                pps: round1(r.inbound().pps),
+                bps: r.bits_per_s.round(),
+                attributed_pps: round1(j.attributed_pps),
+                attributed_bps: j.attributed_bps.round(),
+                threshold_pps: round1(thr.pps),
+                threshold_bps: round1(thr.bits_per_s),
+                attributed_connections: self.attribution.last().top.iter().map(|c| c.to_json()).collect(),
+            }),
+        ))
     }
 
     fn opened(&mut self, dir: Direction, wall: SystemTime) -> Outgoing {
@@ -354,3 +448,6 @@ mod tests;
 
 #[cfg(test)]
 mod scenarios;
+
+#[cfg(test)]
+mod attribution_scenarios;

@@ -75,6 +75,8 @@ fn rates(t: &Traffic) -> Rates {
         tx_bits_per_s: t.tx_pps * t.tx_bytes_per_packet * 8.0,
         proto: Some(ProtoCounters { tcp: rx - udp, udp, icmp: 0 }),
         proto_tx: Some(ProtoCounters { tcp: (t.tx_pps * secs).round() as u64, udp: 0, icmp: 0 }),
+        tcp_unsolicited: None,
+        kernel: Default::default(),
         interval: TICK,
     }
 }

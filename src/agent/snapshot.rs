@@ -12,7 +12,8 @@ use super::Agent;
 use crate::event::rfc3339_ms;
 use crate::report::Outgoing;
 use crate::status::snapshot::{
-    BaselineNow, HistoryPoint, IncidentNow, ProtoMix, RatesNow, StatusSnapshot, ThresholdsNow, HISTORY_LEN,
+    AttributionNow, BaselineNow, HistoryPoint, IncidentNow, ProtoMix, RatesNow, StatusSnapshot, ThresholdsNow,
+    HISTORY_LEN,
 };
 
 /// How often the state file is refreshed.
@@ -109,6 +110,7 @@ impl Agent {
             interface: self.interface(),
             sample_interval_ms: self.settings.detect.sample_interval.as_millis() as u64,
             rates,
+            attribution: self.attribution_now(now),
             thresholds: ThresholdsNow {
                 pps: thr.pps,
                 bps: thr.bits_per_s,
@@ -122,6 +124,26 @@ impl Agent {
             capture_dropped_packets: self.insight.as_ref().map(|i| i.dropped_packets()).unwrap_or(0),
             history: self.status.history.iter().copied().collect(),
             ..StatusSnapshot::default()
+        }
+    }
+
+    fn attribution_now(&self, now: Instant) -> AttributionNow {
+        let Some(j) = self.last_judged else { return AttributionNow::default() };
+        let last = self.attribution.last();
+        let flood = self.attribution.data_flood(now);
+        AttributionNow {
+            attributed_pps: j.attributed_pps,
+            attributed_bps: j.attributed_bps,
+            judged_pps: j.sample.pps,
+            judged_bps: j.sample.bits_per_s,
+            held: j.held,
+            top_connections: if j.attributed_pps > 0.0 {
+                last.top.iter().map(|c| c.to_json()).collect()
+            } else {
+                vec![]
+            },
+            data_flood: flood.is_some(),
+            new_peers: flood.map(|i| i.new_peers).unwrap_or(0),
         }
     }
 

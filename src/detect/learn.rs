@@ -99,10 +99,25 @@ impl Watch {
         sample: Option<&Sample>,
         cfg: &DetectConfig,
     ) -> Option<Change> {
+        self.step_judged(now, wall, sample, cfg, true)
+    }
+
+    /// One sample; `learnable` false keeps a normal sample out of the baseline without
+    /// discarding the held ones (its verdict waits for evidence, §5.8).
+    pub fn step_judged(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        sample: Option<&Sample>,
+        cfg: &DetectConfig,
+        learnable: bool,
+    ) -> Option<Change> {
         self.thresholds = self.baseline.thresholds(wall, cfg);
         let step = self.detector.step(now, wall, sample, &self.thresholds);
         if let Some(s) = sample {
-            if step.learn {
+            if step.learn && !learnable {
+                // Neither learned nor a reason to forget what is held.
+            } else if step.learn {
                 self.settle.push(now, wall, s);
             } else {
                 self.settle.discard();

@@ -4,6 +4,7 @@
 //! baseline + detector + the settle horizon between them (§5.4, §5.5). [`classify`]: coarse
 //! classification from protocol counters (limited mode).
 
+pub mod attribution;
 pub mod baseline;
 pub mod classify;
 pub mod detector;

@@ -96,7 +96,8 @@ fn event_entries(e: &Event, key: impl Fn() -> String) -> Vec<Entry> {
             });
             vec![(Kind::Update, Some(m.incident_id.clone()), key(), b)]
         }
-        EventBody::AgentStart { .. } | EventBody::AgentStop {} => vec![],
+        // A surge of the host's own traffic is not an incident: nothing for the service.
+        EventBody::AgentStart { .. } | EventBody::AgentStop {} | EventBody::TrafficSurge(_) => vec![],
     }
 }
 

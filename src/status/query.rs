@@ -149,7 +149,7 @@ pub fn render_text(s: &StatusSnapshot, now: SystemTime) -> String {
 /// Who runs, where, and the rates against the thresholds.
 fn rate_lines(s: &StatusSnapshot) -> Vec<String> {
     let (r, t) = (&s.rates, &s.thresholds);
-    vec![
+    let mut lines = vec![
         format!("ftagent {} running (pid {}) since {}", s.version, s.pid, s.started_at),
         format!("mode        {}{}", s.mode, s.capture_reason.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()),
         format!("interface   {}", s.interface),
@@ -163,7 +163,25 @@ fn rate_lines(s: &StatusSnapshot) -> Vec<String> {
             bits(t.bps)
         ),
         format!("tx          {:.0} pps · {}", r.tx_pps, bits(r.tx_bps)),
-    ]
+    ];
+    let a = &s.attribution;
+    if a.attributed_pps > 0.0 || a.held || a.data_flood {
+        let top = a
+            .top_connections
+            .first()
+            .map(|c| format!(", top {}:{}", c["ip"].as_str().unwrap_or("?"), c["port"].as_u64().unwrap_or(0)));
+        lines.push(format!(
+            "attributed  {:.0} pps · {} to the host's connections{}; judged {:.0} pps · {}{}{}",
+            a.attributed_pps,
+            bits(a.attributed_bps),
+            top.unwrap_or_default(),
+            a.judged_pps,
+            bits(a.judged_bps),
+            if a.held { " (waiting for the socket census)" } else { "" },
+            if a.data_flood { format!(" · {} new peers pushing data: a flood", a.new_peers) } else { String::new() },
+        ));
+    }
+    lines
 }
 
 /// Baseline, incident, mitigations, spool, API.

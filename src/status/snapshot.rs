@@ -26,6 +26,8 @@ pub struct StatusSnapshot {
     pub interface: String,
     pub sample_interval_ms: u64,
     pub rates: RatesNow,
+    /// Traffic the host asked for (§5.8), taken out of what is judged.
+    pub attribution: AttributionNow,
     pub thresholds: ThresholdsNow,
     pub baseline: BaselineNow,
     pub incident: Option<IncidentNow>,
@@ -50,6 +52,25 @@ pub struct RatesNow {
     pub rx_bps: f64,
     pub tx_pps: f64,
     pub tx_bps: f64,
+}
+
+/// What the last sample attributed to the host's own connections (§5.8).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttributionNow {
+    pub attributed_pps: f64,
+    /// Bits per second.
+    pub attributed_bps: f64,
+    /// What the detector judged: received minus attributed (never under the unsolicited part).
+    pub judged_pps: f64,
+    pub judged_bps: f64,
+    /// TCP over the threshold waiting for the socket census.
+    pub held: bool,
+    /// `ip`, `port`, `local_port`, `pps`, `bps` of the connections carrying the most.
+    pub top_connections: Vec<Value>,
+    /// Many new peers pushing data: not attributed (`tcp_data_flood`).
+    pub data_flood: bool,
+    pub new_peers: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod nginx;
 
 #[path = "../../src/report/api/testserver.rs"]
 mod apiserver;
+mod attribution;
 #[cfg(feature = "capture-scapy")]
 mod capture;
 #[cfg(feature = "capture-scapy")]
@@ -37,6 +38,7 @@ mod reporting_netns;
 mod selftest_sinks;
 mod service;
 mod setup;
+mod sockets;
 mod statefiles;
 mod status;
 mod surfaces;

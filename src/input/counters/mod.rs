@@ -4,6 +4,7 @@
 //! a vanished interface or a counter reset is one log line and a gap, not a spike or a flood of
 //! log lines. Gaps are told apart by their typed [`rate::Gap`], never by the text logged.
 
+pub mod kernel;
 pub mod netdev;
 pub mod rate;
 pub mod snmp;
@@ -15,7 +16,7 @@ use log::{info, warn};
 
 pub use netdev::{IfaceCounters, NetDev};
 pub use rate::{Rates, Reading, Sample};
-pub use snmp::{HostProto, ProtoCounters};
+pub use snmp::{HostProto, ProtoCounters, TcpUnsolicited};
 pub use source::{choose_interface, CounterSource, ProcSource};
 
 /// Turns a [`CounterSource`] into a stream of rates for the monitored interface.
@@ -27,6 +28,8 @@ pub struct Sampler {
     last_table: NetDev,
     problem: Option<String>,
     malformed_logged: bool,
+    /// Kernel tables (§5.7) whose problem was logged: one line per table.
+    kernel_logged: Vec<&'static str>,
     /// Ticks that gave no sample.
     pub gaps: u64,
 }
@@ -41,6 +44,7 @@ impl Sampler {
             last_table: NetDev::default(),
             problem: None,
             malformed_logged: false,
+            kernel_logged: Vec::new(),
             gaps: 0,
         }
     }
@@ -99,7 +103,9 @@ impl Sampler {
             return self.gap(format!("interface {name} is not in {}", self.source.describe()));
         };
         self.last_table = table;
-        let reading = Reading { at: now, iface: counters, proto: self.source.proto() };
+        let proto = self.source.proto();
+        let kernel = self.read_kernel();
+        let reading = Reading { at: now, iface: counters, proto, kernel };
         let prev = self.prev.replace(reading);
         let cur = self.prev.as_ref().expect("just set");
         match prev.map(|p| rate::rates(&p, cur)) {
@@ -116,6 +122,18 @@ impl Sampler {
             ),
             Some(Err(rate::Gap::NoTimeElapsed)) => None,
         }
+    }
+
+    /// The §5.7 tables; a table that cannot be read is a gap in its own rates only, logged once.
+    fn read_kernel(&mut self) -> kernel::KernelReading {
+        let read = self.source.kernel();
+        for (table, why) in read.problems {
+            if !self.kernel_logged.contains(&table) {
+                self.kernel_logged.push(table);
+                warn!("{table}: {why}; its counters are left out until it reads again");
+            }
+        }
+        read.reading
     }
 
     fn gap(&mut self, why: String) -> Option<Rates> {

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::kernel::{self, KernelRates, KernelReading};
 use super::netdev::IfaceCounters;
-use super::snmp::{HostProto, ProtoCounters};
+use super::snmp::{HostProto, ProtoCounters, TcpUnsolicited};
 
 /// One read of the monitored interface, stamped with the monotonic clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,8 @@ pub struct Reading {
     pub at: Instant,
     pub iface: IfaceCounters,
     pub proto: Option<HostProto>,
+    /// TcpExt, softnet and UDP error counters (§5.7); empty where unreadable.
+    pub kernel: KernelReading,
 }
 
 /// Receive (and transmit) rates over one interval. BPS means bits per second.
@@ -28,6 +31,11 @@ pub struct Rates {
     pub proto: Option<ProtoCounters>,
     /// Per-protocol packets sent during the interval (host-wide), when readable.
     pub proto_tx: Option<ProtoCounters>,
+    /// TCP resets sent and bad segments during the interval (host-wide), when readable: TCP that
+    /// no connection asked for (§5.8).
+    pub tcp_unsolicited: Option<TcpUnsolicited>,
+    /// SYN cookies, listen drops, softnet drops, UDP receive errors per second (§5.7).
+    pub kernel: KernelRates,
     pub interval: Duration,
 }
 
@@ -46,12 +54,19 @@ pub struct Sample {
 }
 
 impl Rates {
+    /// Packets dropped on receive: the interface's drops, plus the kernel's per-CPU backlog
+    /// drops (`softnet_stat`, host-wide), which no interface counter sees (§5.5, §5.7).
+    pub fn rx_dropped_pps(&self) -> f64 {
+        self.dropped_pps + self.kernel.softnet_dropped_pps.unwrap_or(0.0)
+    }
+
     /// The inbound (RX) view: offered load = received + dropped.
     pub fn inbound(&self) -> Sample {
+        let dropped = self.rx_dropped_pps();
         Sample {
-            pps: self.pps + self.dropped_pps,
+            pps: self.pps + dropped,
             bits_per_s: self.bits_per_s,
-            dropped_pps: self.dropped_pps,
+            dropped_pps: dropped,
             proto: self.proto,
             classes: None,
         }
@@ -91,9 +106,9 @@ pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
     let tx_bytes = d(cur.iface.tx_bytes, prev.iface.tx_bytes)?;
     let secs = interval.as_secs_f64();
     // A protocol counter reset only costs the mix, not the sample.
-    let (proto, proto_tx) = match (&cur.proto, &prev.proto) {
-        (Some(c), Some(p)) => (c.rx.delta(&p.rx), c.tx.delta(&p.tx)),
-        _ => (None, None),
+    let (proto, proto_tx, tcp_unsolicited) = match (&cur.proto, &prev.proto) {
+        (Some(c), Some(p)) => (c.rx.delta(&p.rx), c.tx.delta(&p.tx), c.tcp_unsolicited.delta(&p.tcp_unsolicited)),
+        _ => (None, None, None),
     };
     Ok(Rates {
         pps: rx_packets as f64 / secs,
@@ -103,6 +118,8 @@ pub fn rates(prev: &Reading, cur: &Reading) -> Result<Rates, Gap> {
         tx_bits_per_s: tx_bytes as f64 * 8.0 / secs,
         proto,
         proto_tx,
+        tcp_unsolicited,
+        kernel: kernel::rates(&prev.kernel, &cur.kernel, interval),
         interval,
     })
 }
@@ -123,6 +140,7 @@ mod tests {
                 tx_packets: 0,
             },
             proto: None,
+            kernel: KernelReading::default(),
         }
     }
 

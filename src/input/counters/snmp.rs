@@ -33,6 +33,29 @@ impl ProtoCounters {
     }
 }
 
+/// TCP segments the host did not ask for (§5.8): `OutRsts` (a reset sent, mostly in answer to a
+/// segment that belongs to no connection: an ACK flood, a scan) and `InErrs` (segments dropped as
+/// bad). Both count whatever the packet rate; neither can be attributed to a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpUnsolicited {
+    pub out_rsts: u64,
+    pub in_errs: u64,
+}
+
+impl TcpUnsolicited {
+    /// Deltas, or None when a counter went backwards.
+    pub fn delta(&self, earlier: &TcpUnsolicited) -> Option<TcpUnsolicited> {
+        Some(TcpUnsolicited {
+            out_rsts: self.out_rsts.checked_sub(earlier.out_rsts)?,
+            in_errs: self.in_errs.checked_sub(earlier.in_errs)?,
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.out_rsts.saturating_add(self.in_errs)
+    }
+}
+
 /// Both directions of the host's protocol counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostProto {
@@ -40,12 +63,16 @@ pub struct HostProto {
     pub rx: ProtoCounters,
     /// Sent: TCP `OutSegs`, UDP `OutDatagrams`, ICMP `OutMsgs`.
     pub tx: ProtoCounters,
+    /// TCP `OutRsts` and `InErrs` (IPv4 and IPv6 together: `Tcp` in `net/snmp` counts both).
+    pub tcp_unsolicited: TcpUnsolicited,
 }
 
 impl HostProto {
     pub fn add(&mut self, other: &HostProto) {
         self.rx.add(&other.rx);
         self.tx.add(&other.tx);
+        self.tcp_unsolicited.out_rsts = self.tcp_unsolicited.out_rsts.saturating_add(other.tcp_unsolicited.out_rsts);
+        self.tcp_unsolicited.in_errs = self.tcp_unsolicited.in_errs.saturating_add(other.tcp_unsolicited.in_errs);
     }
 }
 
@@ -73,6 +100,8 @@ pub fn parse_snmp(text: &str) -> Option<HostProto> {
                 ("Tcp", "OutSegs") => &mut out.tx.tcp,
                 ("Udp", "OutDatagrams") => &mut out.tx.udp,
                 ("Icmp", "OutMsgs") => &mut out.tx.icmp,
+                ("Tcp", "OutRsts") => &mut out.tcp_unsolicited.out_rsts,
+                ("Tcp", "InErrs") => &mut out.tcp_unsolicited.in_errs,
                 _ => continue,
             };
             *slot = slot.saturating_add(v);
@@ -151,6 +180,16 @@ UdpLite6InDatagrams             \t0
         let c = parse_snmp(SNMP).unwrap();
         assert_eq!(c.rx, ProtoCounters { tcp: 2_012_393, udp: 90_712 + 1397 + 5, icmp: 391 });
         assert_eq!(c.tx, ProtoCounters { tcp: 1_905_711, udp: 92_514, icmp: 1409 });
+        assert_eq!(c.tcp_unsolicited, TcpUnsolicited { out_rsts: 6390, in_errs: 0 });
+    }
+
+    #[test]
+    fn unsolicited_tcp_deltas_refuse_a_reset() {
+        let a = TcpUnsolicited { out_rsts: 10, in_errs: 3 };
+        let b = TcpUnsolicited { out_rsts: 25, in_errs: 4 };
+        assert_eq!(b.delta(&a), Some(TcpUnsolicited { out_rsts: 15, in_errs: 1 }));
+        assert_eq!(a.delta(&b), None);
+        assert_eq!(b.total(), 29);
     }
 
     #[test]

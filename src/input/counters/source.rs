@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::kernel::{self, KernelRead};
 use super::netdev::{self, NetDev};
 use super::snmp::{self, HostProto};
 
@@ -17,6 +18,11 @@ pub trait CounterSource: Send {
     fn default_route_iface(&mut self) -> Option<String>;
     /// Human description for log lines.
     fn describe(&self) -> String;
+    /// The §5.7 tables (TcpExt, softnet, UDP errors), read after [`CounterSource::proto`]; a
+    /// source without them gives an empty reading.
+    fn kernel(&mut self) -> KernelRead {
+        KernelRead::default()
+    }
 }
 
 /// Reads `<root>/net/dev`, `<root>/net/snmp`, `<root>/net/snmp6`, `<root>/net/route`.
@@ -24,11 +30,20 @@ pub trait CounterSource: Send {
 pub struct ProcSource {
     root: PathBuf,
     buf: String,
+    /// `net/snmp` of this tick, kept for the UDP errors: both buffers live as long as the
+    /// source, so a tick allocates nothing once they have grown to the tables' size.
+    snmp: String,
+    udp: Result<kernel::UdpErrors, String>,
 }
 
 impl ProcSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ProcSource { root: root.into(), buf: String::with_capacity(4096) }
+        ProcSource {
+            root: root.into(),
+            buf: String::with_capacity(4096),
+            snmp: String::with_capacity(2048),
+            udp: Err("not read yet".into()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -49,11 +64,46 @@ impl CounterSource for ProcSource {
     }
 
     fn proto(&mut self) -> Option<HostProto> {
-        let mut c = snmp::parse_snmp(self.read("net/snmp").ok()?)?;
-        if let Ok(text) = self.read("net/snmp6") {
-            c.add(&snmp::parse_snmp6(text));
+        self.udp = Err("unreadable".into());
+        let mut snmp = std::mem::take(&mut self.snmp);
+        snmp.clear();
+        let read = read_into(&self.root.join("net/snmp"), &mut snmp);
+        let parsed = read.ok().and_then(|()| snmp::parse_snmp(&snmp));
+        let out = parsed.map(|mut c| {
+            let six = self.read("net/snmp6").is_ok();
+            if six {
+                c.add(&snmp::parse_snmp6(&self.buf));
+            }
+            self.udp = kernel::parse_udp_errors(&snmp, six.then_some(self.buf.as_str())).map_err(|e| e.0);
+            c
+        });
+        self.snmp = snmp;
+        out
+    }
+
+    fn kernel(&mut self) -> KernelRead {
+        let mut out = KernelRead::default();
+        match self
+            .read("net/netstat")
+            .map_err(|e| e.to_string())
+            .and_then(|t| kernel::parse_netstat(t).map_err(|e| e.0))
+        {
+            Ok(t) => out.reading.tcp_ext = Some(t),
+            Err(why) => out.problems.push(("net/netstat", why)),
         }
-        Some(c)
+        match self
+            .read("net/softnet_stat")
+            .map_err(|e| e.to_string())
+            .and_then(|t| kernel::parse_softnet(t).map_err(|e| e.0))
+        {
+            Ok(s) => out.reading.softnet = Some(s),
+            Err(why) => out.problems.push(("net/softnet_stat", why)),
+        }
+        match &self.udp {
+            Ok(u) => out.reading.udp = Some(*u),
+            Err(why) => out.problems.push(("net/snmp (Udp errors)", why.clone())),
+        }
+        out
     }
 
     fn default_route_iface(&mut self) -> Option<String> {
@@ -63,6 +113,11 @@ impl CounterSource for ProcSource {
     fn describe(&self) -> String {
         self.root.join("net/dev").display().to_string()
     }
+}
+
+fn read_into(path: &Path, buf: &mut String) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open(path)?.read_to_string(buf).map(|_| ())
 }
 
 /// Interface name prefixes that are never picked by `auto`: loopback, bridges, containers, tunnels.

@@ -99,3 +99,54 @@ fn auto_re_evaluates_when_the_interface_disappears() {
     s.sample(t0);
     assert_eq!(s.interface(), Some("eth1"));
 }
+
+/// The §5.7 tables from a fake tree of verbatim 6.18 text: SYN cookies, softnet drops and UDP
+/// errors become rates; softnet drops join the offered load; a table that turns malformed is a
+/// gap in its own rates only, and the sample goes on.
+#[test]
+fn kernel_tables_give_rates_and_a_malformed_one_is_a_gap() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_dev(root, &[("eth0", 0, 0)]);
+    let copy = |from: &str, to: &str| fs::copy(data.join(from), root.join(to)).unwrap();
+    copy("proc-6.18/net/netstat", "net/netstat");
+    copy("proc-6.18/net/softnet_stat", "net/softnet_stat");
+    copy("proc-6.18/net/snmp", "net/snmp");
+    copy("proc-6.18/net/snmp6", "net/snmp6");
+    let t0 = Instant::now();
+    let mut s = sampler(root, "eth0");
+    s.sample(t0);
+    write_dev(root, &[("eth0", 100, 10)]);
+    copy("proc-6.18-syncookies/net/netstat", "net/netstat");
+    fs::write(root.join("net/softnet_stat"), "0000002b 00000064 00000002\n00002017 00000000 00000000\n").unwrap();
+    let snmp = fs::read_to_string(data.join("proc-6.18/net/snmp")).unwrap();
+    let udp_values = snmp.lines().find(|l| l.starts_with("Udp: ") && !l.contains("InDatagrams")).unwrap();
+    // Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors ...: 40 errors, all buffer.
+    let mut v: Vec<u64> = udp_values.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
+    v[2] += 40;
+    v[4] += 40;
+    let new_values = format!("Udp: {}", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
+    fs::write(root.join("net/snmp"), snmp.replace(udp_values, &new_values)).unwrap();
+    let r = s.sample(t0 + Duration::from_secs(1)).unwrap();
+    assert_eq!(r.kernel.syncookies_sent_pps, Some(1643.0));
+    assert_eq!(r.kernel.syn_pressure_pps(), Some(1643.0));
+    assert_eq!(r.kernel.softnet_dropped_pps, Some(100.0));
+    assert_eq!(r.kernel.time_squeeze_per_s, Some(2.0));
+    assert_eq!((r.kernel.udp_rcvbuf_errors_pps, r.kernel.udp_in_errors_pps), (Some(40.0), Some(40.0)));
+    assert_eq!(r.inbound().dropped_pps, 100.0, "softnet drops are dropped load");
+    assert_eq!(r.inbound().pps, 110.0, "and offered load");
+    // netstat cut mid-line, softnet garbage: gaps for those two; the sample and UDP go on.
+    let cut = fs::read_to_string(root.join("net/netstat")).unwrap();
+    fs::write(root.join("net/netstat"), &cut[..cut.find('\n').unwrap() + 30]).unwrap();
+    fs::write(root.join("net/softnet_stat"), "not hex at all\n").unwrap();
+    write_dev(root, &[("eth0", 200, 20)]);
+    let r = s.sample(t0 + Duration::from_secs(2)).unwrap();
+    assert_eq!(r.pps, 10.0);
+    assert_eq!((r.kernel.syncookies_sent_pps, r.kernel.softnet_dropped_pps), (None, None));
+    assert_eq!(r.kernel.udp_in_errors_pps, Some(0.0));
+    assert_eq!(s.kernel_logged, vec!["net/netstat", "net/softnet_stat"], "one log line each");
+    write_dev(root, &[("eth0", 300, 30)]);
+    s.sample(t0 + Duration::from_secs(3)).unwrap();
+    assert_eq!(s.kernel_logged.len(), 2, "not logged again");
+}

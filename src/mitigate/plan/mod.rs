@@ -118,6 +118,9 @@ struct Evidence {
     source_count: u64,
     targets: Vec<(IpAddr, f64)>,
     dst_ports: Vec<(u16, f64)>,
+    /// Peers whose established connections carry traffic the host asked for (§5.8): never
+    /// blocked, whatever share of the packets they sent.
+    attributed: Vec<IpAddr>,
 }
 
 impl Evidence {
@@ -155,11 +158,16 @@ impl Evidence {
                 .into_iter()
                 .filter_map(|(v, s)| Some((u16::try_from(v.as_u64()?).ok()?, s)))
                 .collect(),
+            attributed: e
+                .get("attributed_connections")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x["ip"].as_str()?.parse().ok()).collect())
+                .unwrap_or_default(),
         }
     }
 
     fn few_sources(&self) -> bool {
-        let covered: f64 = self.sources.iter().map(|(_, s)| s).sum();
+        let covered: f64 = self.sources.iter().filter(|(ip, _)| !self.attributed.contains(ip)).map(|(_, s)| s).sum();
         self.total >= 1.0
             && self.source_count <= FEW_SOURCES
             && !self.sources.is_empty()
@@ -297,6 +305,8 @@ fn rules_for(
             for (ip, s) in ev.sources.iter().filter(|(_, s)| *s >= SOURCE_SHARE).take(FEW_SOURCES as usize) {
                 if let Some(why) = ctx.protected.is_protected(*ip) {
                     refused.push(Refusal { source: *ip, reason: why.text() });
+                } else if ev.attributed.contains(ip) {
+                    refused.push(Refusal { source: *ip, reason: ATTRIBUTED.into() });
                 } else if let Some(why) = unreal(*ip, ev, ctx, amp_port) {
                     refused.push(Refusal { source: *ip, reason: why });
                 } else {
@@ -328,6 +338,9 @@ fn rules_for(
 
 /// Why `ip` is probably not a real source (None: it is): no completed handshake, TTLs not
 /// measured or inconsistent, and not an amplifier answering from its service port.
+/// Why a source carrying traffic the host asked for is not blocked (§5.8, §10.1).
+pub const ATTRIBUTED: &str = "protected: peer of a connection carrying traffic the host asked for";
+
 fn unreal(ip: IpAddr, ev: &Evidence, ctx: &Context<'_>, amp_port: Option<u16>) -> Option<String> {
     if ctx.handshakes.contains(&ip) || amp_port.is_some() {
         return None;

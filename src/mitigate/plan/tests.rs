@@ -284,3 +284,22 @@ fn a_flood_whose_sources_cannot_be_blocked_gets_its_rate_limit() {
     );
     assert_eq!(out.refused.len(), 2, "{out:?}");
 }
+
+#[test]
+fn a_peer_carrying_traffic_the_host_asked_for_is_never_blocked() {
+    // A download from 198.51.100.5 (its data packets) beside a few packets of another source:
+    // the capture alone would say "few sources" and block the download's server (§5.8).
+    let server = [198, 51, 100, 5];
+    let other = [198, 51, 100, 6];
+    let frames = (0..2000u32).map(|i| {
+        let src = if i % 10 == 0 { other } else { server };
+        eth4(src, VICTIM, 6, &tcp(5201, 40000, f::ACK | f::PSH, &[0; 1000]))
+    });
+    let mut c = engine(frames);
+    let before = rules(&c, &MitigationConfig::default(), &[]);
+    assert!(before.contains(&Rule::BlockSource { source: ip("198.51.100.5") }), "without attribution: {before:?}");
+    c.evidence
+        .insert("attributed_connections".into(), json!([{"ip": "198.51.100.5", "port": 5201, "local_port": 40000}]));
+    let after = rules(&c, &MitigationConfig::default(), &[]);
+    assert!(!after.contains(&Rule::BlockSource { source: ip("198.51.100.5") }), "{after:?}");
+}
