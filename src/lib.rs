@@ -53,6 +53,7 @@ pub mod error;
 pub mod event;
 pub mod fsutil;
 pub mod generate;
+pub mod input;
 pub mod insight;
 pub mod join;
 pub mod learn;
