@@ -46,6 +46,13 @@ fn with_flood(t: f64, pps: f64, bytes: f64) -> Traffic {
     }
 }
 
+/// Normal traffic plus a TCP ACK flood of `pps` packets of `bytes`: no per-protocol rate moves.
+fn with_ack_flood(t: f64, pps: f64, bytes: f64) -> Traffic {
+    let n = normal(t);
+    let total = n.pps + pps;
+    Traffic { udp_share: n.pps * n.udp_share / total, ..with_flood(t, pps, bytes) }
+}
+
 /// The records of one second `sec` of `t` towards `dst`, arriving at `arrived_ms`.
 pub(super) fn records(dst: IpAddr, t: &Traffic, sec: u64, out: &mut Vec<FlowRecord>) {
     let start_ms = T0_MS + sec * 1000;
@@ -131,8 +138,17 @@ pub(super) fn flows_config(max_hosts: usize) -> FlowsConfig {
 }
 
 /// Run `traffic` (records of second n) for `secs` seconds; a tick closes each second.
-pub(super) fn run_records(cfg: &FlowsConfig, secs: u64, mut traffic: impl FnMut(u64, &mut Vec<FlowRecord>)) -> Outcome {
-    let mut d = FlowDetector::new(&DetectConfig::default(), cfg, T0_MS);
+pub(super) fn run_records(cfg: &FlowsConfig, secs: u64, traffic: impl FnMut(u64, &mut Vec<FlowRecord>)) -> Outcome {
+    run_tuned(&DetectConfig::default(), cfg, secs, traffic)
+}
+
+fn run_tuned(
+    detect: &DetectConfig,
+    cfg: &FlowsConfig,
+    secs: u64,
+    mut traffic: impl FnMut(u64, &mut Vec<FlowRecord>),
+) -> Outcome {
+    let mut d = FlowDetector::new(detect, cfg, T0_MS);
     let mut events = Vec::new();
     let mut out: Vec<Event> = Vec::new();
     let mut recs = Vec::new();
@@ -211,11 +227,49 @@ fn heavy_then_moderate_right_after_the_resolve() {
 }
 
 #[test]
+fn ramp_samples_before_a_flood_are_not_learned_even_with_a_short_window() {
+    // A 12 s window, where one learned ramp second would be the p99. Each flood starts with a
+    // second at ~0.95x the threshold, then the flood; the second starts right after the first
+    // resolves.
+    let detect = DetectConfig { baseline_window: std::time::Duration::from_secs(12), ..DetectConfig::default() };
+    let ip: IpAddr = TARGET.parse().unwrap();
+    let cfg = flows_config(1000);
+    let go = |secs: u64, f: &dyn Fn(f64) -> Traffic| {
+        run_tuned(&detect, &cfg, secs, |n, out| records(ip, &f(n as f64), n, out))
+    };
+    // Over the floor: 4000 pps normal, so the threshold (~3x p99) is the learned one.
+    let base = |t: f64| Traffic { pps: 2.0 * normal(t).pps, ..normal(t) };
+    let thr = go(WARM as u64, &base).host[0] as f64;
+    let ramped = move |t: f64, x: f64, pps: f64| {
+        if x < 1.0 {
+            Traffic { pps: 0.95 * thr, ..base(t) }
+        } else {
+            with_flood(t, pps, 60.0)
+        }
+    };
+    let secs = WARM as u64 + 200;
+    let f = move |t: f64| match t - WARM {
+        x if (0.0..20.0).contains(&x) => ramped(t, x, 100_000.0),
+        x if (32.0..50.0).contains(&x) => ramped(t, x - 32.0, 30_000.0),
+        _ => base(t),
+    };
+    let out = go(secs, &f);
+    out.assert_caught(&[WARM + 1.0, WARM + 33.0], 1.0);
+    for open in out.opens() {
+        let at_open = open.body["threshold_pps"].as_f64().unwrap_or(f64::NAN);
+        assert!((at_open - thr).abs() <= 0.1 * thr, "threshold {at_open:.0} at {:.1} s, normal {thr:.0}", open.t);
+    }
+    let clean = go(secs, &base);
+    assert_close("pps", out.host[0], clean.host[0]);
+}
+
+#[test]
 fn flood_under_twice_in_the_cooldown_is_caught_and_not_learned() {
     let secs = (WARM + 500.0) as u64;
     let f = |t: f64| match t - WARM {
         x if (0.0..30.0).contains(&x) => with_flood(t, 100_000.0, 60.0),
-        x if (45.0..65.0).contains(&x) => with_flood(t, 8_000.0, 60.0),
+        // ~1.5x the pps threshold, TCP: only the cooldown's wave rule opens it.
+        x if (45.0..65.0).contains(&x) => with_ack_flood(t, 8_000.0, 60.0),
         x if (150.0..170.0).contains(&x) => with_flood(t, 10_000.0, 60.0),
         _ => normal(t),
     };
@@ -280,6 +334,24 @@ fn start_under_attack_opens_when_grace_ends_and_learns_nothing_of_it() {
     let first = out.opens().first().map(|e| e.t).unwrap_or_else(|| panic!("nothing opened: {:?}", out.summary()));
     assert!((90.0..=91.0).contains(&first), "the flood opens when the 90 s grace ends: {first}");
     assert_unpoisoned(&out, secs);
+}
+
+#[test]
+fn grace_learns_nothing_over_the_floors() {
+    // From 20 s to 85 s, 4000 more pps of TCP: ~6000 pps, over the 5000 floor but under the
+    // ~6600 threshold the first samples taught. The grace period must not learn it.
+    let f = |t: f64| {
+        let n = normal(t);
+        if (20.0..85.0).contains(&t) {
+            Traffic { pps: n.pps + 4000.0, udp_share: n.udp_share * n.pps / (n.pps + 4000.0), ..n }
+        } else {
+            n
+        }
+    };
+    let out = run(100, f);
+    assert!(out.events.is_empty(), "{:?}", out.summary());
+    let clean = run(100, normal);
+    assert_close("pps", out.host[0], clean.host[0]);
 }
 
 #[test]
