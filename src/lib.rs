@@ -32,6 +32,7 @@
 //!   [`generate`]: man page, completions, units for packaging. [`update`]: `--update`, daily check.
 //! - [`reopen`]: log files that follow logrotate (SIGHUP).
 //! - [`status`]: the state file, `--status` and `--top` (§6.6).
+//! - [`input`]: `input::flows`, the sFlow / NetFlow / IPFIX collector (§12).
 
 pub mod accesslog;
 pub mod account;

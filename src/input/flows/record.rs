@@ -77,6 +77,8 @@ pub struct FlowRecord {
 /// [`super::ChannelSink`] does that).
 pub trait FlowSink {
     fn record(&mut self, rec: &FlowRecord, arrived_ms: u64);
+    /// Called after the last record of each datagram (a batching sink sends its batch here).
+    fn flush(&mut self) {}
 }
 
 /// Collects records into a Vec (tests, benches, replay).
