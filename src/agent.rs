@@ -339,6 +339,7 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+pub mod flows;
 #[path = "agent_reports.rs"]
 mod reports;
 use reports::MetricsAcc;

@@ -73,6 +73,9 @@ pub struct Stats {
     pub prefix_evictions: u64,
     /// Suspects that found no free evidence slot.
     pub evidence_full: u64,
+    /// Windows in which one of this host's own addresses would have opened a host incident
+    /// (left to the local detector).
+    pub own_incidents: u64,
     pub hosts: usize,
     pub prefixes: usize,
 }
@@ -135,6 +138,8 @@ pub struct FlowDetector {
     top: Vec<Hit>,
     top_n: usize,
     test: bool,
+    /// This host's own addresses: watched by its local detector, so no host incident here.
+    own: std::collections::HashSet<u128>,
 }
 
 /// Addresses as u128 keys: IPv4 as IPv4-mapped IPv6.
@@ -211,6 +216,7 @@ impl FlowDetector {
             top: Vec::new(),
             top_n: 10,
             test: false,
+            own: Default::default(),
         }
     }
 
@@ -227,6 +233,12 @@ impl FlowDetector {
     /// The most-hit addresses of the last window, largest pps first.
     pub fn top(&self) -> &[Hit] {
         &self.top
+    }
+
+    /// This host's addresses: their floods are the local detector's incidents (one flood, one
+    /// incident). They are still counted, and their traffic still feeds their prefix's totals.
+    pub fn set_own(&mut self, ips: &[IpAddr]) {
+        self.own = ips.iter().map(|ip| key_of(*ip)).collect();
     }
 
     pub fn set_top_n(&mut self, n: usize) {

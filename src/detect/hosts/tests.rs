@@ -150,3 +150,22 @@ fn incident_carries_the_exporter_delay_and_resolves_on_stop() {
     assert_eq!((v["event"].as_str(), v["reason"].as_str()), (Some("incident_resolve"), Some("agent_stopped")));
     assert_eq!(d.open_incidents().count(), 0);
 }
+
+#[test]
+fn this_hosts_own_addresses_open_no_flow_incident() {
+    let mut d = FlowDetector::new(&DetectConfig::default(), &flows_config(100), T0);
+    let dst: IpAddr = "198.51.100.10".parse().unwrap();
+    d.set_own(&[dst]);
+    let mut out: Vec<Event> = Vec::new();
+    for s in 0..5 {
+        let mut recs = Vec::new();
+        records(dst, &scenarios::Traffic { pps: 60_000.0, ..normal(0.0) }, s, &mut recs);
+        for r in &recs {
+            d.record(r, T0 + s * 1000 + 1_300);
+        }
+        d.tick(T0 + s * 1000 + 2_000, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    assert!(d.stats().own_incidents >= 1);
+    assert_eq!(d.stats().hosts, 1, "still counted");
+}

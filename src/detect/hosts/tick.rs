@@ -107,6 +107,16 @@ impl FlowDetector {
         let thr_pps = (0..METRICS).filter(|&i| i != 1 && i != 2).map(|i| thr[i]).fold(f32::INFINITY, f32::min);
         e.trip[d] = [0.5 * thr_pps, 0.5 * thr[1]];
         let ctx = Scope { key: scope, direction: DIRS[d], group: self.group_name(e.group), test: self.test };
+        let own = matches!(scope, ScopeKey::Host(k) if self.own.contains(&k));
+        if own {
+            // One flood, one incident: the local detector's. Nothing opens here.
+            if let Verdict::Open(_) = v {
+                self.stats.own_incidents += 1;
+                w.open = false;
+                return Verdict::Over;
+            }
+            return v;
+        }
         match v {
             Verdict::Open(trigger) => {
                 let previous_id =
