@@ -147,26 +147,23 @@ fn pmacct_nfprobe_v9_and_ipfix_decode() {
 #[test]
 fn sflow_from_pmacct_sfprobe_samples_and_scales() {
     let (recs, sums) = decode_all("pmacctd-sfprobe-snmp-s100");
+    for w in sums.windows(2) {
+        assert_eq!(w[0].sequence.unwrap().2, w[1].sequence.unwrap().1);
+    }
+    if !crate::capture::BUILT {
+        // Without the engine's parser the raw headers are counted, not decoded.
+        assert!(recs.is_empty() && sums.iter().map(|s| s.errors).sum::<u32>() >= 40);
+        return;
+    }
     assert_eq!(recs.len(), sums.iter().map(|s| s.records as usize).sum::<usize>());
     assert!(recs.iter().all(|r| r.source == FlowSource::Sflow && r.sampling_rate == 100 && r.packets == 100));
     assert!(recs.iter().all(|r| r.start_ms == r.end_ms && r.start_ms >= T0));
     // 46 samples at 1 in 100 stand for the capture's 4,373 packets.
     assert!(within(packets(&recs), 4373, 10), "{}", packets(&recs));
-    for w in sums.windows(2) {
-        assert_eq!(w[0].sequence.unwrap().2, w[1].sequence.unwrap().1);
-    }
-    if crate::capture::BUILT {
-        let snmp: u64 = recs
-            .iter()
-            .filter(|r| r.family.as_deref() == Some("udp_flood/snmp_amplification"))
-            .map(|r| r.packets)
-            .sum();
-        assert!(snmp * 100 / packets(&recs) >= 85, "{recs:?}");
-        assert!(recs.iter().all(|r| r.ttl.is_some()));
-    } else {
-        // Without the engine's parser the raw headers are counted, not decoded.
-        assert!(sums.iter().map(|s| s.errors).sum::<u32>() > 0);
-    }
+    let snmp: u64 =
+        recs.iter().filter(|r| r.family.as_deref() == Some("udp_flood/snmp_amplification")).map(|r| r.packets).sum();
+    assert!(snmp * 100 / packets(&recs) >= 85, "{recs:?}");
+    assert!(recs.iter().all(|r| r.ttl.is_some()));
 }
 
 #[test]
