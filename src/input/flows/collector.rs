@@ -61,8 +61,9 @@ pub struct Totals {
 struct Exporter {
     stats: ExporterStats,
     rate_override: Option<u32>,
-    /// (protocol, stream) → the next sequence number expected.
-    next_seq: HashMap<(FlowSource, u32), u32>,
+    /// (protocol, stream) → the next sequence number expected, the last one seen, and the flow
+    /// records of that datagram.
+    next_seq: HashMap<(FlowSource, u32), (u32, u32, u32)>,
     last_log_ms: u64,
     logged_errors: u64,
 }
@@ -151,15 +152,24 @@ impl Collector {
         }
         if let (Some(src), Some((stream, seq, next))) = (s.source, s.sequence) {
             let key = (src, stream);
-            if let Some(expected) = ex.next_seq.get(&key).copied() {
+            if let Some((expected, prev, prev_flows)) = ex.next_seq.get(&key).copied() {
                 let ahead = seq.wrapping_sub(expected);
-                if ahead != 0 && ahead < u32::MAX / 2 {
+                // IPFIX counts data records; some exporters count flow records only, or number a
+                // message by the records up to and including it (softflowd): accept those too.
+                let alt = src == FlowSource::Ipfix
+                    && [
+                        prev.wrapping_add(prev_flows),
+                        prev.wrapping_add(s.records),
+                        prev.wrapping_add(next.wrapping_sub(seq)),
+                    ]
+                    .contains(&seq);
+                if ahead != 0 && ahead < u32::MAX / 2 && !alt {
                     st.sequence_gaps += 1;
                     st.sequence_lost += u64::from(ahead);
                 }
             }
             if ex.next_seq.len() < MAX_STREAMS || ex.next_seq.contains_key(&key) {
-                ex.next_seq.insert(key, next);
+                ex.next_seq.insert(key, (next, seq, s.records));
             }
         }
         if st.parse_errors > ex.logged_errors && arrived_ms.saturating_sub(ex.last_log_ms) >= LOG_EVERY_MS {
