@@ -1,7 +1,7 @@
 //! The compact per-address baseline (§5.2, §5.4 on a budget): the host's rules — threshold =
 //! max(multiplier × p99 of a flat window, floor), the p99 allowed to grow by at most [`GROWTH`]
 //! per window of learned samples — in ~300 bytes for all seven rates of one direction, where the
-//! host's flat window of f64 samples ([`crate::baseline::Baseline`]) costs ~2.4 KiB per rate.
+//! host's flat window of f64 samples ([`crate::detect::baseline::Baseline`]) costs ~2.4 KiB per rate.
 //!
 //! How: a nearest-rank p99 of n samples is the k-th largest, k = n − ⌈0.99 n⌉ + 1 (3 for a
 //! 300-sample window). So each rate keeps only the [`TOP`] largest samples of each quarter of a
@@ -20,7 +20,7 @@
 //!   is ¾ to 1 window old.
 
 use super::{Floors, METRICS};
-use crate::baseline::GROWTH;
+use crate::detect::baseline::GROWTH;
 
 /// Largest samples kept per quarter window.
 pub const TOP: usize = 4;

@@ -7,7 +7,7 @@ use super::events::{self, Scope};
 use super::table::{Entry, NO_EVIDENCE};
 use super::watch::Verdict;
 use super::{release, FlowDetector, Hit, Open, Rates, ScopeKey, METRICS};
-use crate::detect::UPDATE_EVERY;
+use crate::detect::detector::UPDATE_EVERY;
 use crate::event::{Direction, Event};
 
 const DIRS: [Direction; 2] = [Direction::Inbound, Direction::Outbound];

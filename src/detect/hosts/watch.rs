@@ -1,7 +1,7 @@
 //! One direction of one address or prefix: the incident state machine of §5.3–§5.4 on
 //! 1-second windows, with its compact [`Baseline`] and settle horizon, in ~400 bytes.
 //!
-//! The rules are the host detector's ([`crate::detect::Detector`]), with its constants; only the
+//! The rules are the host detector's ([`crate::detect::detector::Detector`]), with its constants; only the
 //! unit of time changes (one window = one second, so `confirm_ticks` × `sample_interval` and
 //! `holddown_ticks` × `sample_interval` are rounded up to whole windows):
 //! - open after `confirm` windows over 1× any threshold, at once at ≥ 10×;
@@ -18,8 +18,8 @@
 
 use super::baseline::{encode, Baseline};
 use super::{Floors, Rates, METRICS};
-use crate::detect::{BURST_EXCESS, COOLDOWN_FACTOR, COOLDOWN_SUSTAIN, IMMEDIATE_FACTOR, WAVE_GAP};
-use crate::learn::SETTLE;
+use crate::detect::detector::{BURST_EXCESS, COOLDOWN_FACTOR, COOLDOWN_SUSTAIN, IMMEDIATE_FACTOR, WAVE_GAP};
+use crate::detect::learn::SETTLE;
 
 /// Windows a normal second is held before it is learned.
 const HELD: usize = SETTLE.as_secs() as usize;

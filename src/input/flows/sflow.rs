@@ -156,8 +156,8 @@ fn raw_header(r: &mut Rd) -> R<Option<Sampled>> {
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod engine {
     use super::Sampled;
-    use crate::capture::parse::{parse, tcp_flags as f, LinkType, Packet, Transport};
-    use crate::capture::tally::{tcp_kind, AMPLIFIERS, TCP_KINDS};
+    use crate::input::capture::engine::parse::{parse, tcp_flags as f, LinkType, Packet, Transport};
+    use crate::input::capture::engine::tally::{tcp_kind, AMPLIFIERS, TCP_KINDS};
 
     pub(super) fn header(protocol: u32, frame_len: u32, header: &[u8]) -> Option<Sampled> {
         let link = match protocol {

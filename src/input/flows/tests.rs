@@ -150,7 +150,7 @@ fn sflow_from_pmacct_sfprobe_samples_and_scales() {
     for w in sums.windows(2) {
         assert_eq!(w[0].sequence.unwrap().2, w[1].sequence.unwrap().1);
     }
-    if !crate::capture::BUILT {
+    if !crate::input::capture::BUILT {
         // Without the engine's parser the raw headers are counted, not decoded.
         assert!(recs.is_empty() && sums.iter().map(|s| s.errors).sum::<u32>() >= 40);
         return;
@@ -168,7 +168,7 @@ fn sflow_from_pmacct_sfprobe_samples_and_scales() {
 
 #[test]
 fn sflow_headers_get_the_engines_families() {
-    if !crate::capture::BUILT {
+    if !crate::input::capture::BUILT {
         return;
     }
     let (recs, _) = decode_all("pmacctd-sfprobe-synflood-s100");
@@ -552,8 +552,8 @@ fn config_block_is_validated_with_located_keys() {
 
 #[test]
 fn settings_carry_the_flows_block_and_locate_its_errors() {
-    let paths = crate::paths::Paths::resolve(
-        &crate::paths::Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Default::default() },
+    let paths = crate::config::paths::Paths::resolve(
+        &crate::config::paths::Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Default::default() },
         false,
     );
     let s = crate::config::Settings::from_json(r#"{"flows":{"listen":[":2055"]}}"#, None, &paths).unwrap();
