@@ -249,6 +249,9 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Floods across namespaces run one at a time (they share the CPU the latency bars need).
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 static PAIR: AtomicU32 = AtomicU32::new(0);
 
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and

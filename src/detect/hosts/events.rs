@@ -1,7 +1,8 @@
 //! Flow incidents as events of the §6 schema. The flow facts ride in the classification's
 //! evidence (flattened into the event like every evidence key): `scope` (`host` | `prefix`),
 //! `target_ips`, `prefix` or `hostgroup`, `source`, `exporter`, `sampling_rate`,
-//! `exporter_delay_ms`, `flows_per_s`; `interface` is `"flows"`.
+//! `exporter_delay_ms` (arrival of the first datagram seen carrying the flood minus its flow's
+//! start) and `first_datagram_at` (that arrival), `flows_per_s`; `interface` is `"flows"`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -71,6 +72,8 @@ fn classify(s: &Scope, o: &Open, ev: Option<&Evidence>) -> Classification {
         e.insert("sampling_rate".into(), json!(ev.sampling_rate));
         if let Some(d) = ev.exporter_delay_ms {
             e.insert("exporter_delay_ms".into(), json!(d));
+            let first = SystemTime::UNIX_EPOCH + Duration::from_millis(ev.first_arrival_ms);
+            e.insert("first_datagram_at".into(), json!(rfc3339_ms(first)));
         }
     }
     e.insert("flows_per_s".into(), json!(r1(o.now[2])));

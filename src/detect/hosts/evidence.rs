@@ -112,6 +112,8 @@ pub struct Evidence {
     pub sampling_rate: u32,
     /// Arrival of the first record minus that flow's start (ms).
     pub exporter_delay_ms: Option<u64>,
+    /// Arrival of the first record (ms since the epoch, the collector's clock).
+    pub first_arrival_ms: u64,
 }
 
 impl Evidence {
@@ -133,12 +135,16 @@ impl Evidence {
             exporter: r.exporter,
             sampling_rate: r.sampling_rate,
             exporter_delay_ms: None,
+            first_arrival_ms: 0,
         }
     }
 
     /// Add the share `packets`/`bytes` of record `r`, which arrived at `arrived_ms`.
     pub fn add(&mut self, r: &FlowRecord, packets: f64, bytes: f64, arrived_ms: u64) {
-        self.exporter_delay_ms.get_or_insert(arrived_ms.saturating_sub(r.start_ms));
+        if self.exporter_delay_ms.is_none() {
+            self.exporter_delay_ms = Some(arrived_ms.saturating_sub(r.start_ms));
+            self.first_arrival_ms = arrived_ms;
+        }
         self.packets += packets;
         self.bytes += bytes;
         self.records += 1;
