@@ -15,7 +15,22 @@ use crate::util::{self, Home, NetnsPair};
 /// softflowd in namespace `ns` on `iface`, NetFlow v9 to 127.0.0.1:`port`; killed on drop.
 fn softflowd(ns: &str, iface: &str, port: u16, ctl: &Path) -> Child {
     Command::new("ip")
-        .args(["netns", "exec", ns, "softflowd", "-d", "-D", "-v", "9", "-t", "maxlife=1", "-t", "expint=1", "-i", iface])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "softflowd",
+            "-d",
+            "-D",
+            "-v",
+            "9",
+            "-t",
+            "maxlife=1",
+            "-t",
+            "expint=1",
+            "-i",
+            iface,
+        ])
         .args(["-n", &format!("127.0.0.1:{port}"), "-c"])
         .arg(ctl)
         .stdout(Stdio::null())
@@ -43,9 +58,19 @@ fn softflowd_v9_flood_on_another_address_opens_a_host_incident_within_a_second()
     let net = pair.addr_a.rsplit_once('.').map(|(n, _)| n.to_string()).expect("dotted");
     let target = format!("{net}.50");
     let mac = mac_of(&pair.ns_a, &pair.veth_a).expect("veth mac");
-    assert!(util::run(Command::new("ip").args(["-n", &pair.ns_b, "neigh", "replace", &target, "lladdr", &mac, "dev", &pair.veth_b]))
-        .status
-        .success());
+    assert!(util::run(Command::new("ip").args([
+        "-n",
+        &pair.ns_b,
+        "neigh",
+        "replace",
+        &target,
+        "lladdr",
+        &mac,
+        "dev",
+        &pair.veth_b
+    ]))
+    .status
+    .success());
     let home = Home::new();
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let cfg = home.write_config(json!({

@@ -105,7 +105,7 @@ fn outbound_floods_open_outbound_incidents_with_the_targets() {
     let cfg = flows_config(100);
     let src: IpAddr = "198.51.100.20".parse().unwrap();
     let out = run_records(&cfg, 160, |n, out| {
-        if n >= 120 && n < 140 {
+        if (120..140).contains(&n) {
             for k in 0..50u8 {
                 let mut r = rec("198.51.100.20", "203.0.113.1", 1000, T0 + n * 1000, T0 + n * 1000 + 900);
                 r.dst = IpAddr::from([203, 0, 113, k]);

@@ -29,7 +29,7 @@ impl FlowDetector {
                 continue;
             }
             let mut e = std::mem::take(&mut self.hosts.entries[i]);
-            for d in 0..2 {
+            for (d, &direction) in DIRS.iter().enumerate() {
                 let scope = ScopeKey::Host(e.key);
                 let v = self.step(&mut e, scope, d, closed, wall, out);
                 if matches!(v, Verdict::Over | Verdict::Open(_) | Verdict::Continue) {
@@ -39,7 +39,7 @@ impl FlowDetector {
                     keep_top(
                         &mut top,
                         self.top_n,
-                        Hit { ip: super::ip_of(e.key), direction: DIRS[d], pps: e.acc[d][0], bits_per_s: e.acc[d][1] },
+                        Hit { ip: super::ip_of(e.key), direction, pps: e.acc[d][0], bits_per_s: e.acc[d][1] },
                     );
                 }
             }
