@@ -14,6 +14,7 @@ mod capture_stop;
 mod cli;
 mod detection;
 mod fakeproc;
+mod flows;
 mod limited;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;

@@ -518,3 +518,6 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
+
+/// Held by tests that flood or time traffic, so they do not run at the same time.
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
