@@ -6,7 +6,7 @@
 //! To measure decoding plus aggregation, pass another sink to [`measure`] (anything that
 //! implements `FlowSink`): the decode-only figures use [`CountSink`].
 //!
-//! `cargo bench --bench flows --features capture-tcpdump [-- FILTER]`. Exit 1 when a bar is missed.
+//! `cargo bench --bench flows [-- FILTER]`. Exit 1 when a bar is missed.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -226,20 +226,16 @@ fn pmacctd_sfprobe_and_nfprobe_on_a_veth_report_the_flood() {
     assert!(ipfix >= sent * 9 / 10 && ipfix <= sent + 50, "nfprobe IPFIX: {ipfix} of {sent}");
     let samples: Vec<FlowRecord> = sink.records().into_iter().filter(|r| flood(FlowSource::Sflow)(r)).collect();
     let ex = collector.exporters();
-    if ftagent::capture::BUILT {
-        // 1 in 100: each sample stands for 100 packets; the estimate is within sampling error.
-        let est: u64 = samples.iter().map(|r| r.packets).sum();
-        assert!(samples.iter().all(|r| r.sampling_rate == 100 && r.family.as_deref() == Some("udp_flood")));
-        assert!(
-            est >= sent * 6 / 10 && est <= sent * 14 / 10,
-            "sFlow estimate {est} of {sent} ({} samples)",
-            samples.len()
-        );
-        eprintln!("sFlow: {} samples, estimate {est} of {sent} packets; nfprobe IPFIX {ipfix}", samples.len());
-    } else {
-        // Without the packet parser the sampled headers are counted, not decoded.
-        assert!(ex.iter().any(|e| e.source == Some(FlowSource::Sflow) && e.parse_errors > 0), "{ex:?}");
-    }
+    // 1 in 100: each sample stands for 100 packets; the estimate is within sampling error.
+    let est: u64 = samples.iter().map(|r| r.packets).sum();
+    assert!(samples.iter().all(|r| r.sampling_rate == 100 && r.family.as_deref() == Some("udp_flood")));
+    assert!(
+        est >= sent * 6 / 10 && est <= sent * 14 / 10,
+        "sFlow estimate {est} of {sent} ({} samples)",
+        samples.len()
+    );
+    assert!(ex.iter().all(|e| e.parse_errors == 0), "{ex:?}");
+    eprintln!("sFlow: {} samples, estimate {est} of {sent} packets; nfprobe IPFIX {ipfix}", samples.len());
     collector.stop();
 }
 
@@ -307,16 +303,14 @@ fn softflowd_and_sfprobe_replaying_the_vendored_captures() {
     let syn_total = crate::util::capinfos_count(&dir.join("pkt.TCP.synflood.spoofed.pcap"));
     wait_until(Duration::from_secs(3), || sink.packets(|r| r.source == FlowSource::Sflow) * 10 >= syn_total * 9);
     let sflow: Vec<FlowRecord> = sink.records().into_iter().filter(|r| r.source == FlowSource::Sflow).collect();
-    assert!(!sflow.is_empty() || !ftagent::capture::BUILT);
-    if ftagent::capture::BUILT {
-        let est: u64 = sflow.iter().map(|r| r.packets).sum();
-        assert!(est.abs_diff(syn_total) * 100 <= syn_total * 10, "sFlow estimate {est} of {syn_total}");
-        let mut fam: BTreeMap<String, u64> = BTreeMap::new();
-        for r in &sflow {
-            *fam.entry(r.family.clone().unwrap_or_default()).or_default() += r.packets;
-        }
-        assert!(fam.get("syn_flood").copied().unwrap_or(0) * 100 / est >= 95, "{fam:?}");
+    assert!(!sflow.is_empty());
+    let est: u64 = sflow.iter().map(|r| r.packets).sum();
+    assert!(est.abs_diff(syn_total) * 100 <= syn_total * 10, "sFlow estimate {est} of {syn_total}");
+    let mut fam: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &sflow {
+        *fam.entry(r.family.clone().unwrap_or_default()).or_default() += r.packets;
     }
+    assert!(fam.get("syn_flood").copied().unwrap_or(0) * 100 / est >= 95, "{fam:?}");
     collector.stop();
 }
 

@@ -64,7 +64,7 @@ impl Flows {
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
-            crate::join::join_within(t, Duration::from_secs(2));
+            crate::util::join::join_within(t, Duration::from_secs(2));
         }
     }
 }
