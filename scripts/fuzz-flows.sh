@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 MIN=${1:?usage: scripts/fuzz-flows.sh MINUTES [SEED]}
 SEED=${2:-$(date +%s)}
 # Debug build on purpose: integer overflow panics there, so it is a finding too.
-cargo build -q --example fuzz_flows --features capture-tcpdump
+cargo build -q --example fuzz_flows
 BIN=${CARGO_TARGET_DIR:-target}/debug/examples/fuzz_flows
 pids=()
 for d in v5 v9 ipfix sflow; do

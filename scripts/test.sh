@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 softflowd iproute2 util-linux prometheus libcap2-bin netsniff-ng tmux logrotate nftables tcpreplay exabgp gobgpd nginx wrk)
-TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 softflowd ip setpriv promtool prometheus setcap trafgen tmux logrotate nft tcpreplay-edit exabgp gobgpd gobgp nginx wrk)
+PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin netsniff-ng tmux logrotate nftables tcpreplay exabgp gobgpd nginx wrk softflowd pmacct)
+TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool prometheus setcap trafgen tmux logrotate nft tcpreplay-edit exabgp gobgpd gobgp nginx wrk softflowd softflowctl pmacctd)
 
 missing=()
 for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done

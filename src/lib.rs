@@ -6,7 +6,7 @@
 //! - [`config`]: `Settings` and every sub-config type (§3.2), the reader, paths (`Env`, §3.1).
 //! - [`input`]: one folder per source of traffic facts, each with one front door:
 //!   `counters` (`/proc/net`), `capture` (engine in every build; libpcap and tcpdump modes
-//!   feature-gated), `accesslog` (layer 7, §11).
+//!   feature-gated), `accesslog` (layer 7, §11), `flows` (sFlow / NetFlow / IPFIX collector, §12).
 //! - [`detect`]: the pure core, `now` passed in: baseline, learn, detector, counter classification.
 //! - [`report`] (sinks and the API spool/sender), [`mitigate`] (§10), [`status`] (`--status`,
 //!   `--top`): what the agent's results go to.

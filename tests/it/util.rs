@@ -249,9 +249,6 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Floods across namespaces run one at a time (they share the CPU the latency bars need).
-pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 static PAIR: AtomicU32 = AtomicU32::new(0);
 
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
@@ -521,3 +518,6 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
+
+/// Held by tests that flood or time traffic, so they do not run at the same time.
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());

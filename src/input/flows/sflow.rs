@@ -152,8 +152,7 @@ fn raw_header(r: &mut Rd) -> R<Option<Sampled>> {
     Ok(engine::header(protocol, frame_len, header))
 }
 
-/// The sampled header through the capture engine's parser.
-#[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
+/// The sampled header through the capture engine's parser (built in every build).
 mod engine {
     use super::Sampled;
     use crate::input::capture::engine::parse::{parse, tcp_flags as f, LinkType, Packet, Transport};
@@ -232,16 +231,5 @@ mod engine {
             Transport::Gre { .. } => "protocol_flood/gre_flood".into(),
             _ => "protocol_flood".into(),
         }
-    }
-}
-
-/// Without a capture feature the engine's parser is not built yet: raw headers are counted as
-/// undecoded and only sampled IPv4/IPv6 records give records.
-#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-mod engine {
-    use super::Sampled;
-
-    pub(super) fn header(_protocol: u32, _frame_len: u32, _header: &[u8]) -> Option<Sampled> {
-        None
     }
 }

@@ -12,7 +12,8 @@ use log::{info, warn};
 
 use super::child::{Child, Startup};
 use super::command::CaptureSpec;
-use super::supervisor::{Cmd, Setup, Shared, Supervisor};
+use super::setup::Setup;
+use super::supervisor::{Cmd, Shared, Supervisor};
 use super::{analysis, command, install, ring};
 use crate::config::paths::Env;
 use crate::config::Settings;

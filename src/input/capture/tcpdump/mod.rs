@@ -30,6 +30,8 @@ pub mod merge;
 #[cfg(feature = "capture-tcpdump")]
 pub mod ring;
 #[cfg(feature = "capture-tcpdump")]
+pub mod setup;
+#[cfg(feature = "capture-tcpdump")]
 pub mod supervisor;
 #[cfg(feature = "capture-tcpdump")]
 pub mod tail;
