@@ -19,7 +19,7 @@ pub fn analyze_file(path: &Path, ioc: &[IocPattern]) -> Result<Engine> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let matcher = IocMatcher::new(ioc)?.map(Arc::new);
     analyze_reader(BufReader::with_capacity(1 << 20, file), matcher)
-        .map_err(|e| Error::Runtime(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::Invalid { what: "capture file", why: format!("{}: {e}", path.display()) })
 }
 
 /// The same over any reader (tests, fuzzing).
