@@ -86,7 +86,7 @@ pub fn start_on(
     let thread = std::thread::Builder::new()
         .name("ftagent-flows".into())
         .spawn(move || run(detector, rec_rx, Outbox::new(tx), s))
-        .map_err(|e| crate::error::Error::Runtime(format!("flows: cannot start the detection thread: {e}")))?;
+        .map_err(|source| crate::error::Error::Thread { what: "flow-detection", source })?;
     Ok(Some(Handle { flows, stop, thread, dropped }))
 }
 

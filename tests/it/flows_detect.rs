@@ -51,7 +51,7 @@ fn softflowd_v9_flood_on_another_address_opens_a_host_incident_within_a_second()
         util::skip("softflowd and hping3 are needed (Debian packages softflowd, hping3)");
         return;
     }
-    let _flood = util::FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     // The target: .50 of the pair's /24, owned by nobody; b reaches it through a static
     // neighbour entry, so the packets cross the veth where softflowd sees them.
