@@ -12,7 +12,7 @@
 //!   spike at export time. The rest is counted in [`Stats::spread_packets`]; records whose whole
 //!   interval lies in an already-closed window go into the current one and are counted in
 //!   [`Stats::late_records`].
-//! - Memory: at most `max_hosts` addresses and `max_hosts` prefixes ([`table`]), each ~1.4 KiB
+//! - Memory: at most `max_hosts` addresses and `max_hosts` prefixes ([`table`]), each ~1 KiB
 //!   with both baselines ([`baseline`] says what the compact baseline trades), least recently
 //!   seen evicted first and counted. Evidence for classification is kept only for addresses
 //!   over half their threshold, in at most [`MAX_EVIDENCE`] slots.
