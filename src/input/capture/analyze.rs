@@ -1,5 +1,5 @@
 //! `ftagent --analyze FILE [--json]` (§7.6): read a capture file through the engine and render
-//! the result. Reading is here; printing is the caller's (app.rs).
+//! the result. Reading is here; printing is the caller's (`cli::app`).
 
 use std::fs::File;
 use std::io::BufReader;

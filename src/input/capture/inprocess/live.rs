@@ -179,7 +179,7 @@ pub struct LiveCapture {
     incident_file: Option<String>,
 }
 
-/// This build has in-process capture (the front door asks; see `live_disabled.rs`).
+/// This build has in-process capture (the front door asks; see `disabled.rs`).
 pub const BUILT: bool = true;
 
 /// [`start`] as the front door's handle.
