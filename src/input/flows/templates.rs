@@ -258,10 +258,10 @@ impl Fields {
             return Some(r);
         }
         if let Some(i) = self.interval {
-            return Some(if i == 0 { 0 } else { clamp(i.saturating_add(self.space.unwrap_or(0)) / i) });
+            return Some(i.saturating_add(self.space.unwrap_or(0)).checked_div(i).map_or(0, clamp));
         }
         if let (Some(s), Some(p)) = (self.size, self.population) {
-            return Some(if s == 0 { 0 } else { clamp(p / s) });
+            return Some(p.checked_div(s).map_or(0, clamp));
         }
         None
     }
