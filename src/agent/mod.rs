@@ -40,7 +40,7 @@ pub struct Agent {
     next_heartbeat: Instant,
     next_save: Instant,
     incidents_total: u64,
-    /// The state file's clock and history (§6.6), see `agent_status.rs`.
+    /// The state file's clock and history (§6.6), see `snapshot.rs`.
     status: snapshot::StatusClock,
 }
 

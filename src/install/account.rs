@@ -75,8 +75,13 @@ pub fn ensure(env: &Env, out: &mut dyn Write) -> Result<Option<Ids>> {
             let _ = writeln!(out, "created system user `{SERVICE_USER}`");
             Ok(lookup(env))
         }
-        Ok(s) => Err(Error::Runtime(format!("`{}` exited with {s}", USERADD.join(" ")))),
-        Err(e) => Err(Error::Runtime(format!("cannot run useradd ({e}); create the user with: {}", USERADD.join(" ")))),
+        Ok(s) => {
+            Err(Error::Program { program: "useradd".into(), why: format!("`{}` exited with {s}", USERADD.join(" ")) })
+        }
+        Err(e) => Err(Error::Program {
+            program: "useradd".into(),
+            why: format!("cannot run useradd ({e}); create the user with: {}", USERADD.join(" ")),
+        }),
     }
 }
 

@@ -29,8 +29,10 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Vec<UdpSocket>> {
     addrs
         .iter()
         .map(|a| {
-            let s = UdpSocket::bind(a).map_err(|e| Error::Runtime(format!("flows.listen {a}: cannot bind: {e}")))?;
-            s.set_read_timeout(Some(POLL)).map_err(|e| Error::Runtime(format!("flows.listen {a}: {e}")))?;
+            let s = UdpSocket::bind(a)
+                .map_err(|e| Error::Setting { key: "flows.listen", why: format!("{a}: cannot bind: {e}") })?;
+            s.set_read_timeout(Some(POLL))
+                .map_err(|e| Error::Setting { key: "flows.listen", why: format!("{a}: {e}") })?;
             set_rcvbuf(&s);
             Ok(s)
         })

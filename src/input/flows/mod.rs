@@ -97,7 +97,7 @@ pub fn start_on(cfg: &FlowsConfig, addrs: &[SocketAddr], sink: Box<dyn FlowSink 
             Ok(t) => threads.push(t),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
-                return Err(Error::Runtime(format!("flows: cannot start a listener thread: {e}")));
+                return Err(Error::Thread { what: "flows listener", source: e });
             }
         }
     }

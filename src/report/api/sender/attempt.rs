@@ -5,7 +5,7 @@ use crate::report::api::client::Reply;
 
 /// The outcome of one attempt.
 pub(super) enum Attempt {
-    Reply(Result<Reply, String>),
+    Reply(crate::error::Result<Reply>),
     /// Not sendable yet for a reason of the item's own: retry it later, send the rest.
     NotReady(String),
     /// Not sendable for a local reason: move to rejected/.

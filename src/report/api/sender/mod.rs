@@ -165,7 +165,7 @@ impl Drain {
                 self.spool.reject(item, 0, reason);
                 return Outcome::Rejected(0);
             }
-            Attempt::Reply(Err(e)) => return self.failed(now, e, None, Duration::ZERO),
+            Attempt::Reply(Err(e)) => return self.failed(now, e.to_string(), None, Duration::ZERO),
             Attempt::Reply(Ok(r)) => r,
         };
         let retry_after = reply.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
