@@ -7,4 +7,5 @@
 pub mod baseline;
 pub mod classify;
 pub mod detector;
+pub mod hosts;
 pub mod learn;

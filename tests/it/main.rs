@@ -18,6 +18,7 @@ mod cli;
 mod detection;
 mod fakeproc;
 mod flows;
+mod flows_detect;
 mod limited;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
