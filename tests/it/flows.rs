@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ftagent::config::flows::{Exporter, FlowsConfig};
 use ftagent::input::flows::{self, FlowRecord, FlowSink, FlowSource, Flows};
 
-use crate::util::{captures, have, skip, NetnsPair, Reap, Side, FLOOD};
+use crate::util::{captures, flood_lock, have, skip, NetnsPair, Reap, Side};
 
 /// Records as they arrive, with their arrival time.
 #[derive(Clone, Default)]
@@ -87,7 +87,7 @@ fn softflowd_v5_v9_ipfix_on_a_veth_report_the_flood() {
     if !need(&["softflowd", "ip"]) {
         return;
     }
-    let _g = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     let sink = Shared::default();
     let exporter: IpAddr = pair.addr_a.parse().unwrap();
@@ -181,7 +181,7 @@ fn pmacctd_sfprobe_and_nfprobe_on_a_veth_report_the_flood() {
     if !need(&["pmacctd", "ip"]) {
         return;
     }
-    let _g = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     let sink = Shared::default();
     let addrs: Vec<SocketAddr> = (0..2).map(|_| format!("{}:0", pair.addr_b).parse().unwrap()).collect();
@@ -405,7 +405,7 @@ fn hostile(i: u32, real: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn hostile_datagrams_are_counted_and_memory_stays_flat() {
-    let _g = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = flood_lock();
     let sink = Shared::default();
     let cfg = FlowsConfig {
         exporters: vec![Exporter { address: "127.0.0.1".parse().unwrap(), name: None, sampling_rate: None }],

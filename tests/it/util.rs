@@ -506,6 +506,3 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
-
-/// Held by tests that flood or time traffic, so they do not run at the same time.
-pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -258,10 +258,10 @@ impl Fields {
             return Some(r);
         }
         if let Some(i) = self.interval {
-            return Some(if i == 0 { 0 } else { clamp(i.saturating_add(self.space.unwrap_or(0)) / i) });
+            return Some(i.saturating_add(self.space.unwrap_or(0)).checked_div(i).map_or(0, clamp));
         }
         if let (Some(s), Some(p)) = (self.size, self.population) {
-            return Some(if s == 0 { 0 } else { clamp(p / s) });
+            return Some(p.checked_div(s).map_or(0, clamp));
         }
         None
     }
@@ -433,6 +433,9 @@ fn data_set(
     // Options records update `t` while the template is in use: hold it by a cheap clone.
     let tpl = tpl.clone();
     let source = if ipfix { FlowSource::Ipfix } else { FlowSource::NetflowV9 };
+    // The domain's announced rates and clock, read once per set (only options records change
+    // them, and those are in sets of their own templates).
+    let dom: Option<Domain> = if tpl.options { None } else { t.domain(ctx.exporter, ipfix, domain).cloned() };
     while body.left() >= tpl.min_len {
         let mut f = Fields::default();
         let before = body.pos();
@@ -449,7 +452,7 @@ fn data_set(
             s.skipped += 1;
             continue;
         };
-        let dom = t.domain(ctx.exporter, ipfix, domain);
+        let dom = dom.as_ref();
         let announced = f
             .announced()
             .or_else(|| {
