@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin netsniff-ng tmux logrotate nftables tcpreplay gobgpd nginx wrk iperf3)
-TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool prometheus setcap trafgen tmux logrotate nft tcpreplay-edit gobgpd gobgp nginx wrk iperf3)
+PKGS=(libpcap-dev libssl-dev pkg-config openssl strace iputils-ping tcpdump wireshark-common hping3 iproute2 util-linux prometheus libcap2-bin netsniff-ng tmux logrotate nftables tcpreplay gobgpd nginx wrk iperf3 softflowd pmacct)
+TOOLS=(openssl strace ping tcpdump mergecap capinfos hping3 ip setpriv promtool prometheus setcap trafgen tmux logrotate nft tcpreplay-edit gobgpd gobgp nginx wrk iperf3 softflowd softflowctl pmacctd)
 
 missing=()
 for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done

@@ -7,12 +7,14 @@
 //! - [`config`]: `Settings` and every sub-config type (§3.2), the key reader, paths (`Env`, §3.1).
 //! - [`input`]: one folder per source of traffic facts, each with one front door:
 //!   `counters` (`/proc/net`), `capture` (the packet engine in every build; libpcap and tcpdump
-//!   modes feature-gated; `capture::start`), `accesslog` (layer 7, §11).
-//! - [`detect`]: the pure core, `now` passed in: baseline, learn, detector, counter classification.
+//!   modes feature-gated; `capture::start`), `accesslog` (layer 7, §11), `flows` (the sFlow /
+//!   NetFlow / IPFIX collector, §12; `flows::start`).
+//! - [`detect`]: the pure core, `now` passed in: baseline, learn, detector, counter classification,
+//!   `hosts` (the per-address flow detector, §12).
 //! - [`report`] (sinks, the API spool and sender), [`mitigate`] (§10), [`status`] (`--status`,
 //!   `--top`): where the agent's results go.
 //! - [`agent`]: one tick = sample → baseline → detect → messages ([`Agent::tick`]); the run loop,
-//!   periodic reports, the status snapshot, `--test`, the access-log thread. What happens on one
+//!   periodic reports, the status snapshot, `--test`, the access-log and flow-detection threads. What happens on one
 //!   tick is in this folder.
 //! - [`install`]: `--setup`, service units, the service account, `--update`.
 //! - [`cli`]: flags, help, dispatch, logging set-up, generated files. Only `main.rs` uses it.

@@ -437,6 +437,7 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+pub mod flows;
 mod reports;
 use reports::MetricsAcc;
 

@@ -68,6 +68,8 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     // Access logs (§11) on their own thread beside the counters, through the same channel.
     let access_logs = crate::agent::accesslog::start(&settings, tx.clone(), opts.http_gauges.clone());
+    // Flow collection (§12): its own threads; its incidents go to the sinks, never to nftables.
+    let flows = crate::agent::flows::start(&settings, tx.clone())?;
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
@@ -107,6 +109,9 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     // Access-log incidents resolve before the sampling thread writes `agent_stop`.
     if let Some(a) = access_logs {
         a.stop();
+    }
+    if let Some(f) = flows {
+        f.stop();
     }
     let _ = stop_tx.send(());
     let sampled = sampling.join();

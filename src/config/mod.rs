@@ -62,6 +62,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mitigation",
     "access_logs",
     "http_min_rps_threshold",
+    "flows",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +168,8 @@ pub struct Settings {
     pub access_logs: Vec<crate::config::accesslog::AccessLog>,
     /// Floor of the requests/s threshold of access-log detection.
     pub http_min_rps_threshold: f64,
+    /// The flow collector and the networks it protects (§12).
+    pub flows: flows::FlowsConfig,
     /// Keys present in the file that this version does not know.
     pub unknown_keys: Vec<String>,
     /// The file's JSON object as read, so `--setup` can keep keys it does not ask about.
@@ -301,6 +304,7 @@ impl Settings {
                 1.0,
                 1e9,
             )?,
+            flows: flows::parse(map.get("flows")).map_err(|(key, msg)| r.invalid_nested("flows", &key, &msg))?,
             api_key,
             state_dir,
             unknown_keys,
@@ -341,6 +345,7 @@ pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, 
 
 pub mod accesslog;
 pub mod bgp;
+pub mod flows;
 pub mod mitigation;
 pub mod operator;
 pub mod paths;

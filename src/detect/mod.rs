@@ -8,4 +8,5 @@ pub mod attribution;
 pub mod baseline;
 pub mod classify;
 pub mod detector;
+pub mod hosts;
 pub mod learn;

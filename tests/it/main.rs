@@ -19,6 +19,8 @@ mod capture_stop;
 mod cli;
 mod detection;
 mod fakeproc;
+mod flows;
+mod flows_detect;
 mod limited;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
