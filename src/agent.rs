@@ -42,6 +42,11 @@ pub struct Agent {
     incidents_total: u64,
     /// The state file's clock and history (§6.6), see `agent_status.rs`.
     status: status::StatusClock,
+    /// The socket census thread (§5.7), when running, and the connection-flood detector.
+    census: Option<crate::input::sockets::CensusHandle>,
+    conn: crate::detect::connflood::ConnWatch,
+    /// The kernel's figures (§5.7) at their peak over the open inbound incident.
+    kernel_peak: crate::counters::kernel::KernelRates,
 }
 
 impl Agent {
@@ -56,6 +61,7 @@ impl Agent {
         wall: SystemTime,
     ) -> Self {
         let cfg = &settings.detect;
+        let settings_detect = cfg.clone();
         let (rx, tx) = restore(cfg, saved.as_ref(), wall);
         let restored = rx.is_some();
         let inbound = Watch::new(cfg, Direction::Inbound, now, wall, rx);
@@ -77,7 +83,15 @@ impl Agent {
             class_prev: None,
             incidents_total: 0,
             status: status::StatusClock::new(now, wall),
+            census: None,
+            conn: crate::detect::connflood::ConnWatch::new(&settings_detect, now, wall),
+            kernel_peak: Default::default(),
         }
+    }
+
+    /// Use this socket census (§5.7): connection floods are detected from its dumps.
+    pub fn attach_census(&mut self, census: crate::input::sockets::CensusHandle) {
+        self.census = Some(census);
     }
 
     /// Mark every incident event as a test (`--test`).
@@ -107,6 +121,7 @@ impl Agent {
     pub fn set_detect_config(&mut self, cfg: crate::config::DetectConfig) {
         self.inbound.set_config(&cfg);
         self.outbound.set_config(&cfg);
+        self.conn.set_config(&cfg);
         self.settings.detect = cfg;
     }
 
@@ -149,7 +164,9 @@ impl Agent {
 
     /// The tick after sampling; `--test` feeds synthetic rates here.
     pub fn tick_with(&mut self, now: Instant, wall: SystemTime, rates: Option<Rates>) -> Vec<Outgoing> {
-        let classes = self.class_rates(now);
+        // Without packets, the SYN class comes from the kernel's SYN cookies and listen drops.
+        let classes =
+            self.class_rates(now).or_else(|| rates.as_ref().and_then(|r| limited::counter_classes(&r.kernel)));
         let inbound = rates.map(|r| crate::counters::Sample { classes, ..r.inbound() });
         let cfg = &self.settings.detect;
         let rx = self.inbound.step(now, wall, inbound.as_ref(), cfg);
@@ -157,6 +174,10 @@ impl Agent {
         if let Some(r) = &rates {
             self.accumulate(r);
             self.last_rates = Some(*r);
+            self.kernel_peak = match rx {
+                Some(Change::Opened) => r.kernel,
+                _ => limited::max_rates(&self.kernel_peak, &r.kernel),
+            };
         }
         let mut out = Vec::new();
         for (dir, change) in [(Direction::Inbound, rx), (Direction::Outbound, tx)] {
@@ -167,8 +188,23 @@ impl Agent {
                 None => {}
             }
         }
+        self.census_step(now, wall, &mut out);
         self.periodic(now, wall, &mut out);
         out
+    }
+
+    /// A new census, if the census thread has one: the connection detector's step.
+    fn census_step(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Outgoing>) {
+        let Some(census) = self.census.as_ref().and_then(|c| c.latest()) else { return };
+        if let Some(change) = self.conn.step(now, wall, &census) {
+            if change == Change::Opened {
+                self.incidents_total += 1;
+            }
+            let iface = self.interface();
+            if let Some(e) = limited::conn_event(&self.conn, &change, &iface, self.test, now, wall) {
+                out.push(Outgoing::Event(e));
+            }
+        }
     }
 
     /// Stop: resolve open incidents (`agent_stopped`), then `agent_stop` and a baseline save.
@@ -178,6 +214,15 @@ impl Agent {
             if let Some(Change::Resolved(inc, reason)) = change {
                 out.push(self.resolved(&inc, reason, now, wall));
             }
+        }
+        if let Some(change) = self.conn.stop() {
+            let iface = self.interface();
+            if let Some(e) = limited::conn_event(&self.conn, &change, &iface, self.test, now, wall) {
+                out.push(Outgoing::Event(e));
+            }
+        }
+        if let Some(c) = self.census.take() {
+            c.stop();
         }
         out.push(Outgoing::Event(Event::new(wall, EventBody::AgentStop {})));
         out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
@@ -210,7 +255,12 @@ impl Agent {
             Direction::Inbound => self.insight.as_mut().and_then(|i| i.classify()),
             Direction::Outbound => None,
         };
-        from_packets.unwrap_or_else(|| mix::classify(&inc.proto))
+        let by_packets = from_packets.is_some();
+        let class = from_packets.unwrap_or_else(|| mix::classify(&inc.proto));
+        match inc.direction {
+            Direction::Inbound => limited::with_kernel_view(class, inc, &self.kernel_peak, by_packets),
+            Direction::Outbound => class,
+        }
     }
 
     fn opened(&mut self, dir: Direction, wall: SystemTime) -> Outgoing {
@@ -237,8 +287,8 @@ impl Agent {
                 trigger: inc.trigger.as_str().into(),
                 protocol: inc.classes.map(|c| {
                     Box::new(ProtocolRates {
-                        protocol_pps: class_map(c),
-                        protocol_threshold_pps: class_map(inc.thresholds.classes),
+                        protocol_pps: class_map(c, c),
+                        protocol_threshold_pps: class_map(inc.thresholds.classes, c),
                     })
                 }),
                 test: self.test,
@@ -331,13 +381,25 @@ fn restore(
 }
 
 /// `{"syn": .., "udp": .., "icmp": .., "fragments": ..}` for events.
-fn class_map(r: crate::classes::ClassRates) -> std::collections::BTreeMap<String, f64> {
-    crate::classes::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
+/// Classes not measured (NaN: limited mode counts SYNs only) are left out; `like` names the
+/// measured ones, so thresholds are shown for those only.
+fn class_map(
+    r: crate::classes::ClassRates,
+    like: crate::classes::ClassRates,
+) -> std::collections::BTreeMap<String, f64> {
+    crate::classes::CLASSES
+        .iter()
+        .zip(r.iter().zip(like))
+        .filter(|(_, (_, l))| !l.is_nan())
+        .map(|(k, (v, _))| (k.to_string(), round1(*v)))
+        .collect()
 }
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+mod limited;
 
 #[path = "agent_reports.rs"]
 mod reports;

@@ -40,6 +40,8 @@ pub const BURST_EXCESS: f64 = 2.0;
 
 pub use crate::event::Direction;
 
+pub mod connflood;
+
 #[path = "detect_incident.rs"]
 mod incident;
 pub use incident::{Incident, ResolveReason, Trigger};

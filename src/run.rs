@@ -73,7 +73,11 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
     let mitigation = crate::mitigate::start(&settings, tx.clone(), live);
     let observer = mitigation.as_ref().map(|m| m.observer());
+    let census = crate::input::sockets::start(&settings.procfs_root, settings.socket_census_max);
     let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
+    if let Some(c) = census {
+        agent.attach_census(c);
+    }
 
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
