@@ -15,6 +15,7 @@ mod cli;
 mod detection;
 mod fakeproc;
 mod limited;
+mod limited_kernel;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
 mod logs;

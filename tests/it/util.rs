@@ -518,3 +518,11 @@ impl NetnsPair {
             .expect("spawn trafgen (netsniff-ng)")
     }
 }
+
+/// Floods run one at a time: two at once would skew each other's rates and latencies.
+pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold the flood lock for the life of the guard (a test that panicked does not poison it).
+pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
+    FLOOD.lock().unwrap_or_else(|p| p.into_inner())
+}
