@@ -11,9 +11,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use ftagent::accesslog::aggregate::Window;
-use ftagent::accesslog::follow::Follower;
-use ftagent::accesslog::parse::{parse_line, Format};
+use ftagent::input::accesslog::aggregate::Window;
+use ftagent::input::accesslog::follow::Follower;
+use ftagent::input::accesslog::parse::{parse_line, Format};
 
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",

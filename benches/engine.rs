@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ftagent::capture::gram::Simd;
-use ftagent::capture::pcapfile::CaptureReader;
-use ftagent::capture::{synth, Engine, IocMatcher, LinkType};
 use ftagent::config::IocPattern;
+use ftagent::input::capture::engine::gram::Simd;
+use ftagent::input::capture::engine::synth;
+use ftagent::input::capture::pcapfile::CaptureReader;
+use ftagent::input::capture::{Engine, IocMatcher, LinkType};
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

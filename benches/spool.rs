@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ftagent::report::spool::{Kind, Spool};
+use ftagent::report::api::spool::{Kind, Spool};
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = ftagent::cli::Cli::parse();
-    match ftagent::app::main_with(cli) {
+    match ftagent::cli::app::main_with(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ftagent: {e}");

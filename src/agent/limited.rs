@@ -7,13 +7,13 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::classes::ClassRates;
-use crate::counters::kernel::KernelRates;
 use crate::detect::connflood::{self, ConnWatch, Tally};
-use crate::detect::{Change, Incident, Trigger};
+use crate::detect::detector::{Change, Incident, Trigger};
 use crate::event::{
     rfc3339_ms, Classification, Direction, Event, EventBody, IncidentOpen, IncidentResolve, IncidentUpdate,
 };
+use crate::input::counters::kernel::KernelRates;
+use crate::input::protocols::ClassRates;
 
 /// The SYN class from the counters: SYNs the listen path could not take the normal way, per
 /// second. The other classes are not measured without packets (NaN: neither learned nor
@@ -206,18 +206,18 @@ pub(super) fn conn_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baseline::Thresholds;
-    use crate::counters::ProtoCounters;
+    use crate::detect::baseline::Thresholds;
+    use crate::input::counters::ProtoCounters;
 
     fn incident(trigger: Trigger) -> Incident {
-        let mut d = crate::detect::Detector::new(
+        let mut d = crate::detect::detector::Detector::new(
             &crate::config::DetectConfig::default(),
             Direction::Inbound,
             Instant::now(),
             true,
         );
         let thr = Thresholds { pps: 5000.0, bits_per_s: 1e9, baseline_pps: 100.0, classes: [2000.0; 4] };
-        let s = crate::counters::Sample {
+        let s = crate::input::counters::Sample {
             pps: 4000.0,
             bits_per_s: 1e6,
             dropped_pps: 0.0,

@@ -79,8 +79,8 @@ fn parse_listen(text: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::paths::{Env, Paths};
     use crate::config::Settings;
-    use crate::paths::{Env, Paths};
 
     fn parse(text: &str) -> crate::Result<Settings> {
         let env = Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Env::default() };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::paths::{Env, Paths};
+use crate::config::paths::{Env, Paths};
 
 fn paths() -> Paths {
     Paths::resolve(&Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Env::default() }, false)
@@ -129,7 +129,7 @@ fn short_keys_are_fully_masked() {
 
 #[test]
 fn access_logs_are_read_and_checked() {
-    use crate::accesslog::{AccessLog, Format};
+    use crate::config::accesslog::{AccessLog, Format};
     let s = parse(
         r#"{"access_logs": [{"path": "/var/log/nginx/access.log"}, {"path": "/srv/caddy.log", "format": "caddy"}],
         "http_min_rps_threshold": 800}"#,

@@ -1,7 +1,11 @@
-//! Sources of traffic facts. Each one is started by one front door and hands its results to the
-//! sampling thread; none of them decides anything about attacks.
-//!
-//! - [`sockets`]: the TCP socket census (netlink `sock_diag` with `tcp_info`, falling back to
-//!   `<procfs_root>/net/tcp{,6}`), on its own thread, at most one dump a second (§5.7).
+//! Every source of traffic facts, each started by one front door: [`counters`] (`/proc/net`),
+//! [`capture`] (packets: the engine, in-process libpcap, tcpdump), [`accesslog`] (web-server
+//! logs, layer 7), [`sockets`] (the TCP socket census: netlink `sock_diag` with `tcp_info`, else
+//! `<procfs_root>/net/tcp{,6}`, on its own thread, at most one dump a second, §5.7).
+//! [`protocols`]: the per-protocol packet classes they count in.
 
+pub mod accesslog;
+pub mod capture;
+pub mod counters;
+pub mod protocols;
 pub mod sockets;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use serde_json::Value;
 
-use super::config::Hook;
+use crate::config::mitigation::Hook;
 
 /// Hook runs waiting; past it a run is skipped (with a log line), never waited for.
 const QUEUE: usize = 64;

@@ -1,14 +1,13 @@
 //! Automatic mitigation (§10): typed nftables rules chosen from the classification, applied in
 //! the agent's own table `inet ftagent`, each expiring by itself, plus an optional local hook.
 //!
-//! [`config`] (every build) parses and validates the `mitigation` object. The rest needs packet
+//! The `mitigation` object is parsed and validated by [`crate::config::mitigation`] (every build). The rest needs packet
 //! classification and so a capture build: [`plan`] (pure: classification → rules), [`nft`]
 //! (rules → one nftables JSON batch, table listing, counters), [`worker`] + [`lifecycle`] (the
 //! thread that applies, renews, removes and reconciles; nothing runs on the sampling thread), [`hook`] (the
 //! local program, on its own thread, killed at its timeout). This module never runs a shell,
 //! never acts on anything a server sent, and never touches another nftables table.
 
-pub mod config;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub mod hook;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
@@ -28,9 +27,9 @@ pub use worker::{start, Mitigation, Observer};
 pub fn start(
     settings: &crate::config::Settings,
     _events: std::sync::mpsc::SyncSender<crate::report::Outgoing>,
-    _live: Option<crate::insight::LiveClassification>,
+    _live: Option<crate::input::capture::handle::LiveClassification>,
 ) -> Option<Mitigation> {
-    if settings.mitigation.mode != config::Mode::Off {
+    if settings.mitigation.mode != crate::config::mitigation::Mode::Off {
         log::info!(
             "mitigation off: this build has no packet capture (feature capture-scapy), so nothing is precise \
              enough to act on; rebuild with `--features capture-scapy` or install the package"

@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
-use super::config::{Cidr, Mode};
 use super::hook::HookRunner;
 use super::lifecycle::State;
 use super::nft::Nft;
+use crate::config::mitigation::{Cidr, Mode};
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
-use crate::insight::LiveClassification;
+use crate::input::capture::handle::LiveClassification;
 use crate::report::Outgoing;
 
 /// Incident events waiting for the worker; past it they are dropped with a log line (the next
@@ -144,7 +144,7 @@ fn allowlist(settings: &Settings) -> Vec<Cidr> {
     let route = std::fs::read_to_string(settings.procfs_root.join("net/route")).unwrap_or_default();
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut allow = settings.mitigation.allowlist.clone();
-    let host = super::config::host_allowlist(&route, &resolv);
+    let host = crate::config::mitigation::host_allowlist(&route, &resolv);
     if !host.is_empty() {
         let shown: Vec<String> = host.iter().map(|c| c.to_string()).collect();
         info!("mitigation allowlist includes the gateway and resolvers: {}", shown.join(", "));

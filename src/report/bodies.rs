@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::spool::Kind;
-use super::Outgoing;
 use crate::event::{Classification, Event, EventBody};
+use crate::report::api::spool::Kind;
+use crate::report::Outgoing;
 
 /// One spool entry to be: kind, agent incident id, idempotency key, body.
 pub type Entry = (Kind, Option<String>, String, Value);
@@ -224,7 +224,14 @@ fn unix_now() -> u64 {
 mod tests {
     use super::*;
     use crate::event::{IncidentOpen, IncidentResolve};
+    use crate::input::accesslog::aggregate::Window;
+    use crate::input::accesslog::baseline::HttpDetectConfig;
+    use crate::input::accesslog::detect::HttpDetector;
+    use crate::input::accesslog::events::event;
+    use crate::input::accesslog::parse::{parse_line, Format};
+    use std::path::Path;
     use std::time::UNIX_EPOCH;
+    use std::time::{Duration, Instant, SystemTime};
 
     fn class() -> Classification {
         Classification { attack_subtype: Some("dns_amplification".into()), ..Classification::unknown() }
@@ -300,5 +307,59 @@ mod tests {
         let hook = webhook_body(&e, "web-1").unwrap();
         assert_eq!(hook["text"], "Mitigation applied on web-1: 1 rule(s) (enforce), incident open [inc-1]");
         assert_eq!(hook["rules"][0]["rule"], "amp:192.0.2.1:161");
+    }
+
+    #[test]
+    fn http_flood_events_carry_layer_7_evidence_and_reach_the_webhook_text() {
+        let cfg = HttpDetectConfig {
+            dynamic_threshold: true,
+            threshold_multiplier: 3.0,
+            min_rps: 500.0,
+            baseline_window: Duration::from_secs(60),
+            grace_period: Duration::ZERO,
+            holddown: Duration::from_secs(2),
+            cooldown: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        let mut d = HttpDetector::new(&cfg, t0);
+        let mut w = Window::default();
+        let line = br#"10.77.0.2 - - [t] "GET /api/search?q=1 HTTP/1.1" 200 5 "-" "wrk/4.2.0""#;
+        for _ in 0..1500 {
+            w.add(&parse_line(Format::Combined, line).unwrap());
+        }
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let open = d.step(t0 + Duration::from_secs(1), wall, 1500.0, &w.summary()).expect("opens");
+        let e = event(Path::new("/var/log/nginx/access.log"), &open, t0, wall);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event"], "incident_open");
+        for (k, want) in [
+            ("attack_family", Value::from("http_flood")),
+            ("attack_subtype", "single_source".into()),
+            ("classified_by", "access_log".into()),
+            ("layer", 7.into()),
+            ("direction", "inbound".into()),
+            ("trigger", "requests_per_second".into()),
+            ("requests_per_second", 1500.0.into()),
+            ("threshold_rps", 500.0.into()),
+            ("severity", "high".into()),
+        ] {
+            assert_eq!(v[k], want, "{k}: {v}");
+        }
+        assert_eq!(v["top_client_ips"][0]["ip"], "10.77.0.2");
+        assert_eq!(v["top_paths"][0]["path"], "/api/search");
+        assert_eq!(v["top_user_agents"][0]["user_agent"], "wrk/4.2.0");
+        assert_eq!(v["status_mix"]["2xx"], 1500);
+        let hook = webhook_body(&e, "web-1").unwrap();
+        assert_eq!(
+            hook["text"],
+            format!(
+                "HTTP flood on web-1 (/var/log/nginx/access.log): http_flood (single_source) at 1500.0 requests/s, \
+                 threshold 500.0 requests/s, severity high [{}]",
+                e.incident_id().unwrap()
+            )
+        );
+        let stop = d.stop().unwrap();
+        let v = serde_json::to_value(event(Path::new("/l"), &stop, t0 + Duration::from_secs(3), wall)).unwrap();
+        assert_eq!((v["event"].as_str(), v["reason"].as_str()), (Some("incident_resolve"), Some("agent_stopped")));
     }
 }

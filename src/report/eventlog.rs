@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Outgoing, Sink};
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util::fs as fsutil;
 
 pub struct EventLog {
     path: PathBuf,
@@ -26,7 +26,7 @@ impl EventLog {
             }
         }
         let file = Self::open_file(path)?;
-        Ok(EventLog { path: path.to_path_buf(), file: Some(file), seen: crate::reopen::generation() })
+        Ok(EventLog { path: path.to_path_buf(), file: Some(file), seen: crate::util::reopen::generation() })
     }
 
     fn open_file(path: &Path) -> Result<File> {
@@ -56,8 +56,8 @@ impl Sink for EventLog {
     fn handle(&mut self, msg: &Outgoing) -> Result<()> {
         // Checked on every message (a state snapshot comes each second), so a rotated log is
         // recreated within a second of SIGHUP even when no event follows.
-        if crate::reopen::generation() != self.seen {
-            self.seen = crate::reopen::generation();
+        if crate::util::reopen::generation() != self.seen {
+            self.seen = crate::util::reopen::generation();
             self.file = Some(Self::open_file(&self.path)?);
         }
         let Outgoing::Event(e) = msg else { return Ok(()) };

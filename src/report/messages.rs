@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::baseline::{Quality, Snapshot};
+use crate::detect::baseline::{Quality, Snapshot};
 use crate::event::Event;
 
 #[derive(Debug, Clone)]

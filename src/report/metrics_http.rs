@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::messages::LocalMetrics;
-use super::spool::Spool;
-use super::textfile::{escape, fmt, render};
-use super::{Metrics, Outgoing, Sink};
 use crate::error::{Error, Result};
+use crate::report::api::spool::Spool;
+use crate::report::messages::LocalMetrics;
+use crate::report::textfile::{escape, fmt, render};
+use crate::report::{Metrics, Outgoing, Sink};
 use crate::status::snapshot::{quality_level, StatusSnapshot};
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,7 +23,7 @@ pub struct MetricsHttp {
     text: Arc<Mutex<String>>,
     spools: Vec<Arc<Spool>>,
     /// Access-log figures (§11), the same the textfile writes.
-    http: Arc<crate::accesslog::worker::HttpGauges>,
+    http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
@@ -33,7 +33,7 @@ impl MetricsHttp {
     pub fn start(
         addr: SocketAddr,
         spools: Vec<Arc<Spool>>,
-        http: Arc<crate::accesslog::worker::HttpGauges>,
+        http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     ) -> Result<Self> {
         let server = tiny_http::Server::http(addr)
             .map_err(|e| Error::Runtime(format!("config key `metrics_listen`: cannot listen on {addr}: {e}")))?;
@@ -77,7 +77,7 @@ impl Sink for MetricsHttp {
     fn handle(&mut self, msg: &Outgoing) -> Result<()> {
         let Outgoing::Status(s) = msg else { return Ok(()) };
         let spooled = self.spools.iter().map(|sp| sp.len()).sum();
-        let body = render_all(s, spooled) + &super::textfile::render_http(&self.http.snapshot());
+        let body = render_all(s, spooled) + &crate::report::textfile::render_http(&self.http.snapshot());
         if let Ok(mut t) = self.text.lock() {
             *t = body;
         }

@@ -4,21 +4,14 @@
 //! spool here; their own sender threads talk to the network.
 
 pub mod api;
-pub mod apisink;
 pub mod bodies;
 pub mod eventlog;
-pub mod health;
 pub mod messages;
 pub mod metrics_http;
-mod pcap;
-pub mod remote;
-pub mod retry;
-pub mod sender;
-pub mod spool;
+pub mod sinks;
+pub mod statefile;
 pub mod textfile;
 pub mod webhook;
-pub mod webhook_format;
-pub mod wire;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -42,7 +35,7 @@ pub trait Sink: Send {
     }
 }
 
-pub use crate::join::join_within;
+pub use crate::util::join::join_within;
 
 /// Channel depth between the sampling thread and the worker.
 pub const CHANNEL_DEPTH: usize = 4096;
@@ -115,7 +108,3 @@ impl Outbox {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "../../tests/it/apiserver.rs"]
-pub(crate) mod testserver;

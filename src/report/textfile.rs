@@ -6,18 +6,18 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::spool::Spool;
-use super::{Metrics, Outgoing, Sink};
-use crate::accesslog::worker::LogGauge;
 use crate::error::Result;
-use crate::fsutil;
+use crate::input::accesslog::gauges::LogGauge;
+use crate::report::api::spool::Spool;
+use crate::report::{Metrics, Outgoing, Sink};
+use crate::util::fs as fsutil;
 
 pub struct TextfileSink {
     pub path: PathBuf,
     /// Spools whose sizes make `ftagent_spool_events`.
     pub spools: Vec<Arc<Spool>>,
     /// Requests/s per access log (§11).
-    pub http: Arc<crate::accesslog::worker::HttpGauges>,
+    pub http: Arc<crate::input::accesslog::gauges::HttpGauges>,
 }
 
 impl Sink for TextfileSink {

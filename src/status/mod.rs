@@ -1,12 +1,11 @@
 //! The operator's view of a running agent (§6.6): the state file the agent rewrites every second
 //! (`<state dir>/status.json`, 0600), `--status` and `--top` that read it.
 //!
-//! [`snapshot`] is the file's shape (plain data); [`sink`] writes it on the report worker, never on
-//! the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
+//! [`snapshot`] is the file's shape (plain data); `crate::report::statefile` writes it on the report
+//! worker, never on the sampling thread; [`query`] decides whether an agent is running and prints `--status`;
 //! [`top`] is the live view. Nothing here feeds back into detection.
 
 pub mod query;
-pub mod sink;
 pub mod snapshot;
 pub mod top;
 mod top_view;
@@ -23,18 +22,20 @@ pub fn state_file(state_dir: &Path) -> PathBuf {
     state_dir.join("status.json")
 }
 
-/// `--status` / `--top`: run them and return the exit code; None for every other action.
-pub fn for_action(
-    action: &crate::cli::Action,
-    settings: &crate::config::Settings,
-    config: &Path,
-) -> crate::Result<Option<u8>> {
+/// What the operator asked to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `--status` (`--json`: the snapshot as JSON).
+    Status { json: bool },
+    /// `--top`: the live view.
+    Top,
+}
+
+/// Run `--status` / `--top` for the agent of this config and return the exit code.
+pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::Result<u8> {
     let shown = config.display().to_string();
-    match action {
-        crate::cli::Action::Status { json } => {
-            query::print(&settings.state_dir, &shown, *json, &mut std::io::stdout()).map(Some)
-        }
-        crate::cli::Action::Top => top::run(&settings.state_dir, &shown).map(Some),
-        _ => Ok(None),
+    match request {
+        Request::Status { json } => query::print(&settings.state_dir, &shown, json, &mut std::io::stdout()),
+        Request::Top => top::run(&settings.state_dir, &shown),
     }
 }

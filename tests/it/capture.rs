@@ -183,14 +183,18 @@ fn veth_syn_flood_is_classified_from_packets_with_pcap_evidence() {
     assert!(count > 5000 && count <= 200_000 + 5000, "{count} packets in {}", pcap.display());
     let onset = humantime::parse_rfc3339(open["started_at"].as_str().unwrap()).unwrap();
     let onset_ns = onset.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut reader = ftagent::capture::pcapfile::CaptureReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
+    let mut reader =
+        ftagent::input::capture::pcapfile::CaptureReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
     let (mut last, mut n, mut pings_before) = (0u64, 0u64, 0u64);
     while let Some(f) = reader.next_frame().unwrap() {
         assert!(f.ts_ns >= last, "frames in time order");
         last = f.ts_ns;
         n += 1;
-        let p = ftagent::capture::parse::parse(ftagent::capture::LinkType::Ethernet, f.data).unwrap();
-        if matches!(p.transport, ftagent::capture::parse::Transport::Icmp { icmp_type: 8, .. }) && f.ts_ns < onset_ns {
+        let p =
+            ftagent::input::capture::engine::parse::parse(ftagent::input::capture::LinkType::Ethernet, f.data).unwrap();
+        if matches!(p.transport, ftagent::input::capture::engine::parse::Transport::Icmp { icmp_type: 8, .. })
+            && f.ts_ns < onset_ns
+        {
             pings_before += 1;
         }
     }

@@ -259,9 +259,9 @@ impl Drop for LowBacklog {
     }
 }
 
-/// A UDP flood steered (RPS) from the sending CPU to the other one, whose backlog is held to 8
-/// packets: the kernel drops at the backlog, `softnet_stat` counts it, and the incident's
-/// `dropped_pps` and `kernel_counters.softnet_dropped_pps` show it.
+/// A UDP flood steered (RPS) from the sending CPU to the other one, whose backlog is held to 1
+/// packet: the kernel drops at the backlog, `softnet_stat` counts it, and the incident's
+/// `dropped_pps` and `kernel_counters.softnet_dropped_pps` of the opening sample show it.
 #[test]
 fn a_flood_overflowing_the_backlog_shows_softnet_drops_in_dropped_pps() {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
@@ -276,7 +276,7 @@ fn a_flood_overflowing_the_backlog_shows_softnet_drops_in_dropped_pps() {
     let mut agent = spawn_agent_as_nobody(&pair, &home, &cfg);
     wait_started(&home, &mut agent);
 
-    let low = LowBacklog::set(8);
+    let low = LowBacklog::set(1);
     let mut flood = Command::new("timeout")
         .args(["2", "ip", "netns", "exec", &pair.ns_b, "taskset", "-c", "0", "hping3", "--udp", "--flood", "-q"])
         .args(["-p", "9", &pair.addr_a])

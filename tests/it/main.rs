@@ -6,6 +6,7 @@ mod util;
 mod accesslog;
 mod nginx;
 
+#[path = "../../src/report/api/testserver.rs"]
 mod apiserver;
 #[cfg(feature = "capture-scapy")]
 mod capture;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ftagent::capture::pcapfile::CaptureReader;
+use ftagent::input::capture::pcapfile::CaptureReader;
 use serde_json::{json, Value};
 
 use crate::util::{self, Home, NetnsPair};

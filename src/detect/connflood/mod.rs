@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::DetectConfig;
-use crate::counters::Sample;
-use crate::detect::{Change, Direction, Incident, Trigger};
+use crate::detect::detector::{Change, Direction, Incident, Trigger};
+use crate::detect::learn::Watch;
+use crate::input::counters::Sample;
 use crate::input::sockets::{Census, TcpState, Via};
-use crate::learn::Watch;
 
 /// Peers and ports named in the evidence.
 pub const TOP_N: usize = 10;

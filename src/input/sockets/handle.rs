@@ -82,7 +82,7 @@ impl CensusHandle {
     fn shutdown(&mut self) {
         self.stop.take();
         if let Some(t) = self.thread.take() {
-            crate::join::join_within(t, Duration::from_secs(2));
+            crate::util::join::join_within(t, Duration::from_secs(2));
         }
     }
 }

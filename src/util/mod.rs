@@ -1,0 +1,9 @@
+//! Small shared pieces with no knowledge of the agent: [`fs`] (atomic 0600 writes), [`join`]
+//! (the one bounded thread join), [`reopen`] (log files that follow logrotate), [`statefile`]
+//! (reading back state files), [`sketch`] (bounded heavy-hitter and distinct counters).
+
+pub mod fs;
+pub mod join;
+pub mod reopen;
+pub mod sketch;
+pub mod statefile;
