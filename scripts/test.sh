@@ -38,12 +38,24 @@ summarise_skips() {
 }
 trap summarise_skips EXIT
 
+echo "== layout (scripts/check-layout.sh)"
+bash scripts/check-layout.sh
+
 echo "== default build (limited mode only, no libpcap)"
 cargo build --quiet
-if ldd "${CARGO_TARGET_DIR:-target}/debug/ftagent" | grep libpcap >/dev/null; then
+bin="${CARGO_TARGET_DIR:-target}/debug/ftagent"
+if [ ! -x "$bin" ]; then
+  echo "no binary at $bin: cannot check that the default build does not link libpcap" >&2
+  exit 1
+fi
+libs=$(ldd "$bin") || { echo "ldd failed on $bin" >&2; exit 1; }
+if grep -q libpcap <<<"$libs"; then
   echo "the default build links libpcap; it must not" >&2
   exit 1
 fi
 cargo test
+echo "== each capture feature alone: its disabled stubs and the capture front door"
+cargo test --features capture-scapy --lib capture
+cargo test --features capture-tcpdump --lib capture
 echo "== capture builds (capture-scapy + capture-tcpdump)"
 cargo test --all-features

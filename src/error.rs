@@ -42,9 +42,41 @@ pub enum Error {
     /// Netlink `sock_diag` failed or was refused (the socket census then reads `/proc/net/tcp`).
     #[error("netlink sock_diag: {0}")]
     SockDiag(std::io::Error),
-    /// A runtime failure with a message for the operator.
-    #[error("{0}")]
-    Runtime(String),
+    /// A setting that passed the config reader cannot be used as it is (a URL scheme, a
+    /// listen address nobody may bind).
+    #[error("config key `{key}`: {why}")]
+    Setting { key: &'static str, why: String },
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread { what: &'static str, source: std::io::Error },
+    /// Data could not be encoded (JSON for a file or a request).
+    #[error("serialising {what}: {source}")]
+    Encode { what: &'static str, source: serde_json::Error },
+    /// Data read back (a state file, a server's answer, a program's output) is not what it must
+    /// be. `what` names the data; `why` says what is wrong with it (and names it again for the
+    /// operator).
+    #[error("{why}")]
+    Invalid { what: &'static str, why: String },
+    /// A program the agent runs (tcpdump, mergecap, nft, useradd, the hook, a package manager)
+    /// could not be started, failed or timed out.
+    #[error("{why}")]
+    Program { program: String, why: String },
+    /// An HTTP request failed or was refused.
+    #[error("{why}")]
+    Http { url: String, status: Option<u16>, why: String },
+    /// Packet capture cannot run in this mode (the reason goes to the one log line).
+    #[error("{why}")]
+    CaptureOff { mode: &'static str, why: String },
+    /// No agent is running for this config (`--status`, `--top`).
+    #[error("{why}")]
+    NotRunning { why: String },
+    /// The terminal or a standard stream failed.
+    #[error("{what}: {source}")]
+    Terminal { what: &'static str, source: std::io::Error },
+    /// An operation refused to go on (a release that fails verification, a setup without
+    /// answers, a `--test` without sinks); `what` names it.
+    #[error("{why}")]
+    Refused { what: &'static str, why: String },
 }
 
 fn location(line: usize, column: usize) -> String {

@@ -3,6 +3,8 @@
 //! HTTP floods: an access log that a writer thread fills like a web server would.
 //! Capture mode (capture builds, as root): real floods across a veth pair between namespaces.
 
+#[path = "../src/util/skip.rs"]
+mod skip;
 #[path = "it/util.rs"]
 mod util;
 

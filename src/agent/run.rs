@@ -60,7 +60,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let mut sinks = local_sinks(&settings)?;
     sinks.extend(opts.extra_sinks);
     let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
-        .map_err(|e| Error::Runtime(format!("cannot install signal handlers: {e}")))?;
+        .map_err(|e| Error::Thread { what: "signal", source: e })?;
 
     let saved = load_baseline(&baseline_path(&settings));
     let sampler = Sampler::new(Box::new(ProcSource::new(&settings.procfs_root)), &settings.interface);
@@ -88,7 +88,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
             let _close = close_signals;
             sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer)
         })
-        .map_err(|e| Error::Runtime(format!("cannot start sampling thread: {e}")))?;
+        .map_err(|e| Error::Thread { what: "sampling", source: e })?;
 
     let mut signals = signals;
     for sig in signals.forever() {
@@ -111,7 +111,10 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         m.stop();
     }
     if sampled.is_err() {
-        return Err(Error::Runtime("the sampling thread failed; see the log above".into()));
+        return Err(Error::Refused {
+            what: "sampling thread",
+            why: "the sampling thread failed; see the log above".into(),
+        });
     }
     // The worker ends when the sampling thread's sender is dropped; sinks flush to disk first.
     if !report::join_within(worker, Duration::from_secs(4)) {

@@ -42,11 +42,11 @@ pub fn synthetic_incident(settings: &Settings, capture: CaptureStatus) -> Vec<Ou
 }
 
 /// Deliver to each sink; returns (sink name, Ok or the reason) per sink.
-pub fn deliver(events: &[Outgoing], sinks: &mut [Box<dyn Sink>]) -> Vec<(String, Result<(), String>)> {
+pub fn deliver(events: &[Outgoing], sinks: &mut [Box<dyn Sink>]) -> Vec<(String, crate::error::Result<()>)> {
     sinks
         .iter_mut()
         .map(|s| {
-            let r = events.iter().try_for_each(|e| s.deliver_now(e)).map_err(|e| e.to_string());
+            let r = events.iter().try_for_each(|e| s.deliver_now(e));
             (s.name(), r)
         })
         .collect()

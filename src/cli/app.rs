@@ -93,7 +93,7 @@ fn setup_options(cli: &Cli) -> setup::Options {
 
 /// The running binary, which units point at and `--update` replaces.
 fn current_exe() -> Result<PathBuf> {
-    std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot locate the running binary: {e}")))
+    std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))
 }
 
 /// `--analyze FILE [--json]`: a capture file or an access log (every build), told apart by the
@@ -126,7 +126,10 @@ fn self_test(settings: &Settings, capture: CaptureStatus) -> Result<u8> {
     }
     sinks.extend(crate::report::sinks::for_test(settings)?);
     if sinks.is_empty() {
-        return Err(Error::Runtime("no sink is configured (events_file is \"\" and no API key)".into()));
+        return Err(Error::Refused {
+            what: "--test",
+            why: "no sink is configured (events_file is \"\" and no API key)".into(),
+        });
     }
     let events = selftest::synthetic_incident(settings, capture);
     let results = selftest::deliver(&events, &mut sinks);

@@ -1,7 +1,7 @@
 //! Command-line flags (§2), parsed with clap. Flags, not subcommands, as in the product docs.
 //!
 //! This module only describes and parses; it does no I/O. `main` turns a [`Cli`] into an
-//! [`crate::Action`] with [`Cli::action`].
+//! [`crate::cli::Action`] with [`Cli::action`].
 
 use std::path::PathBuf;
 

@@ -19,7 +19,7 @@ const USAGE: &str =
 /// Write the requested file to `out`.
 pub fn generate(what: &[String], out: &mut dyn Write) -> Result<()> {
     let args: Vec<&str> = what.iter().map(String::as_str).collect();
-    let io = |e: std::io::Error| Error::Runtime(format!("cannot write the generated file: {e}"));
+    let io = |e: std::io::Error| Error::Terminal { what: "cannot write the generated file", source: e };
     match args.as_slice() {
         ["man"] => clap_mangen::Man::new(Cli::command()).render(out).map_err(io),
         ["completions", shell] => {

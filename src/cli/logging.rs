@@ -38,7 +38,9 @@ pub fn init(level: LevelFilter, log_file: Option<&Path>) {
             .parent()
             .map(|d| if d.exists() { Ok(()) } else { crate::util::fs::ensure_private_dir(d) })
             .unwrap_or(Ok(()))
-            .and_then(|_| crate::util::reopen::ReopeningFile::open(path, 0o640).map_err(|e| crate::Error::io(path, e)));
+            .and_then(|_| {
+                crate::util::reopen::ReopeningFile::open(path, 0o640).map_err(|e| crate::error::Error::io(path, e))
+            });
         match opened {
             Ok(f) => {
                 let mut cfg = ConfigBuilder::new();

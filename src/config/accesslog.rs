@@ -22,20 +22,21 @@ fn default_format() -> Format {
     Format::Combined
 }
 
-/// Why an `access_logs` list is not acceptable, if it is not.
-pub fn check(logs: &[AccessLog]) -> Result<(), String> {
+/// Why an `access_logs` list is not acceptable, if it is not (the config reader turns it into
+/// an error that names the file, the key and its line).
+pub fn problem(logs: &[AccessLog]) -> Option<String> {
     for (i, l) in logs.iter().enumerate() {
         if !l.path.is_absolute() {
-            return Err(format!(
+            return Some(format!(
                 "entry {i}: `path` must be an absolute file path, got {:?}",
                 l.path.display().to_string()
             ));
         }
         if logs[..i].iter().any(|o| o.path == l.path) {
-            return Err(format!("entry {i}: {} is listed twice", l.path.display()));
+            return Some(format!("entry {i}: {} is listed twice", l.path.display()));
         }
     }
-    Ok(())
+    None
 }
 
 /// The log formats `access_logs[].format` accepts.

@@ -259,7 +259,9 @@ impl Settings {
             _ => return Err(r.invalid("log_level", "accepted: ERROR, WARN, INFO, DEBUG, TRACE")),
         };
         let access_logs: Vec<crate::config::accesslog::AccessLog> = r.get("access_logs", Vec::new())?;
-        crate::config::accesslog::check(&access_logs).map_err(|m| r.invalid("access_logs", &m))?;
+        if let Some(m) = crate::config::accesslog::problem(&access_logs) {
+            return Err(r.invalid("access_logs", &m));
+        }
         let mut unknown_keys: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !ops::KEYS.contains(&k.as_str()))

@@ -82,7 +82,7 @@ mod tests {
     use crate::config::paths::{Env, Paths};
     use crate::config::Settings;
 
-    fn parse(text: &str) -> crate::Result<Settings> {
+    fn parse(text: &str) -> crate::error::Result<Settings> {
         let env = Env { euid: 1000, home: Some("/home/u".into()), root: "/".into(), ..Env::default() };
         Settings::from_json(text, Some(std::path::Path::new("/c.json")), &Paths::resolve(&env, false))
     }

@@ -11,7 +11,9 @@ use std::process::Command;
 
 use crate::config::paths::Env;
 use crate::error::{Error, Result};
-use crate::install::service::SERVICE_USER;
+
+/// The dedicated account the system service runs as (the one place that names it).
+pub const SERVICE_USER: &str = "ftagent";
 
 /// uid and gid of a passwd entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +75,13 @@ pub fn ensure(env: &Env, out: &mut dyn Write) -> Result<Option<Ids>> {
             let _ = writeln!(out, "created system user `{SERVICE_USER}`");
             Ok(lookup(env))
         }
-        Ok(s) => Err(Error::Runtime(format!("`{}` exited with {s}", USERADD.join(" ")))),
-        Err(e) => Err(Error::Runtime(format!("cannot run useradd ({e}); create the user with: {}", USERADD.join(" ")))),
+        Ok(s) => {
+            Err(Error::Program { program: "useradd".into(), why: format!("`{}` exited with {s}", USERADD.join(" ")) })
+        }
+        Err(e) => Err(Error::Program {
+            program: "useradd".into(),
+            why: format!("cannot run useradd ({e}); create the user with: {}", USERADD.join(" ")),
+        }),
     }
 }
 

@@ -12,12 +12,11 @@ use std::process::Command;
 
 use crate::config::paths::{Env, Paths};
 use crate::error::{Error, Result};
+use crate::install::account::SERVICE_USER;
 use crate::util::fs as fsutil;
 
 /// Where the packages install the binary; `--generate unit` points `ExecStart` here.
 pub const PACKAGED_EXE: &str = "/usr/bin/ftagent";
-/// The dedicated account the system service runs as.
-pub const SERVICE_USER: &str = "ftagent";
 /// The config the system service reads.
 pub const SYSTEM_CONFIG: &str = "/etc/ftagent/config.json";
 

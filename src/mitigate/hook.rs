@@ -19,7 +19,7 @@ use crate::config::mitigation::Hook;
 const QUEUE: usize = 64;
 
 /// Wait for `child` at most `limit`, collecting its output; kill it past the limit.
-pub fn wait_output(mut child: Child, limit: Duration) -> Result<Output, String> {
+pub fn wait_output(mut child: Child, limit: Duration) -> crate::error::Result<Output> {
     let drain = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -41,10 +41,15 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Result<Output, String> 
                 unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("killed after {} s (timeout)", limit.as_secs_f64()));
+                return Err(crate::error::Error::Program {
+                    program: format!("pid {}", child.id()),
+                    why: format!("killed after {} s (timeout)", limit.as_secs_f64()),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(crate::error::Error::Program { program: format!("pid {}", child.id()), why: e.to_string() })
+            }
         }
     };
     Ok(Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
@@ -91,7 +96,7 @@ impl HookRunner {
 }
 
 /// One run: spawn, JSON on stdin, wait up to the timeout. Outcomes are logged, never fatal.
-pub fn run_once(hook: &Hook, payload: &Value) -> Result<Output, String> {
+pub fn run_once(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
     let what = payload["event"].as_str().unwrap_or("event").to_string();
     let result = spawn_and_wait(hook, payload);
     match &result {
@@ -107,7 +112,7 @@ pub fn run_once(hook: &Hook, payload: &Value) -> Result<Output, String> {
     result
 }
 
-fn spawn_and_wait(hook: &Hook, payload: &Value) -> Result<Output, String> {
+fn spawn_and_wait(hook: &Hook, payload: &Value) -> crate::error::Result<Output> {
     let mut child = Command::new(&hook.argv[0])
         .args(&hook.argv[1..])
         .process_group(0)
@@ -115,7 +120,10 @@ fn spawn_and_wait(hook: &Hook, payload: &Value) -> Result<Output, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
+        .map_err(|e| crate::error::Error::Program {
+            program: hook.argv[0].clone(),
+            why: format!("cannot start: {e}"),
+        })?;
     let data = serde_json::to_vec(payload).unwrap_or_default();
     if let Some(mut stdin) = child.stdin.take() {
         // Written from a thread: a hook that never reads must not block us past its timeout.
@@ -150,7 +158,7 @@ mod tests {
     #[test]
     fn a_hanging_hook_is_killed_at_its_timeout() {
         let t0 = Instant::now();
-        let err = run_once(&hook("sleep 30", 300), &serde_json::json!({})).unwrap_err();
+        let err = run_once(&hook("sleep 30", 300), &serde_json::json!({})).unwrap_err().to_string();
         assert!(err.contains("timeout"), "{err}");
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
@@ -158,6 +166,6 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
         let h = Hook { argv: vec!["/nonexistent/hook".into()], timeout: Duration::from_secs(1) };
-        assert!(run_once(&h, &serde_json::json!({})).unwrap_err().contains("cannot start"));
+        assert!(run_once(&h, &serde_json::json!({})).unwrap_err().to_string().contains("cannot start"));
     }
 }

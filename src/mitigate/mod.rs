@@ -22,40 +22,7 @@ pub mod worker;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 pub use worker::{start, Mitigation, Observer};
 
-/// Builds without packet capture plan no rules: the one log line says so.
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-pub fn start(
-    settings: &crate::config::Settings,
-    _events: std::sync::mpsc::SyncSender<crate::report::Outgoing>,
-    _live: Option<crate::input::capture::handle::LiveClassification>,
-) -> Option<Mitigation> {
-    if settings.mitigation.mode != crate::config::mitigation::Mode::Off {
-        log::info!(
-            "mitigation off: this build has no packet capture (feature capture-scapy), so nothing is precise \
-             enough to act on; rebuild with `--features capture-scapy` or install the package"
-        );
-    }
-    None
-}
-
-/// The handle of a running mitigation (none in builds without capture).
+mod disabled;
 #[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-pub struct Mitigation;
-
-#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-impl Mitigation {
-    pub fn observer(&self) -> Observer {
-        Observer
-    }
-    pub fn stop(self) {}
-}
-
-/// Hands incident events to the worker (none in builds without capture).
-#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-#[derive(Clone)]
-pub struct Observer;
-
-#[cfg(not(any(feature = "capture-scapy", feature = "capture-tcpdump")))]
-impl Observer {
-    pub fn observe(&self, _msgs: &[crate::report::Outgoing]) {}
-}
+pub use disabled::{start, Mitigation, Observer};

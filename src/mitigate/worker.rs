@@ -124,7 +124,7 @@ pub fn start(
 }
 
 /// Root, or CAP_NET_ADMIN effective; then make it ambient so the `nft` child has it too.
-fn may_admin_net() -> Result<(), String> {
+fn may_admin_net() -> crate::error::Result<()> {
     use caps::{CapSet, Capability};
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -132,11 +132,17 @@ fn may_admin_net() -> Result<(), String> {
         return Ok(());
     }
     if !caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap_or(false) {
-        return Err(format!("not root and no CAP_NET_ADMIN (uid {euid})"));
+        return Err(crate::error::Error::Refused {
+            what: "mitigation",
+            why: format!("not root and no CAP_NET_ADMIN (uid {euid})"),
+        });
     }
     let ambient = caps::raise(None, CapSet::Inheritable, Capability::CAP_NET_ADMIN)
         .and_then(|()| caps::raise(None, CapSet::Ambient, Capability::CAP_NET_ADMIN));
-    ambient.map_err(|e| format!("CAP_NET_ADMIN cannot be passed to nft ({e})"))
+    ambient.map_err(|e| crate::error::Error::Refused {
+        what: "mitigation",
+        why: format!("CAP_NET_ADMIN cannot be passed to nft ({e})"),
+    })
 }
 
 /// The configured allowlist plus the host's gateway and resolvers.

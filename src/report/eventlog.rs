@@ -61,7 +61,7 @@ impl Sink for EventLog {
             self.file = Some(Self::open_file(&self.path)?);
         }
         let Outgoing::Event(e) = msg else { return Ok(()) };
-        let mut line = serde_json::to_vec(e).map_err(|e| Error::Runtime(format!("serialising event: {e}")))?;
+        let mut line = serde_json::to_vec(e).map_err(|e| Error::Encode { what: "event", source: e })?;
         line.push(b'\n');
         self.append(&line)
     }
@@ -79,7 +79,7 @@ impl Sink for BaselineFile {
 
     fn handle(&mut self, msg: &Outgoing) -> Result<()> {
         let Outgoing::SaveBaseline(s) = msg else { return Ok(()) };
-        let bytes = serde_json::to_vec(s).map_err(|e| Error::Runtime(format!("serialising baseline: {e}")))?;
+        let bytes = serde_json::to_vec(s).map_err(|e| Error::Encode { what: "baseline", source: e })?;
         fsutil::write_atomic(&self.path, &bytes, 0o600)
     }
 }

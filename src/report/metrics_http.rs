@@ -36,14 +36,14 @@ impl MetricsHttp {
         http: Arc<crate::input::accesslog::gauges::HttpGauges>,
     ) -> Result<Self> {
         let server = tiny_http::Server::http(addr)
-            .map_err(|e| Error::Runtime(format!("config key `metrics_listen`: cannot listen on {addr}: {e}")))?;
+            .map_err(|e| Error::Setting { key: "metrics_listen", why: format!("cannot listen on {addr}: {e}") })?;
         let server = Arc::new(server);
         let text = Arc::new(Mutex::new(String::new()));
         let (srv, served) = (server.clone(), text.clone());
         let thread = std::thread::Builder::new()
             .name("ftagent-metrics".into())
             .spawn(move || serve(&srv, &served))
-            .map_err(|e| Error::Runtime(format!("cannot start the metrics server thread: {e}")))?;
+            .map_err(|e| Error::Thread { what: "metrics server", source: e })?;
         log::info!("serving Prometheus metrics at http://{addr}/metrics");
         Ok(MetricsHttp { addr, text, spools, http, server, thread: Some(thread) })
     }

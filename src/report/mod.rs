@@ -25,12 +25,12 @@ pub trait Sink: Send {
     fn name(&self) -> String;
     /// Take one message. An error is logged by the worker and the message is not retried here:
     /// sinks that must not lose data keep their own durable queue.
-    fn handle(&mut self, msg: &Outgoing) -> crate::Result<()>;
+    fn handle(&mut self, msg: &Outgoing) -> crate::error::Result<()>;
     /// The agent is stopping: persist whatever is pending. Must return promptly.
     fn shutdown(&mut self) {}
     /// `--test`: deliver now and say whether the destination accepted it. Sinks that queue
     /// (the API spool) override this to wait for the real answer.
-    fn deliver_now(&mut self, msg: &Outgoing) -> crate::Result<()> {
+    fn deliver_now(&mut self, msg: &Outgoing) -> crate::error::Result<()> {
         self.handle(msg)
     }
 }

@@ -30,7 +30,7 @@ fn check_webhook(url: &str) -> Result<()> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
-        Err(Error::Runtime("config key `webhook_url` must start with http:// or https://".into()))
+        Err(Error::Setting { key: "webhook_url", why: "must start with http:// or https://".into() })
     }
 }
 

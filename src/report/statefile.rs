@@ -93,7 +93,7 @@ impl Sink for StatusSink {
             },
             Outgoing::Status(snap) => {
                 let body = serde_json::to_vec(&self.complete(snap))
-                    .map_err(|e| Error::Runtime(format!("serialising the state file: {e}")))?;
+                    .map_err(|e| Error::Encode { what: "the state file", source: e })?;
                 write_replace(&self.path, &body)?;
             }
             _ => {}

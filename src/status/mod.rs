@@ -32,7 +32,7 @@ pub enum Request {
 }
 
 /// Run `--status` / `--top` for the agent of this config and return the exit code.
-pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::Result<u8> {
+pub fn run(request: Request, settings: &crate::config::Settings, config: &Path) -> crate::error::Result<u8> {
     let shown = config.display().to_string();
     match request {
         Request::Status { json } => query::print(&settings.state_dir, &shown, json, &mut std::io::stdout()),

@@ -13,34 +13,38 @@ use super::{state_file, EXIT_NOT_RUNNING};
 pub const FRESH_FOR: Duration = Duration::from_secs(5);
 
 /// Read the state file under `state_dir`: the snapshot of a running agent, or why there is none.
-pub fn running(state_dir: &Path, now: SystemTime) -> Result<StatusSnapshot, String> {
+pub fn running(state_dir: &Path, now: SystemTime) -> crate::error::Result<StatusSnapshot> {
     let path = state_file(state_dir);
     let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("no state file at {} (the agent is not running)", path.display()))
+            return Err(not_running(format!("no state file at {} (the agent is not running)", path.display())))
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(not_running(format!("cannot read {}: {e}", path.display()))),
     };
-    let snap: StatusSnapshot =
-        serde_json::from_slice(&text).map_err(|e| format!("{}: unreadable state file: {e}", path.display()))?;
-    check_alive(&snap, now).map_err(|why| format!("{}: {why}", path.display()))?;
+    let snap: StatusSnapshot = serde_json::from_slice(&text)
+        .map_err(|e| not_running(format!("{}: unreadable state file: {e}", path.display())))?;
+    check_alive(&snap, now).map_err(|why| not_running(format!("{}: {why}", path.display())))?;
     Ok(snap)
 }
 
+fn not_running(why: String) -> crate::error::Error {
+    crate::error::Error::NotRunning { why }
+}
+
 /// The liveness rules, on a parsed snapshot.
-pub fn check_alive(snap: &StatusSnapshot, now: SystemTime) -> Result<(), String> {
+pub fn check_alive(snap: &StatusSnapshot, now: SystemTime) -> crate::error::Result<()> {
     if snap.pid == 0 || !pid_is_ftagent(snap.pid) {
-        return Err(format!("written by pid {}, which is no longer running", snap.pid));
+        return Err(not_running(format!("written by pid {}, which is no longer running", snap.pid)));
     }
     let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let age = Duration::from_millis(now_ms.saturating_sub(snap.updated_unix_ms));
     if age > FRESH_FOR {
-        return Err(format!(
+        return Err(not_running(format!(
             "last updated {:.0} s ago by pid {}; the agent is not responding",
             age.as_secs_f64(),
             snap.pid
-        ));
+        )));
     }
     Ok(())
 }
@@ -61,10 +65,10 @@ fn pid_is_ftagent(pid: u32) -> bool {
 
 /// A state file this user may not read is an error (exit 1), not "no agent": the agent may well
 /// be running as another user.
-pub fn check_readable(state_dir: &Path) -> crate::Result<()> {
+pub fn check_readable(state_dir: &Path) -> crate::error::Result<()> {
     let path = state_file(state_dir);
     match std::fs::File::open(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(crate::Error::PermissionDenied {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(crate::error::Error::PermissionDenied {
             path,
             hint: "run it as root or as the agent's user (the state file is 0600)".into(),
         }),
@@ -73,10 +77,15 @@ pub fn check_readable(state_dir: &Path) -> crate::Result<()> {
 }
 
 /// `--status`: print the state and return the exit code (0, or 3 when no agent runs).
-pub fn print(state_dir: &Path, config_shown: &str, json: bool, out: &mut dyn std::io::Write) -> crate::Result<u8> {
+pub fn print(
+    state_dir: &Path,
+    config_shown: &str,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> crate::error::Result<u8> {
     check_readable(state_dir)?;
     let now = SystemTime::now();
-    let io = |e: std::io::Error| crate::Error::Runtime(format!("writing the status: {e}"));
+    let io = |e: std::io::Error| crate::error::Error::Terminal { what: "writing the status", source: e };
     match running(state_dir, now) {
         Ok(snap) if json => {
             let mut v = serde_json::to_value(&snap).unwrap_or_default();
@@ -90,7 +99,7 @@ pub fn print(state_dir: &Path, config_shown: &str, json: bool, out: &mut dyn std
         }
         Err(why) => {
             if json {
-                let v = serde_json::json!({ "running": false, "config": config_shown, "reason": why });
+                let v = serde_json::json!({ "running": false, "config": config_shown, "reason": why.to_string() });
                 writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(io)?;
             }
             eprintln!("ftagent: no agent is running for {config_shown}: {why}{}", system_hint(state_dir));
@@ -218,17 +227,17 @@ mod tests {
     #[test]
     fn a_live_pid_of_another_program_is_not_running() {
         // This test binary is alive but is not ftagent.
-        let err = check_alive(&fresh(std::process::id()), SystemTime::now()).unwrap_err();
+        let err = check_alive(&fresh(std::process::id()), SystemTime::now()).unwrap_err().to_string();
         assert!(err.contains("no longer running"), "{err}");
     }
 
     #[test]
     fn missing_and_corrupt_files_say_why() {
         let dir = tempfile::tempdir().unwrap();
-        let err = running(dir.path(), SystemTime::now()).unwrap_err();
+        let err = running(dir.path(), SystemTime::now()).unwrap_err().to_string();
         assert!(err.contains("no state file"), "{err}");
         std::fs::write(state_file(dir.path()), b"{not json").unwrap();
-        let err = running(dir.path(), SystemTime::now()).unwrap_err();
+        let err = running(dir.path(), SystemTime::now()).unwrap_err().to_string();
         assert!(err.contains("unreadable state file"), "{err}");
     }
 

@@ -65,11 +65,11 @@ type Screen = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
 fn screen(state_dir: &Path) -> Result<u8> {
     let mut term = enter().map_err(|e| {
         ratatui::restore();
-        Error::Runtime(format!("cannot set up the terminal: {e}"))
+        Error::Terminal { what: "cannot set up the terminal", source: e }
     })?;
     let result = screen_loop(&mut term, state_dir);
     ratatui::restore();
-    result.map(|()| 0).map_err(|e| Error::Runtime(format!("terminal: {e}")))
+    result.map(|()| 0).map_err(|e| Error::Terminal { what: "terminal", source: e })
 }
 
 fn enter() -> std::io::Result<Screen> {
@@ -91,7 +91,7 @@ fn screen_loop(term: &mut Screen, state_dir: &Path) -> std::io::Result<()> {
                 last_good = Some(s);
                 None
             }
-            Err(why) => Some(why),
+            Err(why) => Some(why.to_string()),
         };
         term.draw(|f| top_view::draw(f, last_good.as_ref(), problem.as_deref()))?;
         let until = Instant::now() + REFRESH;

@@ -6,4 +6,6 @@ pub mod fs;
 pub mod join;
 pub mod reopen;
 pub mod sketch;
+#[cfg(test)]
+pub mod skip;
 pub mod statefile;

@@ -7,6 +7,7 @@
 //! Owns only the read-validate-quarantine step; the callers own the formats (each passes a
 //! parser) and never write through this module.
 
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 use log::warn;
@@ -20,7 +21,7 @@ pub fn corrupt_path(path: &Path) -> PathBuf {
 /// Read `path` and parse it with `parse`. None when the file is missing, or (after one warning
 /// and moving it aside) when it cannot be read or parsed. `what` names the file's role in the
 /// warning ("saved baseline", "update-check stamp").
-pub fn load<T>(path: &Path, what: &str, parse: impl FnOnce(&[u8]) -> Result<T, String>) -> Option<T> {
+pub fn load<T>(path: &Path, what: &str, parse: impl FnOnce(&[u8]) -> Result<T>) -> Option<T> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -29,11 +30,11 @@ pub fn load<T>(path: &Path, what: &str, parse: impl FnOnce(&[u8]) -> Result<T, S
             return None;
         }
     };
-    let parsed = if bytes.iter().all(u8::is_ascii_whitespace) { Err("it is empty".to_string()) } else { parse(&bytes) };
+    let parsed = if bytes.iter().all(u8::is_ascii_whitespace) { Err(corrupt("it is empty")) } else { parse(&bytes) };
     match parsed {
         Ok(v) => Some(v),
         Err(reason) => {
-            quarantine(path, what, &reason);
+            quarantine(path, what, &reason.to_string());
             None
         }
     }
@@ -43,12 +44,17 @@ pub fn load<T>(path: &Path, what: &str, parse: impl FnOnce(&[u8]) -> Result<T, S
 pub fn load_json<T: serde::de::DeserializeOwned>(
     path: &Path,
     what: &str,
-    check: impl FnOnce(&T) -> Result<(), String>,
+    check: impl FnOnce(&T) -> Result<()>,
 ) -> Option<T> {
     load(path, what, |b| {
-        let v: T = serde_json::from_slice(b).map_err(|e| format!("not valid: {e}"))?;
+        let v: T = serde_json::from_slice(b).map_err(|e| corrupt(format!("not valid: {e}")))?;
         check(&v).map(|()| v)
     })
+}
+
+/// What is wrong with a state file's contents (the reason in [`quarantine`]'s warning).
+pub fn corrupt(why: impl Into<String>) -> Error {
+    Error::Invalid { what: "state file", why: why.into() }
 }
 
 /// Log once and move the file aside; a failed move is part of the same warning.
@@ -68,18 +74,18 @@ pub fn quarantine(path: &Path, what: &str, reason: &str) {
 }
 
 /// `secs` after the Unix epoch, or an error naming the field when a `SystemTime` cannot hold it.
-pub fn epoch_secs(field: &str, secs: u64) -> Result<std::time::SystemTime, String> {
+pub fn epoch_secs(field: &str, secs: u64) -> Result<std::time::SystemTime> {
     std::time::UNIX_EPOCH
         .checked_add(std::time::Duration::from_secs(secs))
-        .ok_or_else(|| format!("`{field}` {secs} is out of range for a timestamp"))
+        .ok_or_else(|| corrupt(format!("`{field}` {secs} is out of range for a timestamp")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn num(b: &[u8]) -> Result<u64, String> {
-        std::str::from_utf8(b).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))
+    fn num(b: &[u8]) -> Result<u64> {
+        std::str::from_utf8(b).map_err(|e| corrupt(e.to_string()))?.trim().parse().map_err(|e| corrupt(format!("{e}")))
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn latency(open: &Value, onset: SystemTime) -> Duration {
 
 #[test]
 fn http_floods_against_real_nginx_open_within_two_seconds_with_their_subtype() {
+    let _flood = util::flood_lock();
     let Some(pair) = nginx::netns_pair() else { return };
     let web = Nginx::start(&pair);
     let home = Home::new();
@@ -157,6 +158,7 @@ fn settled_total(home: &Home) -> u64 {
 
 #[test]
 fn rotation_by_rename_and_copytruncate_loses_at_most_a_second_and_rereads_nothing() {
+    let _flood = util::flood_lock();
     let Some(pair) = nginx::netns_pair() else { return };
     let web = Nginx::start(&pair);
     // History the agent must never read.
@@ -246,6 +248,7 @@ fn analyze_summarises_an_access_log_in_every_build() {
 #[cfg(feature = "capture-scapy")]
 #[test]
 fn http_flood_is_detected_beside_packet_capture() {
+    let _flood = util::flood_lock();
     let Some(pair) = nginx::netns_pair() else { return };
     let web = Nginx::start(&pair);
     let home = Home::new();

@@ -145,6 +145,7 @@ fn flood_run(pair: &NetnsPair, home: &Home, mut agent_cmd: Command) -> (Vec<Valu
 
 #[test]
 fn veth_syn_flood_is_classified_from_packets_with_pcap_evidence() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3") && util::have("capinfos"), "needs hping3 and capinfos (wireshark-common)");
     let home = Home::new();
@@ -206,6 +207,7 @@ fn veth_syn_flood_is_classified_from_packets_with_pcap_evidence() {
 
 #[test]
 fn unprivileged_run_logs_why_and_detects_from_counters() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3") && util::have("setpriv"), "needs hping3 and setpriv");
     let home = Home::new();
@@ -233,6 +235,7 @@ fn unprivileged_run_logs_why_and_detects_from_counters() {
 /// §5.6: 3000 SYN/s keeps total PPS under its 5000 floor but is over the 2000/s SYN floor.
 #[test]
 fn syn_flood_under_the_total_floor_opens_on_the_syn_threshold() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     let home = Home::new();
     let cfg = home.write_config(serde_json::json!({

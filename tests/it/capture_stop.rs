@@ -7,6 +7,7 @@ use crate::util::{self, Home, NetnsPair};
 
 #[test]
 fn sigterm_with_capture_on_an_idle_interface_exits_within_5_s() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     // No IPv6 autoconfiguration chatter: the link must stay silent.
     for (ns, dev) in [(&pair.ns_a, &pair.veth_a), (&pair.ns_b, &pair.veth_b)] {

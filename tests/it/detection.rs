@@ -16,10 +16,13 @@ struct Rig {
     pair: NetnsPair,
     home: Home,
     agent: Option<Child>,
+    /// Held for the whole test, see [`util::flood_lock`]; the last field, so released last.
+    _flood: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Rig {
     fn start() -> Option<Rig> {
+        let flood = util::flood_lock();
         let pair = NetnsPair::create()?;
         assert!(util::have("hping3"), "hping3 is needed (apt-get install hping3)");
         let home = Home::new();
@@ -33,7 +36,7 @@ impl Rig {
         let started = util::wait_for_event(&home.events_file(), "agent_start", Duration::from_secs(10));
         assert!(started.is_some(), "agent_start");
         std::thread::sleep(Duration::from_millis(3500)); // past the grace period
-        Some(Rig { pair, home, agent: Some(agent) })
+        Some(Rig { pair, home, agent: Some(agent), _flood: flood })
     }
 
     /// Start `flood`, wait for incident_open number `n` (1-based); (onset, the open event).

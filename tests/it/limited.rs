@@ -7,6 +7,7 @@ use crate::util::{self, Home, NetnsPair};
 
 #[test]
 fn veth_udp_flood_opens_within_one_second_and_resolves() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");
     let home = Home::new();

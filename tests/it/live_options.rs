@@ -53,6 +53,7 @@ fn ioc_flood(pair: &NetnsPair, home: &Home, secs: u32) -> std::process::Child {
 }
 
 fn server_config_reaches_the_running_capture(mode: &str) {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     for t in ["hping3", "tcpdump", "mergecap"] {
         assert!(util::have(t), "{t} is needed (apt-get install hping3 tcpdump wireshark-common)");

@@ -1,6 +1,8 @@
 //! The one integration test binary: the real `ftagent` binary against real inputs (fake /proc
 //! trees, network namespaces with veth pairs, loopback servers).
 
+#[path = "../../src/util/skip.rs"]
+mod skip;
 mod util;
 
 mod accesslog;

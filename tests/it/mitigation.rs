@@ -182,6 +182,7 @@ fn amp_rule(pair: &NetnsPair) -> Value {
 
 #[test]
 fn snmp_amplification_is_dropped_within_a_second_then_nothing_is_left() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 3}));
     let (udp0, rx0) = udp_and_rx(&pair.ns_a, &pair.veth_a);
@@ -224,6 +225,7 @@ fn snmp_amplification_is_dropped_within_a_second_then_nothing_is_left() {
 
 #[test]
 fn dry_run_reports_the_exact_rules_and_applies_nothing() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let r = start(&pair, Home::new(), json!({"mode": "dry_run", "ttl_s": 3}));
     let (udp0, rx0) = udp_and_rx(&pair.ns_a, &pair.veth_a);

@@ -88,6 +88,7 @@ fn configs(dir: &Path, pair: &NetnsPair, fifo: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn exabgp_hook_announces_rtbh_and_flowspec_at_open_and_withdraws_at_resolve() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     for t in ["exabgp", "gobgpd", "gobgp"] {
         assert!(util::have(t), "needs {t} (packages exabgp, gobgpd)");

@@ -17,6 +17,7 @@ fn udp_flood(pair: &util::NetnsPair, secs: u32) -> std::process::Child {
 
 #[test]
 fn a_single_real_source_goes_into_the_timed_set() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30}));
     let mut flood = udp_flood(&pair, 3);
@@ -37,6 +38,7 @@ fn a_single_real_source_goes_into_the_timed_set() {
 
 #[test]
 fn an_allowlisted_source_is_never_blocked() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let r = start(
         &pair,
@@ -73,6 +75,7 @@ fn connects(ns: &str, addr: &str, port: u16) -> bool {
 
 #[test]
 fn spoofed_syn_flood_is_rate_limited_while_an_allowlisted_client_connects() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let mut server = listener(&pair.ns_a, 80);
     let cfg =
@@ -102,6 +105,7 @@ fn spoofed_syn_flood_is_rate_limited_while_an_allowlisted_client_connects() {
 
 #[test]
 fn sigkill_then_restart_adopts_live_rules_and_leaves_nothing_stale() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let mut r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 20}));
     let mut flood = udp_flood(&pair, 2);
@@ -137,6 +141,7 @@ fn sigkill_then_restart_adopts_live_rules_and_leaves_nothing_stale() {
 
 #[test]
 fn max_rules_is_honoured() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 30, "max_rules": 2}));
     let third = pair.addr_b.replace(".2", ".3");
@@ -168,6 +173,7 @@ fn max_rules_is_honoured() {
 
 #[test]
 fn a_hanging_hook_is_killed_and_delays_no_detection() {
+    let _flood = util::flood_lock();
     let Some(pair) = pair() else { return };
     let hook = json!({"argv": ["/bin/sleep", "60"], "timeout_s": 6});
     let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": 2, "hook": hook}));

@@ -11,13 +11,10 @@ use crate::util::{self, NetnsPair};
 
 pub const PORT: u16 = 8080;
 
-/// Namespaces for a test that needs them; None (printed) when not possible, but a failure
-/// under `CI=true`, where CI runs as root and a skipped test would hide a regression.
+/// Namespaces for a test that needs them; None when not possible ([`NetnsPair::create`] has
+/// called `util::skip`, a failure under `CI=true`).
 pub fn netns_pair() -> Option<NetnsPair> {
     let pair = NetnsPair::create();
-    if pair.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI=true: this test needs network namespaces (root)");
-    }
     for tool in ["nginx", "wrk"] {
         if pair.is_some() && !util::have(tool) {
             panic!("{tool} is needed (apt-get install nginx wrk)");

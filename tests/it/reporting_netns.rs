@@ -45,6 +45,7 @@ fn hung_server_in(ns: &str, stop: Arc<AtomicBool>) -> (u16, Arc<AtomicUsize>) {
 
 #[test]
 fn never_answering_api_does_not_delay_detection_or_shutdown() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");
     let stop = Arc::new(AtomicBool::new(false));

@@ -31,6 +31,7 @@ fn wait_status(home: &Home, cfg: &Path, limit: Duration, pred: impl Fn(&Value) -
 
 #[test]
 fn status_json_of_an_agent_in_a_namespace_shows_mode_interface_thresholds_and_the_incident() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");
     let home = Home::new();
@@ -126,7 +127,7 @@ fn a_stopped_agent_whose_file_goes_stale_is_not_running() {
 fn a_state_file_this_user_cannot_read_is_an_error_not_no_agent() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root to make a file another user cannot read (CI runs as root)");
+        util::skip("needs root to make a file another user cannot read (CI runs as root)");
         return;
     }
     let home = Home::new();
@@ -148,6 +149,7 @@ fn a_state_file_this_user_cannot_read_is_an_error_not_no_agent() {
 #[cfg(feature = "capture-scapy")]
 #[test]
 fn capture_build_status_shows_the_incidents_top_sources_and_ports() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");
     let home = Home::new();

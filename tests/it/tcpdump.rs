@@ -82,6 +82,7 @@ fn capinfos(file: &Path) -> (u64, f64, f64) {
 
 #[test]
 fn syn_flood_in_tcpdump_mode_is_syn_flood_with_a_merged_pcap_holding_pre_open_packets() {
+    let _flood = util::flood_lock();
     let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let mut background = steady(&pair, 30);
@@ -137,6 +138,7 @@ fn ring_spans(dir: &Path, spans: &mut BTreeMap<String, (u64, u64)>) {
 
 #[test]
 fn ring_runs_over_100_s_without_a_gap_and_keeps_at_most_three_files() {
+    let _flood = util::flood_lock();
     let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let ring = home.state().join("pcaps/ring");
@@ -176,6 +178,7 @@ fn ring_pid(ring_dir: &Path) -> Option<i32> {
 
 #[test]
 fn a_killed_tcpdump_is_restarted_and_the_reason_logged() {
+    let _flood = util::flood_lock();
     let Some((pair, home)) = netns_with_tools() else { return };
     let mut agent = start_agent(&pair, &home, json!({}));
     let ring = home.state().join("pcaps/ring");
@@ -301,6 +304,7 @@ fn missing_tcpdump_is_installed_as_root_and_never_otherwise() {
 
 #[test]
 fn retention_and_the_disk_cap_count_ring_files() {
+    let _flood = util::flood_lock();
     let Some((pair, home)) = netns_with_tools() else { return };
     let pcaps = home.state().join("pcaps");
     std::fs::create_dir_all(pcaps.join("ring")).unwrap();
@@ -347,6 +351,7 @@ fn disk_use(dir: &Path) -> (u64, u64, usize) {
 
 #[test]
 fn ring_files_rotate_by_size_and_the_disk_cap_holds_during_a_flood() {
+    let _flood = util::flood_lock();
     let Some((pair, home)) = netns_with_tools() else { return };
     // No incident: the ring alone against a 5 MiB cap (ring files of 1 MB, `-C 1`).
     let extra =

@@ -59,6 +59,7 @@ fn shell_line(cfg: &Path) -> String {
 
 #[test]
 fn top_in_tmux_shows_the_flood_rate_and_q_restores_the_terminal() {
+    let _flood = util::flood_lock();
     let Some(pair) = NetnsPair::create() else { return };
     assert!(util::have("tmux"), "tmux is needed (apt-get install tmux)");
     assert!(util::have("hping3"), "hping3 is needed for the flood (apt-get install hping3)");

@@ -119,29 +119,8 @@ impl Home {
 
 pub const NOBODY: u32 = 65534;
 
-/// A test that cannot run here, for `reason`. CI (`CI=true`) runs as root with every tool the
-/// tests use installed, so there a skip is a failure (panic). Elsewhere the reason goes to
-/// stderr and, when `FTAGENT_SKIP_LOG` names a file (`scripts/test.sh` sets it), to that file,
-/// which the script summarises in one line at the end.
-pub fn skip(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("skipped under CI=true, where it must run: {reason}");
-    }
-    note_skip(reason);
-}
-
-/// A skip CI cannot avoid either (the build lacks a feature): logged as [`skip`] does, never a
-/// failure.
-pub fn note_skip(reason: &str) {
-    let test = std::thread::current().name().unwrap_or("test").to_string();
-    eprintln!("SKIPPED {test}: {reason}");
-    if let Some(log) = std::env::var_os("FTAGENT_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(f, "{test}: {reason}");
-        }
-    }
-}
+#[allow(unused_imports)] // note_skip: the acceptance runner only
+pub use crate::skip::{note_skip, skip};
 
 /// The real attack captures the tests use, vendored under `tests/data/` (or where
 /// `FTAGENT_PCAPS` points); None (after [`skip`]) when absent.
@@ -250,6 +229,15 @@ pub fn have(tool: &str) -> bool {
 }
 
 static PAIR: AtomicU32 = AtomicU32::new(0);
+
+/// The one lock of the tests that send real traffic across a veth pair (floods, paced
+/// packets, wrk): taken first by every such test, so no two floods share the CPU and a
+/// latency bar measures the agent, not another test's flood. A test that panicked while
+/// holding it does not poison the others.
+pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
+    static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    FLOOD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Two network namespaces joined by a veth pair: `a` (10.77.N.1, where the agent runs) and
 /// `b` (10.77.N.2, where the traffic comes from). Removed on drop.
@@ -517,12 +505,4 @@ impl NetnsPair {
             .spawn()
             .expect("spawn trafgen (netsniff-ng)")
     }
-}
-
-/// Floods run one at a time: two at once would skew each other's rates and latencies.
-pub static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Hold the flood lock for the life of the guard (a test that panicked does not poison it).
-pub fn flood_lock() -> std::sync::MutexGuard<'static, ()> {
-    FLOOD.lock().unwrap_or_else(|p| p.into_inner())
 }

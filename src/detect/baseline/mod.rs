@@ -1,6 +1,6 @@
 //! Dynamic baseline (§5.2): a flat rolling window plus 24 hour-of-day buckets, and the
 //! thresholds derived from them. Pure: every call takes the time it concerns; persistence goes
-//! through [`Snapshot`] (`baseline_snapshot.rs`), which the caller writes to disk off the sampling
+//! through [`Snapshot`] (`snapshot.rs`), which the caller writes to disk off the sampling
 //! thread.
 //!
 //! Hour buckets are bounded log-scale histograms (5 % bins) so days of history cost a few KiB;
@@ -10,7 +10,7 @@
 //! Growth is bounded (§5.4): the p99 a threshold is built from may be at most [`GROWTH`] times
 //! the p99 in force one window of learned samples ago (or the floor's share of the threshold,
 //! whichever is larger), so traffic that ramps up slowly cannot carry the threshold with it.
-//! Which samples are learned at all is decided by [`crate::detect::detector::detector`] and [`crate::detect::learn`].
+//! Which samples are learned at all is decided by [`crate::detect::detector`] and [`crate::detect::learn`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

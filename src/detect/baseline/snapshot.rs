@@ -118,10 +118,10 @@ impl DirSnapshot {
 impl Snapshot {
     /// Structural checks of a file read back: every saved direction well formed. (Age and
     /// version are [`Snapshot::usable`]'s: an old file is not corrupt.)
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::error::Result<()> {
         for (name, dir) in [("inbound", &self.inbound), ("outbound", &self.outbound)] {
             if let Some(d) = dir {
-                d.check().map_err(|why| format!("{name}: {why}"))?;
+                d.check().map_err(|why| crate::util::statefile::corrupt(format!("{name}: {why}")))?;
             }
         }
         Ok(())

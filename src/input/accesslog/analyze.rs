@@ -172,11 +172,14 @@ pub fn print(path: &Path, json: bool) -> Result<u8> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let s = analyze_reader(file).map_err(|e| Error::io(path, e))?;
     if s.window.requests() == 0 {
-        return Err(Error::Runtime(format!(
-            "{}: not a capture file, nor an access log with a request in a known format ({} lines read)",
-            path.display(),
-            s.lines
-        )));
+        return Err(Error::Invalid {
+            what: "access log",
+            why: format!(
+                "{}: not a capture file, nor an access log with a request in a known format ({} lines read)",
+                path.display(),
+                s.lines
+            ),
+        });
     }
     if json {
         println!("{}", s.to_json());

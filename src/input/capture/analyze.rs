@@ -1,5 +1,5 @@
 //! `ftagent --analyze FILE [--json]` (§7.6): read a capture file through the engine and render
-//! the result. Reading is here; printing is the caller's (app.rs).
+//! the result. Reading is here; printing is the caller's (`cli::app`).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -19,7 +19,7 @@ pub fn analyze_file(path: &Path, ioc: &[IocPattern]) -> Result<Engine> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let matcher = IocMatcher::new(ioc)?.map(Arc::new);
     analyze_reader(BufReader::with_capacity(1 << 20, file), matcher)
-        .map_err(|e| Error::Runtime(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::Invalid { what: "capture file", why: format!("{}: {e}", path.display()) })
 }
 
 /// The same over any reader (tests, fuzzing).

@@ -60,7 +60,7 @@ impl CensusHandle {
         let thread = std::thread::Builder::new()
             .name("census".into())
             .spawn(move || run(reader, interval, &slot, &count, &rx))
-            .map_err(|e| crate::Error::Runtime(format!("cannot start the socket census thread: {e}")))?;
+            .map_err(|source| crate::Error::Thread { what: "socket census", source })?;
         Ok(CensusHandle { latest, dumps, stop: Some(tx), thread: Some(thread) })
     }
 

@@ -67,7 +67,7 @@ pub fn run(opts: &Options, env: &Env, p: &mut Prompter, exe: &Path) -> Result<u8
             Some(ids) => account::hand_config_to_service(&path, ids)?,
             None => p.say(&format!(
                 "note: the `{}` user does not exist yet; `ftagent --install-service` creates it and hands it this file",
-                service::SERVICE_USER
+                account::SERVICE_USER
             )),
         }
     }
@@ -138,7 +138,7 @@ fn write_config(path: &Path, raw: &Map<String, Value>, system_dir: bool) -> Resu
             fsutil::ensure_private_dir(dir)?;
         }
     }
-    let mut text = serde_json::to_string_pretty(raw).map_err(|e| Error::Runtime(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(raw).map_err(|e| Error::Encode { what: "the config", source: e })?;
     text.push('\n');
     fsutil::write_atomic(path, text.as_bytes(), 0o600)
 }

@@ -28,10 +28,16 @@ impl<'a> Prompter<'a> {
         let _ = write!(self.out, "{question}: ");
         let _ = self.out.flush();
         let mut line = String::new();
-        let n = self.input.read_line(&mut line).map_err(|e| Error::Runtime(format!("cannot read the answer: {e}")))?;
+        let n = self
+            .input
+            .read_line(&mut line)
+            .map_err(|e| Error::Terminal { what: "cannot read the answer", source: e })?;
         if n == 0 {
             let _ = writeln!(self.out);
-            return Err(Error::Runtime(format!("input ended before an answer to \"{question}\"; nothing was written")));
+            return Err(Error::Refused {
+                what: "setup",
+                why: format!("input ended before an answer to \"{question}\"; nothing was written"),
+            });
         }
         Ok(line.trim().to_string())
     }
@@ -43,7 +49,8 @@ impl<'a> Prompter<'a> {
         }
         let _ = write!(self.out, "{question}: ");
         let _ = self.out.flush();
-        let answer = rpassword::read_password().map_err(|e| Error::Runtime(format!("cannot read the answer: {e}")))?;
+        let answer =
+            rpassword::read_password().map_err(|e| Error::Terminal { what: "cannot read the answer", source: e })?;
         Ok(answer.trim().to_string())
     }
 

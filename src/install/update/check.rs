@@ -34,9 +34,10 @@ pub fn due(last: Option<SystemTime>, now: SystemTime) -> bool {
 /// The last check's time; a corrupt stamp is moved aside with one warning (the check is then due).
 fn read_stamp(path: &Path) -> Option<SystemTime> {
     crate::util::statefile::load(path, "update-check stamp", |b| {
-        let text = std::str::from_utf8(b).map_err(|_| "it is not text".to_string())?;
-        let secs: u64 =
-            text.trim().parse().map_err(|e| format!("{:?} is not a number of seconds: {e}", text.trim()))?;
+        let text = std::str::from_utf8(b).map_err(|_| crate::util::statefile::corrupt("it is not text"))?;
+        let secs: u64 = text.trim().parse().map_err(|e| {
+            crate::util::statefile::corrupt(format!("{:?} is not a number of seconds: {e}", text.trim()))
+        })?;
         crate::util::statefile::epoch_secs("stamp", secs)
     })
 }

@@ -32,9 +32,13 @@ pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>> {
         .with_header("Accept", "application/vnd.github+json, application/octet-stream;q=0.9, */*;q=0.8")
         .with_timeout(timeout.as_secs().max(1))
         .send()
-        .map_err(|e| Error::Runtime(format!("{url}: {e}")))?;
+        .map_err(|e| Error::Http { url: url.to_string(), status: None, why: format!("{url}: {e}") })?;
     if resp.status_code != 200 {
-        return Err(Error::Runtime(format!("{url}: HTTP {} {}", resp.status_code, resp.reason_phrase)));
+        return Err(Error::Http {
+            url: url.to_string(),
+            status: u16::try_from(resp.status_code).ok(),
+            why: format!("{url}: HTTP {} {}", resp.status_code, resp.reason_phrase),
+        });
     }
     Ok(resp.into_bytes())
 }
@@ -129,23 +133,29 @@ pub fn run(url: &str, env: &Env, exe: &Path, p: &mut Prompter) -> Result<u8> {
 /// Download this architecture's asset and check it against the release's checksum file.
 pub fn download_verified(release: &Release) -> Result<Vec<u8>> {
     let arch = std::env::consts::ARCH;
-    let asset = release
-        .binary_asset(arch)
-        .ok_or_else(|| Error::Runtime(format!("release {} has no binary for {arch}", release.tag_name)))?;
-    let sums = release.checksum_asset(&asset.name).ok_or_else(|| {
-        Error::Runtime(format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name))
+    let asset = release.binary_asset(arch).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("release {} has no binary for {arch}", release.tag_name),
+    })?;
+    let sums = release.checksum_asset(&asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("release {} has no checksum file (SHA256SUMS); refusing to install", release.tag_name),
     })?;
     let sums_text = String::from_utf8_lossy(&get(&sums.browser_download_url, DOWNLOAD_TIMEOUT)?).into_owned();
-    let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| {
-        Error::Runtime(format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name))
+    let expected = release::expected_sha256(&sums_text, &asset.name).ok_or_else(|| Error::Refused {
+        what: "update",
+        why: format!("{} lists no SHA-256 for {}; refusing to install", sums.name, asset.name),
     })?;
     let bytes = get(&asset.browser_download_url, DOWNLOAD_TIMEOUT)?;
     let actual = release::sha256_hex(&bytes);
     if actual != expected {
-        return Err(Error::Runtime(format!(
-            "checksum mismatch for {}: expected {expected}, got {actual}; the binary was not changed",
-            asset.name
-        )));
+        return Err(Error::Refused {
+            what: "update",
+            why: format!(
+                "checksum mismatch for {}: expected {expected}, got {actual}; the binary was not changed",
+                asset.name
+            ),
+        });
     }
     Ok(bytes)
 }

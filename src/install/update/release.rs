@@ -25,8 +25,10 @@ pub struct Release {
 
 impl Release {
     pub fn parse(body: &[u8]) -> Result<Self> {
-        serde_json::from_slice(body)
-            .map_err(|e| Error::Runtime(format!("the release answer is not a GitHub-style release object: {e}")))
+        serde_json::from_slice(body).map_err(|e| Error::Invalid {
+            what: "release",
+            why: format!("the release answer is not a GitHub-style release object: {e}"),
+        })
     }
 
     /// The release's version: the tag without a leading `v`.
@@ -68,7 +70,10 @@ fn is_checksum_name(name: &str) -> bool {
 pub fn parse_version(tag: &str) -> Result<Version> {
     let t = tag.trim();
     let t = t.strip_prefix('v').unwrap_or(t);
-    Version::parse(t).map_err(|e| Error::Runtime(format!("release tag `{tag}` is not a semantic version: {e}")))
+    Version::parse(t).map_err(|e| Error::Invalid {
+        what: "release tag",
+        why: format!("release tag `{tag}` is not a semantic version: {e}"),
+    })
 }
 
 /// The expected SHA-256 (lower-case hex) of `asset` in a checksum file: `sha256sum` lines

@@ -206,7 +206,8 @@ impl State {
     fn put_in_force(&mut self, fresh: &[Active]) -> bool {
         let Some(nft) = &self.nft else { return true };
         let add: Vec<Value> = fresh.iter().flat_map(|a| nft::rule_commands(&a.applied)).collect();
-        let result = if self.table { nft.apply(add) } else { Err(String::new()) };
+        let missing = || crate::error::Error::Invalid { what: "nft table", why: "not there".into() };
+        let result = if self.table { nft.apply(add) } else { Err(missing()) };
         let result = result.or_else(|_| {
             // Not there yet, or removed by hand: rebuild it with everything in force.
             let mut all: Vec<Applied> = self.active.iter().map(|a| a.applied.clone()).collect();

@@ -38,9 +38,9 @@ impl Listing {
 }
 
 /// Parse the listing; `syn_pps`/`icmp_pps` fill in rate limits whose rule is gone.
-pub fn parse_listing(text: &str, syn_pps: u32, icmp_pps: u32) -> Result<Listing, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("nft listing is not JSON: {e}"))?;
-    let items = v["nftables"].as_array().ok_or("nft listing has no `nftables` array")?;
+pub fn parse_listing(text: &str, syn_pps: u32, icmp_pps: u32) -> crate::error::Result<Listing> {
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(format!("nft listing is not JSON: {e}")))?;
+    let items = v["nftables"].as_array().ok_or_else(|| invalid("nft listing has no `nftables` array".into()))?;
     let mut out = Listing::default();
     let mut rate_counters: HashMap<String, (u64, u32)> = HashMap::new();
     for it in items {
@@ -104,4 +104,8 @@ fn to_rule(set: &str, val: &Value, syn_pps: u32, icmp_pps: u32) -> Option<Rule> 
         },
         _ => return None,
     })
+}
+
+fn invalid(why: String) -> crate::error::Error {
+    crate::error::Error::Invalid { what: "nft listing", why }
 }

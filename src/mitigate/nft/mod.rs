@@ -7,6 +7,7 @@
 //! expires even if the agent is gone: source, amplifier and fragment drops are elements matched
 //! by fixed chain rules; a rate limit is a chain rule that also matches its timed guard element.
 
+use crate::error::Error;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -257,21 +258,25 @@ impl Default for Nft {
 
 impl Nft {
     /// Apply one atomic batch; the error is nft's own message.
-    pub fn apply(&self, cmds: Vec<Value>) -> Result<(), String> {
-        let input = serde_json::to_vec(&batch(cmds)).map_err(|e| e.to_string())?;
+    pub fn apply(&self, cmds: Vec<Value>) -> crate::error::Result<()> {
+        let input = serde_json::to_vec(&batch(cmds)).map_err(|e| Error::Encode { what: "nft batch", source: e })?;
         self.run(&["-j", "-f", "-"], Some(&input)).map(|_| ())
     }
 
     /// The table as JSON text, None when it does not exist.
-    pub fn list(&self) -> Result<Option<String>, String> {
+    pub fn list(&self) -> crate::error::Result<Option<String>> {
         match self.run(&["-j", "list", "table", FAMILY, TABLE], None) {
             Ok(text) => Ok(Some(text)),
-            Err(e) if e.contains("No such file or directory") || e.contains("does not exist") => Ok(None),
+            Err(Error::Program { why, .. })
+                if why.contains("No such file or directory") || why.contains("does not exist") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 
-    fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, String> {
+    fn run(&self, args: &[&str], input: Option<&[u8]>) -> crate::error::Result<String> {
         let program = &self.argv[0];
         let mut child = Command::new(program)
             .args(&self.argv[1..])
@@ -280,17 +285,23 @@ impl Nft {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
+            .map_err(|e| failed(program, format!("cannot run {program}: {e}")))?;
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(data).map_err(|e| format!("{}: writing the batch: {e}", program))?;
+            stdin.write_all(data).map_err(|e| failed(program, format!("{}: writing the batch: {e}", program)))?;
         }
-        let out = super::hook::wait_output(child, self.timeout).map_err(|e| format!("{}: {e}", program))?;
+        let out =
+            super::hook::wait_output(child, self.timeout).map_err(|e| failed(program, format!("{}: {e}", program)))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            Err(failed(program, String::from_utf8_lossy(&out.stderr).trim().to_string()))
         }
     }
+}
+
+/// nft could not be run or refused the batch; `why` is its own message.
+fn failed(program: &str, why: String) -> Error {
+    Error::Program { program: program.to_string(), why }
 }
 
 #[cfg(test)]

@@ -37,11 +37,16 @@ pub struct RemoteConfig {
     pub pending_commands: usize,
 }
 
+/// What is wrong with the service's answer.
+fn invalid(why: String) -> crate::error::Error {
+    crate::error::Error::Invalid { what: "agent config", why }
+}
+
 /// Parse the answer: the object itself, or wrapped in `config` / `data`.
-pub fn parse(body: &[u8]) -> Result<RemoteConfig, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("agent config is not JSON: {e}"))?;
+pub fn parse(body: &[u8]) -> crate::error::Result<RemoteConfig> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("agent config is not JSON: {e}")))?;
     let obj = ["config", "data"].iter().find_map(|k| v.get(k).filter(|x| x.is_object())).unwrap_or(&v);
-    let Value::Object(m) = obj else { return Err("agent config is not a JSON object".into()) };
+    let Value::Object(m) = obj else { return Err(invalid("agent config is not a JSON object".into())) };
     let num = |k: &str, max: f64| -> Option<f64> {
         let x = m.get(k)?;
         match x.as_f64() {
@@ -164,7 +169,7 @@ impl ConfigPoll {
 
     /// Handle the answer; returns the failure reason when the server could not be asked or
     /// answered with a server error (counts against the breaker).
-    pub fn handle(&mut self, now: Instant, r: Result<Reply, String>) -> Option<String> {
+    pub fn handle(&mut self, now: Instant, r: crate::error::Result<Reply>) -> Option<String> {
         let reply = match r {
             Err(e) => {
                 self.next = now + CONFIG_RETRY;
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn wrapped_answers_and_garbage() {
         assert_eq!(parse(br#"{"data": {"pps_threshold": 5}}"#).unwrap().pps_threshold, Some(5.0));
-        assert!(parse(b"<html>").unwrap_err().contains("not JSON"));
+        assert!(parse(b"<html>").unwrap_err().to_string().contains("not JSON"));
         assert!(parse(b"[1]").is_err());
         assert_eq!(parse(br#"{"pps_threshold": -1}"#).unwrap().pps_threshold, None);
     }
@@ -252,7 +257,9 @@ mod tests {
         assert_eq!(load_cache(dir.path()).unwrap().pps_threshold, Some(7.0));
         let bad = Reply { status: 503, body: b"down".to_vec(), retry_after: None };
         assert!(p.handle(t0, Ok(bad)).unwrap().contains("503"));
-        assert!(p.handle(t0, Err("refused".into())).is_some());
+        let refused =
+            crate::error::Error::Http { url: "http://127.0.0.1:9".into(), status: None, why: "refused".into() };
+        assert!(p.handle(t0, Err(refused)).is_some());
         assert!(rx.try_recv().is_err());
     }
 }

@@ -68,18 +68,18 @@ impl Sink for ApiSink {
                 crate::report::api::spool::Item { seq: 0, kind, incident: incident.clone(), key, body, done_chunks: 0 };
             let uuid = incident.as_ref().and_then(|i| self.direct_ids.get(i)).cloned();
             if matches!(kind, Kind::Update | Kind::Resolve) && uuid.is_none() {
-                return Err(Error::Runtime("the incident's open was not accepted".into()));
+                return Err(Error::Refused {
+                    what: "incident open",
+                    why: "the incident's open was not accepted".into(),
+                });
             }
             let Some(req) = self.client.item_request(&item, uuid.as_deref(), 0) else { continue };
-            let reply = api::send(&req, self.client.timeout_s).map_err(Error::Runtime)?;
+            let reply = api::send(&req, self.client.timeout_s)?;
             check_reply(&reply, Some(&self.client.node_uuid))?;
             if kind == Kind::Open {
-                let uuid = sender::parse_uuid(&reply.body).ok_or_else(|| {
-                    Error::Runtime(format!(
-                        "HTTP {} without an incident \"uuid\" in the answer: {}",
-                        reply.status,
-                        reply.text()
-                    ))
+                let uuid = sender::parse_uuid(&reply.body).ok_or_else(|| Error::Invalid {
+                    what: "incident open answer",
+                    why: format!("HTTP {} without an incident \"uuid\" in the answer: {}", reply.status, reply.text()),
                 })?;
                 self.direct_ids.insert(incident.unwrap_or_default(), uuid);
             }
@@ -92,12 +92,16 @@ impl Sink for ApiSink {
 pub fn check_reply(reply: &Reply, node: Option<&str>) -> Result<()> {
     match reply.status {
         200..=299 => Ok(()),
-        401 | 403 if node.is_some() => Err(Error::Runtime(format!(
-            "API key rejected for node {} (HTTP {}): check api_key and node_uuid",
-            node.unwrap_or_default(),
-            reply.status
-        ))),
-        s => Err(Error::Runtime(format!("HTTP {s}: {}", reply.text()))),
+        401 | 403 if node.is_some() => Err(Error::Http {
+            url: String::new(),
+            status: Some(reply.status),
+            why: format!(
+                "API key rejected for node {} (HTTP {}): check api_key and node_uuid",
+                node.unwrap_or_default(),
+                reply.status
+            ),
+        }),
+        s => Err(Error::Http { url: String::new(), status: Some(s), why: format!("HTTP {s}: {}", reply.text()) }),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use self::format as webhook_format;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::api::client::{self as api, origin};
 use crate::report::api::sender::{self, Dest, Drain};
 use crate::report::api::sink::{check_reply, stop_sender};
@@ -86,7 +86,7 @@ impl Sink for WebhookSink {
         let Outgoing::Event(e) = msg else { return Ok(()) };
         let Some(body) = self.body(e) else { return Ok(()) };
         let req = sender::webhook_request(&self.url, &uuid::Uuid::new_v4().to_string(), &body, &self.opts.secret);
-        let reply = api::send(&req, api::DEFAULT_TIMEOUT_S).map_err(Error::Runtime)?;
+        let reply = api::send(&req, api::DEFAULT_TIMEOUT_S)?;
         check_reply(&reply, None)
     }
 }

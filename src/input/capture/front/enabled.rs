@@ -41,7 +41,7 @@ fn decide(settings: &Settings, env: &Env) -> CaptureStatus {
     }
     match privilege::check(env) {
         Ok(()) => CaptureStatus::on(if live::BUILT { "capture-scapy" } else { "capture-tcpdump" }),
-        Err(why) => CaptureStatus::limited(why),
+        Err(why) => CaptureStatus::limited(why.to_string()),
     }
 }
 
@@ -62,7 +62,7 @@ fn open(settings: &Settings, env: &Env) -> Running {
     }
     match live::open(settings, interface().as_deref()) {
         Ok(insight) => Running { status, insight: Some(insight) },
-        Err(why) => Running::off(CaptureStatus::limited(why)),
+        Err(why) => Running::off(CaptureStatus::limited(why.to_string())),
     }
 }
 

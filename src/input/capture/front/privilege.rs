@@ -12,17 +12,20 @@ pub const FIX: &str = "to enable it, run `sudo setcap cap_net_raw+ep $(command -
 or run the system service (`sudo ftagent --install-service`)";
 
 /// Ok when capture may run; Err(why, with the fix) otherwise.
-pub fn check(env: &Env) -> Result<(), String> {
+pub fn check(env: &Env) -> crate::error::Result<()> {
     let net_raw = !env.is_root() && caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_RAW).unwrap_or(false);
     decide(env.euid, net_raw)
 }
 
 /// The decision as a pure function of the credentials.
-pub fn decide(euid: u32, net_raw_effective: bool) -> Result<(), String> {
+pub fn decide(euid: u32, net_raw_effective: bool) -> crate::error::Result<()> {
     if euid == 0 || net_raw_effective {
         return Ok(());
     }
-    Err(format!("not root and no CAP_NET_RAW (uid {euid}), counters only; {FIX}"))
+    Err(crate::error::Error::CaptureOff {
+        mode: "capture",
+        why: format!("not root and no CAP_NET_RAW (uid {euid}), counters only; {FIX}"),
+    })
 }
 
 #[cfg(test)]
@@ -33,7 +36,7 @@ mod tests {
     fn root_or_net_raw_may_capture_others_get_the_fix() {
         assert!(decide(0, false).is_ok());
         assert!(decide(1000, true).is_ok());
-        let why = decide(65534, false).unwrap_err();
+        let why = decide(65534, false).unwrap_err().to_string();
         assert!(why.contains("CAP_NET_RAW") && why.contains("setcap cap_net_raw+ep"), "{why}");
         assert!(why.contains("uid 65534"));
     }

@@ -8,6 +8,23 @@ use crate::input::capture::handle::PacketInsight;
 pub const BUILT: bool = false;
 
 /// Never called (the front door checks [`BUILT`]); fails clearly if it were.
-pub fn open(_settings: &Settings, _interface: Option<&str>) -> Result<Box<dyn PacketInsight>, String> {
-    Err("this build has no in-process capture (feature capture-scapy)".into())
+pub fn open(_settings: &Settings, _interface: Option<&str>) -> crate::error::Result<Box<dyn PacketInsight>> {
+    Err(crate::error::Error::NotBuilt { what: "in-process capture", feature: "capture-scapy" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::paths::{Env, Paths};
+
+    #[test]
+    fn never_built_and_open_names_the_feature() {
+        assert!(!BUILT);
+        let d = tempfile::tempdir().unwrap();
+        let env = Env { euid: 1000, home: Some(d.path().into()), root: "/".into(), ..Default::default() };
+        let settings = Settings::defaults(&Paths::resolve(&env, false));
+        let err = open(&settings, None).err().expect("the stub never opens");
+        assert!(err.to_string().contains("capture-scapy"), "{err}");
+        assert!(err.to_string().contains("in-process capture"), "{err}");
+    }
 }

@@ -179,18 +179,18 @@ pub struct LiveCapture {
     incident_file: Option<String>,
 }
 
-/// This build has in-process capture (the front door asks; see `live_disabled.rs`).
+/// This build has in-process capture (the front door asks; see `disabled.rs`).
 pub const BUILT: bool = true;
 
 /// [`start`] as the front door's handle.
-pub fn open(settings: &Settings, interface: Option<&str>) -> Result<Box<dyn PacketInsight>, String> {
+pub fn open(settings: &Settings, interface: Option<&str>) -> crate::error::Result<Box<dyn PacketInsight>> {
     start(settings, interface).map(|c| Box::new(c) as Box<dyn PacketInsight>)
 }
 
 /// Open libpcap on `interface` (the monitored one, resolved by the front door) and start the
 /// capture thread. Err is the reason capture is off, for the one log line.
-pub fn start(settings: &Settings, interface: Option<&str>) -> Result<LiveCapture, String> {
-    let iface = interface.ok_or("no interface to capture on (none found in /proc/net/dev)")?;
+pub fn start(settings: &Settings, interface: Option<&str>) -> crate::error::Result<LiveCapture> {
+    let iface = interface.ok_or_else(|| off("no interface to capture on (none found in /proc/net/dev)".into()))?;
     let snaplen = if settings.pcap_snaplen == 0 { 262_144 } else { settings.pcap_snaplen };
     let cap = pcap::Capture::from_device(iface)
         .and_then(|c| {
@@ -200,20 +200,24 @@ pub fn start(settings: &Settings, interface: Option<&str>) -> Result<LiveCapture
                 .promisc(settings.pcap_promiscuous)
                 .open()
         })
-        .map_err(|e| format!("cannot capture on {iface}: {e}"))?;
+        .map_err(|e| off(format!("cannot capture on {iface}: {e}")))?;
     // Non-blocking reads plus our own poll(2) with a timeout: on Linux (TPACKET_V3) libpcap's
     // read timeout does not fire while no packet arrives, which kept an idle interface's capture
     // thread — and so the agent's SIGTERM — waiting for the next packet.
-    let cap = cap.setnonblock().map_err(|e| format!("cannot capture on {iface}: {e}"))?;
+    let cap = cap.setnonblock().map_err(|e| off(format!("cannot capture on {iface}: {e}")))?;
     // Received traffic only, as the counters (§5.1): our own replies are not the attack.
     if let Err(e) = cap.direction(pcap::Direction::In) {
         warn!("{iface}: cannot restrict capture to received packets ({e}); classifying both directions");
     }
     let linktype = cap.get_datalink().0 as u32;
-    let link = LinkType::from_linktype(linktype).ok_or(format!("{iface}: link type {linktype} is not supported"))?;
-    let ioc = IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
+    let link = LinkType::from_linktype(linktype)
+        .ok_or_else(|| off(format!("{iface}: link type {linktype} is not supported")))?;
+    let ioc = IocMatcher::for_capture(&settings.ioc_patterns)?;
     let writer = if settings.pcap_enabled {
-        Some(EvidenceWriter::spawn(retention(settings)).map_err(|e| format!("cannot start the capture writer: {e}"))?)
+        Some(
+            EvidenceWriter::spawn(retention(settings))
+                .map_err(|e| crate::error::Error::Thread { what: "capture writer", source: e })?,
+        )
     } else {
         None
     };
@@ -244,7 +248,7 @@ pub fn start(settings: &Settings, interface: Option<&str>) -> Result<LiveCapture
             capture_loop(cap, state, &rx, &p, &cls, &st);
             run.store(false, Ordering::SeqCst);
         })
-        .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+        .map_err(|e| crate::error::Error::Thread { what: "capture", source: e })?;
     info!("packet capture on {iface} (libpcap, link type {linktype}, snaplen {snaplen})");
     Ok(LiveCapture {
         published,
@@ -394,4 +398,9 @@ impl Drop for LiveCapture {
             let _ = t.join();
         }
     }
+}
+
+/// Why in-process capture cannot run, for the front door's one log line.
+fn off(why: String) -> crate::error::Error {
+    crate::error::Error::CaptureOff { mode: "capture-scapy", why }
 }

@@ -1,4 +1,4 @@
-//! In-process capture (feature `capture-scapy`): [`live`] runs libpcap on its own thread;
+//! In-process capture (feature `capture-scapy`): `live` runs libpcap on its own thread;
 //! [`ring`] keeps the pre-attack packets (built in every build: [`super::evidence`] writes
 //! incident files from it). Without the feature, `disabled.rs`: `BUILT == false`, never started.
 

@@ -12,10 +12,12 @@ use log::{info, warn};
 
 use super::child::{Child, Startup};
 use super::command::CaptureSpec;
-use super::supervisor::{Cmd, Setup, Shared, Supervisor};
+use super::setup::Setup;
+use super::supervisor::{Cmd, Shared, Supervisor};
 use super::{analysis, command, install, ring};
 use crate::config::paths::Env;
 use crate::config::Settings;
+use crate::error::{Error, Result};
 use crate::event::Classification;
 use crate::input::capture::handle::PacketInsight;
 
@@ -28,15 +30,15 @@ const STOP_WAIT: Duration = Duration::from_secs(3);
 pub const BUILT: bool = true;
 
 /// [`start`] as the front door's handle.
-pub fn open(settings: &Settings, env: &Env, interface: Option<String>) -> Result<Box<dyn PacketInsight>, String> {
+pub fn open(settings: &Settings, env: &Env, interface: Option<String>) -> Result<Box<dyn PacketInsight>> {
     start(settings, env, interface).map(|c| Box::new(c) as Box<dyn PacketInsight>)
 }
 
 /// Find (or install) the tools, start the ring on `interface` and probe it. `Err` is the reason
 /// capture stays off in this mode, for the front door's one fallback log line.
-pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Result<TcpdumpCapture, String> {
+pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Result<TcpdumpCapture> {
     let tools = install::ensure_tools(std::env::var_os("PATH").as_deref(), env.is_root())?;
-    let interface = interface.ok_or("no interface to capture on was found")?;
+    let interface = interface.ok_or_else(|| off("no interface to capture on was found"))?;
     let retention = crate::input::capture::evidence::retention(settings);
     let spec = CaptureSpec {
         interface,
@@ -48,10 +50,10 @@ pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Resul
     let setup =
         Setup { tools, spec, pcap_dir: settings.pcap_dir.clone(), max_packets: settings.pcap_max_packets, retention };
     for d in [setup.pcap_dir.clone(), setup.ring_dir(), setup.work_dir()] {
-        crate::util::fs::ensure_private_dir(&d).map_err(|e| e.to_string())?;
+        crate::util::fs::ensure_private_dir(&d)?;
     }
     clear_stale_work(&setup.work_dir());
-    let ioc = crate::input::capture::IocMatcher::for_capture(&settings.ioc_patterns).map_err(|e| e.to_string())?;
+    let ioc = crate::input::capture::IocMatcher::for_capture(&settings.ioc_patterns)?;
     let ring = start_ring(&setup)?;
     let pcap_dir = setup.pcap_dir.clone();
     let shared = Arc::new(Shared::default());
@@ -60,7 +62,7 @@ pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Resul
     let worker = std::thread::Builder::new()
         .name("ftagent-tcpdump".into())
         .spawn(move || sup.run(rx))
-        .map_err(|e| format!("cannot start the tcpdump supervisor thread: {e}"))?;
+        .map_err(|e| Error::Thread { what: "tcpdump supervisor", source: e })?;
     Ok(TcpdumpCapture {
         tx: Some(tx),
         shared,
@@ -72,14 +74,19 @@ pub fn start(settings: &Settings, env: &Env, interface: Option<String>) -> Resul
     })
 }
 
-fn start_ring(setup: &Setup) -> Result<Child, String> {
+fn start_ring(setup: &Setup) -> Result<Child> {
     let args = setup.spec.ring_args(&setup.ring_dir());
     let mut ring = Child::spawn(&setup.tools.tcpdump, &args, "ring")
-        .map_err(|e| format!("cannot run {}: {e}", setup.tools.tcpdump.display()))?;
+        .map_err(|e| program(&setup.tools.tcpdump, format!("cannot run {}: {e}", setup.tools.tcpdump.display())))?;
     match ring.wait_listening(PROBE) {
         Startup::Listening => {}
         Startup::Quiet => warn!("tcpdump has not said it is listening after {} s; assuming it is", PROBE.as_secs()),
-        Startup::Exited(reason) => return Err(format!("{} exited at once ({reason})", setup.tools.tcpdump.display())),
+        Startup::Exited(reason) => {
+            return Err(program(
+                &setup.tools.tcpdump,
+                format!("{} exited at once ({reason})", setup.tools.tcpdump.display()),
+            ))
+        }
     }
     info!(
         "tcpdump ring capture on {} (pid {}): files of {} s in {}, newest {} kept",
@@ -187,4 +194,14 @@ impl Drop for TcpdumpCapture {
             }
         }
     }
+}
+
+/// Why this mode cannot run, for the front door's one log line.
+pub(super) fn off(why: impl Into<String>) -> Error {
+    Error::CaptureOff { mode: "capture-tcpdump", why: why.into() }
+}
+
+/// A tool of this mode failed.
+pub(super) fn program(path: &std::path::Path, why: String) -> Error {
+    Error::Program { program: path.display().to_string(), why }
 }

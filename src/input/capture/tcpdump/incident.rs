@@ -14,7 +14,7 @@ use log::{info, warn};
 
 use super::child::Child;
 use super::merge;
-use super::supervisor::Setup;
+use super::setup::Setup;
 
 pub struct Incident {
     id: String,

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
+use super::capture::{off, program as program_error};
 use super::command::find_in_path;
+use crate::error::Result;
 
 /// A package install gets this long before it is killed.
 const INSTALL_LIMIT: Duration = Duration::from_secs(600);
@@ -54,21 +56,22 @@ impl PackageManager {
 
 /// Find the tools on `path_var`; when tcpdump is missing and `is_root`, install it first.
 /// `Err` carries the reason for the one log line that announces the fallback.
-pub fn ensure_tools(path_var: Option<&OsStr>, is_root: bool) -> Result<Tools, String> {
+pub fn ensure_tools(path_var: Option<&OsStr>, is_root: bool) -> Result<Tools> {
     let found = |name: &str| find_in_path(name, path_var);
     if found("tcpdump").is_none() {
         if !is_root {
-            return Err("tcpdump is not installed (install the tcpdump package, or run the agent as root to let it \
-                        install tcpdump itself)"
-                .into());
+            return Err(off(
+                "tcpdump is not installed (install the tcpdump package, or run the agent as root to let it \
+                 install tcpdump itself)",
+            ));
         }
         let Some((pm, program)) = PackageManager::ALL.iter().find_map(|pm| found(pm.program()).map(|p| (*pm, p)))
         else {
-            return Err("tcpdump is not installed and no apt-get, dnf or yum was found to install it".into());
+            return Err(off("tcpdump is not installed and no apt-get, dnf or yum was found to install it"));
         };
         install(pm, &program)?;
     }
-    let tcpdump = found("tcpdump").ok_or_else(|| "tcpdump is still missing after the package install".to_string())?;
+    let tcpdump = found("tcpdump").ok_or_else(|| off("tcpdump is still missing after the package install"))?;
     let mergecap = found("mergecap");
     if mergecap.is_none() {
         info!(
@@ -79,7 +82,7 @@ pub fn ensure_tools(path_var: Option<&OsStr>, is_root: bool) -> Result<Tools, St
     Ok(Tools { tcpdump, mergecap })
 }
 
-fn install(pm: PackageManager, program: &Path) -> Result<(), String> {
+fn install(pm: PackageManager, program: &Path) -> Result<()> {
     info!("tcpdump is missing; installing it with `{} {}`", pm.program(), pm.install_args().join(" "));
     let mut ok = run(program, &pm.install_args())?;
     if !ok && pm == PackageManager::Apt {
@@ -89,12 +92,12 @@ fn install(pm: PackageManager, program: &Path) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("installing tcpdump with {} failed", pm.program()))
+        Err(program_error(program, format!("installing tcpdump with {} failed", pm.program())))
     }
 }
 
 /// Run the package manager with its output in our log; false when it fails or takes too long.
-fn run(program: &Path, args: &[&str]) -> Result<bool, String> {
+fn run(program: &Path, args: &[&str]) -> Result<bool> {
     let mut child = Command::new(program)
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -102,7 +105,7 @@ fn run(program: &Path, args: &[&str]) -> Result<bool, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|e| program_error(program, format!("cannot run {}: {e}", program.display())))?;
     let deadline = Instant::now() + INSTALL_LIMIT;
     let status = loop {
         match child.try_wait() {
@@ -175,7 +178,7 @@ mod tests {
             "apt-get",
             &format!("echo \"$@\" >> {}\necho 'E: Unable to locate' >&2\nexit 100", log.display()),
         );
-        let err = ensure_tools(Some(d.path().as_os_str()), true).unwrap_err();
+        let err = ensure_tools(Some(d.path().as_os_str()), true).unwrap_err().to_string();
         assert!(err.contains("apt-get failed"), "{err}");
         let calls = fs::read_to_string(&log).unwrap();
         assert_eq!(calls, "install -y -q tcpdump wireshark-common\nupdate -q\n");
@@ -186,7 +189,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let log = d.path().join("calls");
         script(d.path(), "apt-get", &format!("echo \"$@\" >> {}", log.display()));
-        let err = ensure_tools(Some(d.path().as_os_str()), false).unwrap_err();
+        let err = ensure_tools(Some(d.path().as_os_str()), false).unwrap_err().to_string();
         assert!(err.contains("not installed"), "{err}");
         assert!(!log.exists(), "the package manager was called");
     }
@@ -194,7 +197,7 @@ mod tests {
     #[test]
     fn no_package_manager_is_a_clear_reason() {
         let d = tempfile::tempdir().unwrap();
-        let err = ensure_tools(Some(d.path().as_os_str()), true).unwrap_err();
+        let err = ensure_tools(Some(d.path().as_os_str()), true).unwrap_err().to_string();
         assert!(err.contains("no apt-get, dnf or yum"), "{err}");
     }
 

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::child;
+use crate::error::{Error, Result};
 use crate::input::capture::pcapfile::{CaptureReader, FileError, PcapWriter};
 
 /// A pcap file with only its 24-byte header holds no packet.
@@ -36,7 +37,7 @@ pub struct Job {
 impl Job {
     /// Merge, then clean up. When the merge fails the incident capture alone becomes the
     /// evidence file, so an incident never ends without one if anything was captured.
-    pub fn run(&self) -> Result<(), String> {
+    pub fn run(&self) -> Result<()> {
         let mut ring: Vec<PathBuf> = self.ring.iter().filter(|p| has_packets(p)).cloned().collect();
         if let Some(newest) = ring.pop() {
             let cut_ns = first_ts(&self.capture).unwrap_or(self.opened_ns);
@@ -47,11 +48,15 @@ impl Job {
             }
         }
         let inputs: Vec<PathBuf> = ring.into_iter().chain([self.capture.clone()]).filter(|p| has_packets(p)).collect();
-        let result = if inputs.is_empty() { Err("no packets were captured".to_string()) } else { self.merge(&inputs) };
+        let result = if inputs.is_empty() {
+            Err(Error::Invalid { what: "incident capture", why: "no packets were captured".into() })
+        } else {
+            self.merge(&inputs)
+        };
         let result = match result {
             Err(e) if has_packets(&self.capture) => {
                 log::warn!("{}: merge failed ({e}); keeping the incident capture alone", self.dest.display());
-                fs::rename(&self.capture, &self.dest).map_err(|e| format!("{}: {e}", self.dest.display()))
+                fs::rename(&self.capture, &self.dest).map_err(|e| Error::io(&self.dest, e))
             }
             other => other,
         };
@@ -62,14 +67,15 @@ impl Job {
         result
     }
 
-    fn merge(&self, inputs: &[PathBuf]) -> Result<(), String> {
+    fn merge(&self, inputs: &[PathBuf]) -> Result<()> {
         let name = self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = self.dest.with_file_name(format!(".{name}.partial"));
         let merged = match &self.mergecap {
             Some(m) => mergecap(m, inputs, &tmp),
-            None => merge_by_time(inputs, &tmp).map_err(|e| format!("built-in merge: {e}")),
+            None => merge_by_time(inputs, &tmp)
+                .map_err(|e| Error::Invalid { what: "ring file", why: format!("built-in merge: {e}") }),
         };
-        match merged.and_then(|()| fs::rename(&tmp, &self.dest).map_err(|e| format!("{}: {e}", self.dest.display()))) {
+        match merged.and_then(|()| fs::rename(&tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -144,18 +150,18 @@ fn next_owned(r: &mut CaptureReader<BufReader<File>>) -> Result<Option<(u64, u32
 }
 
 /// `mergecap -F pcap -w out inputs...`: chronological merge, classic pcap output.
-fn mergecap(program: &Path, inputs: &[PathBuf], out: &Path) -> Result<(), String> {
+fn mergecap(program: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
     let mut args: Vec<OsString> = vec!["-F".into(), "pcap".into(), "-w".into(), out.into()];
     args.extend(inputs.iter().map(|p| p.as_os_str().to_owned()));
     let output = child::command(program, &args)
         .stderr(std::process::Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|e| super::capture::program(program, format!("cannot run {}: {e}", program.display())))?;
     if output.status.success() {
         Ok(())
     } else {
         let err = String::from_utf8_lossy(&output.stderr);
-        Err(format!("mergecap: {}: {}", output.status, err.trim()))
+        Err(super::capture::program(program, format!("mergecap: {}: {}", output.status, err.trim())))
     }
 }
 
@@ -197,7 +203,7 @@ mod tests {
     #[test]
     fn mergecap_merges_in_time_order_into_a_private_file() {
         let Some(m) = super::super::command::which("mergecap") else {
-            eprintln!("SKIPPED: mergecap is not installed (apt-get install wireshark-common)");
+            crate::util::skip::skip("mergecap is not installed (apt-get install wireshark-common)");
             return;
         };
         let d = tempfile::tempdir().unwrap();

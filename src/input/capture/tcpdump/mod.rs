@@ -3,14 +3,14 @@
 //! there is no blind gap); an incident gets its own capture; at resolve ring and incident files
 //! are merged by `mergecap`.
 //!
-//! [`start`] finds the tools and starts the ring (start-up may wait on tcpdump and a package
-//! install); [`TcpdumpCapture`] is the agent's [`PacketInsight`]: its methods only send
+//! `start` finds the tools and starts the ring (start-up may wait on tcpdump and a package
+//! install); `TcpdumpCapture` is the agent's `PacketInsight`: its methods only send
 //! commands to the supervisor thread and read shared state, never waiting on a child or disk.
 //! Whether this mode runs at all (limited, `pcap_mode`, `pcap_enabled`, privilege, fallback) is
 //! decided by the capture front door (`crate::input::capture::front`), which also resolves the
 //! interface; this module decides neither.
 //!
-//! Without `capture-tcpdump` only [`disabled`] is built: `BUILT == false`, and the front door
+//! Without `capture-tcpdump` only `disabled.rs` is built: `BUILT == false`, and the front door
 //! never starts this mode.
 
 #[cfg(feature = "capture-tcpdump")]
@@ -29,6 +29,8 @@ pub mod install;
 pub mod merge;
 #[cfg(feature = "capture-tcpdump")]
 pub mod ring;
+#[cfg(feature = "capture-tcpdump")]
+pub mod setup;
 #[cfg(feature = "capture-tcpdump")]
 pub mod supervisor;
 #[cfg(feature = "capture-tcpdump")]

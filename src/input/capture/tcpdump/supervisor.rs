@@ -15,10 +15,9 @@ use log::{info, warn};
 
 use super::analysis::Analysis;
 use super::child::Child;
-use super::command::CaptureSpec;
 use super::incident::Incident;
-use super::install::Tools;
 use super::ring;
+use super::setup::Setup;
 use crate::event::Classification;
 
 /// How often the supervisor wakes up when nothing is asked of it: also how stale the ring's
@@ -84,26 +83,6 @@ impl Backoff {
         let d = self.next;
         self.next = (self.next * 2).min(Self::CAP);
         d
-    }
-}
-
-/// Everything the supervisor needs to run.
-pub struct Setup {
-    pub tools: Tools,
-    pub spec: CaptureSpec,
-    pub pcap_dir: PathBuf,
-    pub max_packets: u64,
-    /// `pcap_retention_days` / `pcap_max_disk_mb` (the shared policy of both modes).
-    pub retention: crate::input::capture::evidence::Retention,
-}
-
-impl Setup {
-    pub fn ring_dir(&self) -> PathBuf {
-        self.pcap_dir.join("ring")
-    }
-
-    pub fn work_dir(&self) -> PathBuf {
-        self.pcap_dir.join(".work")
     }
 }
 

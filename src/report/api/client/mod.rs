@@ -45,7 +45,7 @@ impl Reply {
 
 /// Perform one request. `Err` is a transport failure (DNS, connect, TLS, timeout) with a message
 /// that names the URL's origin and what went wrong.
-pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
+pub fn send(req: &HttpRequest, timeout_s: u64) -> crate::error::Result<Reply> {
     let mut r = match req.method {
         Method::Get => minreq::get(req.url.as_str()),
         Method::Post => minreq::post(req.url.as_str()),
@@ -62,7 +62,9 @@ pub fn send(req: &HttpRequest, timeout_s: u64) -> Result<Reply, String> {
             retry_after: resp.header("retry-after").map(str::to_string),
             body: resp.into_bytes(),
         }),
-        Err(e) => Err(describe_error(&req.url, &e)),
+        Err(e) => {
+            Err(crate::error::Error::Http { url: origin(&req.url), status: None, why: describe_error(&req.url, &e) })
+        }
     }
 }
 

@@ -17,6 +17,10 @@ use crate::report::api::remote::ConfigPoll;
 use crate::report::api::retry::{self, Breaker, RETRY_CAP};
 use crate::report::api::spool::{Item, Kind, OpenAck, Spool};
 
+mod attempt;
+mod pcap;
+use attempt::Attempt;
+
 /// Where a spool goes.
 pub enum Dest {
     Api(ApiClient),
@@ -142,7 +146,7 @@ impl Drain {
                     _ => None,
                 };
                 if item.kind == Kind::Pcap {
-                    return crate::report::api::pcap::upload(client, &self.spool, item, uuid.as_deref().unwrap_or(""));
+                    return pcap::upload(client, &self.spool, item, uuid.as_deref().unwrap_or(""));
                 }
                 let queue = self.spool.len();
                 match client.item_request(item, uuid.as_deref(), queue) {
@@ -161,7 +165,7 @@ impl Drain {
                 self.spool.reject(item, 0, reason);
                 return Outcome::Rejected(0);
             }
-            Attempt::Reply(Err(e)) => return self.failed(now, e, None, Duration::ZERO),
+            Attempt::Reply(Err(e)) => return self.failed(now, e.to_string(), None, Duration::ZERO),
             Attempt::Reply(Ok(r)) => r,
         };
         let retry_after = reply.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
@@ -278,14 +282,6 @@ impl Drain {
             }
         }
     }
-}
-
-pub(super) enum Attempt {
-    Reply(Result<Reply, String>),
-    /// Not sendable yet for a reason of the item's own: retry it later, send the rest.
-    NotReady(String),
-    /// Not sendable for a local reason: move to rejected/.
-    Local(&'static str),
 }
 
 fn kind_name(k: Kind) -> String {

@@ -100,10 +100,10 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io(&path, e))?;
     // SAFETY: flock on a file descriptor we own; non-blocking.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Runtime(format!(
-            "{}: another ftagent is already running with this state dir (spool locked)",
-            dir.display()
-        )));
+        return Err(Error::Refused {
+            what: "spool",
+            why: format!("{}: another ftagent is already running with this state dir (spool locked)", dir.display()),
+        });
     }
     Ok(f)
 }
@@ -123,7 +123,7 @@ fn read_item(path: &Path, seq: u64) -> Option<Item> {
         if i.seq == seq {
             Ok(())
         } else {
-            Err(format!("its seq {} is not the {seq} of its name", i.seq))
+            Err(statefile::corrupt(format!("its seq {} is not the {seq} of its name", i.seq)))
         }
     })
 }
@@ -169,7 +169,7 @@ impl Spool {
         let mut ix = self.lock();
         let seq = ix.next_seq;
         let item = Item { seq, kind, incident, key, body, done_chunks: 0 };
-        let bytes = serde_json::to_vec(&item).map_err(|e| Error::Runtime(format!("serialising spool item: {e}")))?;
+        let bytes = serde_json::to_vec(&item).map_err(|e| Error::Encode { what: "spool item", source: e })?;
         fsutil::write_atomic(&self.path(seq), &bytes, 0o600)?;
         ix.next_seq += 1;
         ix.entries.insert(seq, (bytes.len() as u64, kind, stream_of(kind, item.incident.as_deref())));
@@ -268,7 +268,7 @@ impl Spool {
 
     /// Persist progress of an item (PCAP chunks acknowledged).
     pub fn update(&self, item: &Item) -> Result<()> {
-        let bytes = serde_json::to_vec(item).map_err(|e| Error::Runtime(format!("serialising spool item: {e}")))?;
+        let bytes = serde_json::to_vec(item).map_err(|e| Error::Encode { what: "spool item", source: e })?;
         fsutil::write_atomic(&self.path(item.seq), &bytes, 0o600)
     }
 

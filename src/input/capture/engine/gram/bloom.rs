@@ -1,6 +1,6 @@
 //! The gram filter's Bloom filters and the hashes of its keys (4-byte grams, wide grams and
 //! pattern heads). Each key is one word and a few bits of it, so a lookup is one load: the AVX2
-//! kernels in `gram_simd.rs` compute the same hashes eight lanes at a time.
+//! kernels in `simd.rs` compute the same hashes eight lanes at a time.
 //!
 //! Pure: owns the bitmaps; no I/O.
 

@@ -73,12 +73,12 @@ struct Filtered {
 
 impl IocMatcher {
     /// Compile the patterns; None when there are none. Empty patterns are skipped.
-    pub fn new(patterns: &[IocPattern]) -> crate::Result<Option<Self>> {
+    pub fn new(patterns: &[IocPattern]) -> crate::error::Result<Option<Self>> {
         Self::build(patterns, true)
     }
 
     /// [`IocMatcher::new`] for a capture thread: shared, and the matcher it built logged once.
-    pub fn for_capture(patterns: &[IocPattern]) -> crate::Result<Option<std::sync::Arc<Self>>> {
+    pub fn for_capture(patterns: &[IocPattern]) -> crate::error::Result<Option<std::sync::Arc<Self>>> {
         let m = Self::new(patterns)?.map(std::sync::Arc::new);
         if let Some(m) = &m {
             log::info!("IOC matching: {} patterns ({})", m.len(), m.describe());
@@ -88,7 +88,7 @@ impl IocMatcher {
 
     /// As [`IocMatcher::new`]; `skip: false` turns off every skip-ahead (the crate's SIMD
     /// prefilter and the gram filter), leaving the plain automaton walk (benches).
-    pub fn build(patterns: &[IocPattern], skip: bool) -> crate::Result<Option<Self>> {
+    pub fn build(patterns: &[IocPattern], skip: bool) -> crate::error::Result<Option<Self>> {
         let mut bytes = Vec::new();
         let mut labels = Vec::new();
         for p in patterns {
@@ -110,8 +110,10 @@ impl IocMatcher {
             let short: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i].len() < MIN_FILTERED_LEN).collect();
             let long_bytes: Vec<&[u8]> = long.iter().map(|&i| bytes[i].as_slice()).collect();
             let window = long_bytes.iter().map(|b| b.len()).min().unwrap_or(0);
-            let filter = GramFilter::new(&long_bytes, window)
-                .ok_or_else(|| crate::Error::Runtime("IOC filter: window shorter than a gram".into()))?;
+            let filter = GramFilter::new(&long_bytes, window).ok_or_else(|| crate::error::Error::Invalid {
+                what: "IOC patterns",
+                why: "IOC filter: window shorter than a gram".into(),
+            })?;
             let max_len = long_bytes.iter().map(|b| b.len()).max().unwrap_or(0);
             let long = Filtered { ac: automaton(&long_bytes, false)?, ids: long, filter, max_len };
             let short = if short.is_empty() {
@@ -296,14 +298,15 @@ impl Filtered {
 /// One leftmost-first automaton: a DFA (one table lookup per byte) up to [`DFA_MAX_PATTERNS`],
 /// else the contiguous NFA, a few MiB where a DFA of 100,000 patterns takes ~90 MiB. Either walks
 /// each byte once, whatever the number of patterns.
-fn automaton<B: AsRef<[u8]>>(bytes: &[B], prefilter: bool) -> crate::Result<AhoCorasick> {
+fn automaton<B: AsRef<[u8]>>(bytes: &[B], prefilter: bool) -> crate::error::Result<AhoCorasick> {
     let kind = if bytes.len() <= DFA_MAX_PATTERNS { AhoCorasickKind::DFA } else { AhoCorasickKind::ContiguousNFA };
     let build = |kind| {
         AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).prefilter(prefilter).kind(kind).build(bytes)
     };
-    build(Some(kind))
-        .or_else(|_| build(None))
-        .map_err(|e| crate::Error::Runtime(format!("cannot compile {} IOC patterns: {e}", bytes.len())))
+    build(Some(kind)).or_else(|_| build(None)).map_err(|e| crate::error::Error::Invalid {
+        what: "IOC patterns",
+        why: format!("cannot compile {} IOC patterns: {e}", bytes.len()),
+    })
 }
 
 /// Hit counts per pattern id, kept apart from the shared automaton so windows can be cloned.

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use log::info;
 
+use super::attempt::Attempt;
 use crate::report::api::client::{self as api, ApiClient, Reply, PCAP_CHUNK};
-use crate::report::api::sender::Attempt;
 use crate::report::api::spool::{Item, Spool};
 
 /// How long an upload waits for its file to appear after the resolve.
