@@ -15,6 +15,10 @@ use crate::event::{
 use crate::input::counters::kernel::KernelRates;
 use crate::input::protocols::ClassRates;
 
+/// TCP segments received per second over which the socket census runs every second (below it,
+/// every 10 s): more than an idle host's keep-alives, less than any connection flood.
+pub(super) const BUSY_TCP_PPS: f64 = 200.0;
+
 /// The SYN class from the counters: SYNs the listen path could not take the normal way, per
 /// second. The other classes are not measured without packets (NaN: neither learned nor
 /// compared).

@@ -193,8 +193,14 @@ impl Agent {
         out
     }
 
-    /// A new census, if the census thread has one: the connection detector's step.
+    /// A new census, if the census thread has one: the connection detector's step. The census
+    /// is woken to its one-a-second cadence while TCP is busy or anything is over threshold.
     fn census_step(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Outgoing>) {
+        if self.census.is_some() && self.tcp_busy() {
+            if let Some(c) = &self.census {
+                c.wake();
+            }
+        }
         let Some(census) = self.census.as_ref().and_then(|c| c.latest()) else { return };
         if let Some(change) = self.conn.step(now, wall, &census) {
             if change == Change::Opened {
@@ -205,6 +211,22 @@ impl Agent {
                 out.push(Outgoing::Event(e));
             }
         }
+    }
+
+    /// TCP is doing more than an idle host's: segments in over [`limited::BUSY_TCP_PPS`], SYN
+    /// cookies or listen drops, connections near their thresholds, or any incident open or
+    /// confirming.
+    fn tcp_busy(&self) -> bool {
+        let r = self.last_rates.as_ref();
+        let secs = r.map_or(0.0, |r| r.interval.as_secs_f64());
+        let tcp_pps = r.and_then(|r| r.proto).map_or(0.0, |p| p.tcp as f64 / secs.max(0.001));
+        let syn = r.and_then(|r| r.kernel.syn_pressure_pps()).unwrap_or(0.0);
+        tcp_pps > limited::BUSY_TCP_PPS
+            || syn > 0.0
+            || self.conn.near_threshold()
+            || self.confirming()
+            || self.inbound.detector.incident().is_some()
+            || self.conn.incident().is_some()
     }
 
     /// Stop: resolve open incidents (`agent_stopped`), then `agent_stop` and a baseline save.

@@ -196,6 +196,13 @@ impl ConnWatch {
         self.watch.thresholds().baseline_pps
     }
 
+    /// The last counts are over a quarter of a threshold in force (the census should look often).
+    pub fn near_threshold(&self) -> bool {
+        let (est, half, peers) = self.thresholds();
+        let t = &self.last;
+        f64::from(t.established) * 4.0 > est || f64::from(t.half_open) * 4.0 > half || f64::from(t.peers) * 4.0 > peers
+    }
+
     /// The agent stops: resolve an open incident.
     pub fn stop(&mut self) -> Option<Change> {
         self.watch.detector.stop()
