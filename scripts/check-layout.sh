@@ -34,6 +34,10 @@ for k in "${!edges[@]}"; do
   a=${k%>*} b=${k#*>}
   if [[ "$a" < "$b" && -n "${edges["$b>$a"]:-}" ]]; then say "$a and $b import each other"; fi
 done
+# Longer loops too (a -> b -> c -> a): tsort names them on stderr.
+if ! for k in "${!edges[@]}"; do echo "${k%>*} ${k#*>}"; done | tsort >/dev/null 2>&1; then
+  say "the top-level modules import each other in a loop: $(for k in "${!edges[@]}"; do echo "${k%>*} ${k#*>}"; done | tsort 2>&1 >/dev/null | tr '\n' ' ')"
+fi
 
 if grep -rln 'crate::cli\b' --include='*.rs' . | grep -v '^\./cli/'; then
   say "library code imports the CLI (only src/cli/ and main.rs may)"

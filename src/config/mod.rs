@@ -168,7 +168,7 @@ pub struct Settings {
     /// Sockets read per socket census at most (§5.7); 0 turns the census off.
     pub socket_census_max: usize,
     /// `metrics_listen`, `webhook_format`, `webhook_secret`, `pagerduty_routing_key` (§6.6).
-    pub ops: ops::OpsConfig,
+    pub ops: operator::OpsConfig,
     /// Automatic mitigation (§10).
     pub mitigation: crate::config::mitigation::MitigationConfig,
     /// Web-server access logs to follow (§11).
@@ -264,7 +264,7 @@ impl Settings {
         }
         let mut unknown_keys: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !ops::KEYS.contains(&k.as_str()))
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()) && !operator::KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
         unknown_keys.sort();
@@ -297,7 +297,7 @@ impl Settings {
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
             socket_census_max: r.range("socket_census_max", 65_536, 0, 10_000_000)?,
-            ops: ops::read(&r)?,
+            ops: operator::read(&r)?,
             mitigation: crate::config::mitigation::parse(map.get("mitigation"))
                 .map_err(|(key, msg)| r.invalid_nested("mitigation", &key, &msg))?,
             access_logs,
@@ -347,7 +347,7 @@ pub fn extra_keys(raw: &Map<String, Value>, asked: &[&str]) -> BTreeMap<String, 
 
 pub mod accesslog;
 pub mod mitigation;
-pub mod ops;
+pub mod operator;
 pub mod paths;
 mod reader;
 use reader::{strip_location, Reader};

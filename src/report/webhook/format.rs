@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::config::ops::WebhookFormat;
+use crate::config::operator::WebhookFormat;
 use crate::event::{Event, EventBody};
 
 /// What the shaping needs besides the event.

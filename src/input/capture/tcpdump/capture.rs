@@ -197,11 +197,11 @@ impl Drop for TcpdumpCapture {
 }
 
 /// Why this mode cannot run, for the front door's one log line.
-pub(super) fn off(why: impl Into<String>) -> Error {
+fn off(why: impl Into<String>) -> Error {
     Error::CaptureOff { mode: "capture-tcpdump", why: why.into() }
 }
 
 /// A tool of this mode failed.
-pub(super) fn program(path: &std::path::Path, why: String) -> Error {
+fn program(path: &std::path::Path, why: String) -> Error {
     Error::Program { program: path.display().to_string(), why }
 }

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use super::capture::{off, program as program_error};
 use super::command::find_in_path;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A package install gets this long before it is killed.
 const INSTALL_LIMIT: Duration = Duration::from_secs(600);
@@ -128,6 +127,16 @@ fn run(program: &Path, args: &[&str]) -> Result<bool> {
         warn!("{} {}: {status}: {last}", program.display(), args.join(" "));
     }
     Ok(status.success())
+}
+
+/// Why tcpdump mode cannot run, for the front door's one log line.
+fn off(why: &str) -> Error {
+    Error::CaptureOff { mode: "capture-tcpdump", why: why.into() }
+}
+
+/// The package manager failed.
+fn program_error(path: &Path, why: String) -> Error {
+    Error::Program { program: path.display().to_string(), why }
 }
 
 #[cfg(test)]

@@ -156,13 +156,18 @@ fn mergecap(program: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
     let output = child::command(program, &args)
         .stderr(std::process::Stdio::piped())
         .output()
-        .map_err(|e| super::capture::program(program, format!("cannot run {}: {e}", program.display())))?;
+        .map_err(|e| program_failed(program, format!("cannot run {}: {e}", program.display())))?;
     if output.status.success() {
         Ok(())
     } else {
         let err = String::from_utf8_lossy(&output.stderr);
-        Err(super::capture::program(program, format!("mergecap: {}: {}", output.status, err.trim())))
+        Err(program_failed(program, format!("mergecap: {}: {}", output.status, err.trim())))
     }
+}
+
+/// mergecap could not be run or failed.
+fn program_failed(path: &Path, why: String) -> Error {
+    Error::Program { program: path.display().to_string(), why }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Config keys of the operator interfaces (§6.6): `metrics_listen`, `webhook_format`,
 //! `webhook_secret`, `pagerduty_routing_key`. Parsed and validated here (exit 78 naming the key);
-//! used by `report::wire`. Pure.
+//! used by `report::sinks`. Pure.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
