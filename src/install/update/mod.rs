@@ -36,7 +36,7 @@ pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>> {
     if resp.status_code != 200 {
         return Err(Error::Http {
             url: url.to_string(),
-            status: u16::try_from(resp.status_code).ok(),
+            status: Some(resp.status_code),
             why: format!("{url}: HTTP {} {}", resp.status_code, resp.reason_phrase),
         });
     }

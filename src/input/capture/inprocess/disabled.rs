@@ -19,7 +19,7 @@ mod tests {
 
     #[test]
     fn never_built_and_open_names_the_feature() {
-        assert!(!BUILT);
+        const { assert!(!BUILT) };
         let d = tempfile::tempdir().unwrap();
         let env = Env { euid: 1000, home: Some(d.path().into()), root: "/".into(), ..Default::default() };
         let settings = Settings::defaults(&Paths::resolve(&env, false));
