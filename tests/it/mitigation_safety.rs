@@ -2,7 +2,8 @@
 //! name the gateway, a resolver, the API, the host itself and an established peer as sources
 //! block none of them, and an established session keeps working through the rule; amplification
 //! rules for source ports 53 and 123 leave the host's own DNS and NTP working (conntrack first);
-//! a SYN rate limit under a forged SYN flood leaves a real client connecting.
+//! a SYN rate limit under a forged SYN flood leaves a real client connecting; a rule whose
+//! resolve never reaches the mitigation worker is gone by its kernel-side timeout.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::mitigation::{elements, pair, start, start_with, table, until_table, Running};
+use crate::mitigation::{elements, pair, replay_snmp, start, start_with, table, udp_and_rx, until_table, Running};
 use crate::util::{self, Home, NetnsPair};
 
 /// Run `f` on a thread inside namespace `ns`.
@@ -394,5 +395,55 @@ fn a_forged_syn_flood_under_the_syn_rule_still_lets_a_real_client_connect() {
     assert!(rule.to_string().contains("syn_meter4"), "a per-source meter: {rule}");
     assert!(share1 >= 0.9, "the real client was starved under the rule: {ok1}/{all1}");
     assert!(share1 + 0.1 >= share0, "the rule made the client worse off: {share0} → {share1}");
+    r.stop();
+}
+
+/// A resolve that never reaches the mitigation worker (§10.1 "rules can live forever"): the agent
+/// is frozen with SIGSTOP while its amplification rule is in force and the flood goes on, so
+/// nothing of it runs any more (no resolve, no renewal, no removal). The kernel alone must take
+/// the rule out: its element is gone within `ttl_s` + 1 s of the freeze, and the flood reaches
+/// the UDP stack again.
+#[test]
+fn a_rule_whose_resolve_never_reaches_the_worker_is_gone_by_its_ttl() {
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    const TTL_S: u64 = 3;
+    let r = start(&pair, Home::new(), json!({"mode": "enforce", "ttl_s": TTL_S}));
+    // ~8 s of flood at 20k/s (4373 packets a loop): it outlasts the freeze and the expiry.
+    let _replay = util::Reap(replay_snmp(&pair, 20_000, 40));
+    let want = json!({"concat": [pair.addr_a, 161]});
+    let has = |t: &Value| elements(t, "amp4").contains(&want);
+    let took = until_table(&pair.ns_a, Duration::from_secs(5), has);
+    assert!(took.is_some(), "no amp4 element for {want}: {}\n{:#?}", r.stderr(), r.events());
+    // Let one renewal (at half the TTL) happen, so the frozen element is a renewed one.
+    std::thread::sleep(Duration::from_millis(1600));
+    let pid = r.child.id() as i32;
+    // SAFETY: kill(2) on the agent's own pid (`ip netns exec` execs it) with a valid signal.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP the agent");
+    let frozen = Instant::now();
+    let t = table(&pair.ns_a).expect("our table while the agent is frozen");
+    assert!(has(&t), "the rule is in force when the agent freezes: {t:#}");
+    let gone = until_table(&pair.ns_a, Duration::from_secs(TTL_S + 2), |t| !has(t)).map(|_| frozen.elapsed());
+    let (udp0, rx0) = udp_and_rx(&pair.ns_a, &pair.veth_a);
+    std::thread::sleep(Duration::from_millis(300));
+    let (udp1, rx1) = udp_and_rx(&pair.ns_a, &pair.veth_a);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0, "SIGCONT the agent");
+    let gone = gone.unwrap_or_else(|| panic!("the rule outlived the frozen agent by more than ttl_s + 2 s"));
+    eprintln!(
+        "agent frozen with the rule in force: element gone {} ms later (ttl_s {TTL_S}); then the UDP stack saw {} of {} packets",
+        gone.as_millis(),
+        udp1 - udp0,
+        rx1 - rx0
+    );
+    assert!(gone <= Duration::from_secs(TTL_S + 1), "the rule outlived the frozen agent by {gone:?} (ttl_s {TTL_S})");
+    assert!(rx1 - rx0 > 1_000, "the flood still ran after the expiry ({} packets)", rx1 - rx0);
+    assert!(
+        (udp1 - udp0) as f64 > 0.5 * (rx1 - rx0) as f64,
+        "after the expiry the flood reaches the UDP stack again ({} of {})",
+        udp1 - udp0,
+        rx1 - rx0
+    );
+    drop(_replay);
     r.stop();
 }
