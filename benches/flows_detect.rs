@@ -39,7 +39,7 @@ impl Rng {
 }
 
 fn rec(src: Ipv4Addr, dst: Ipv4Addr, r: u64) -> FlowRecord {
-    let udp = r % 4 == 0;
+    let udp = r.is_multiple_of(4);
     FlowRecord {
         src: IpAddr::V4(src),
         dst: IpAddr::V4(dst),
@@ -82,12 +82,12 @@ fn memory(stride: u32, what: &str) -> bool {
         let now = T0 + s * 1000 + 10;
         for i in 0..N {
             // Every address gets a record every 32 s, both directions; all are tracked from the start.
-            if s >= 2 && (i as u64 + s) % 32 != 0 {
+            if s >= 2 && !(i as u64 + s).is_multiple_of(32) {
                 continue;
             }
             let a = Ipv4Addr::from(base + i * stride);
             let r = rng.next();
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 d.record(&rec(outside, a, r), now);
             } else {
                 d.record(&rec(a, outside, r), now);
