@@ -169,7 +169,11 @@ fn a_flow_incident_about_another_address_is_announced_by_bgp_and_gets_no_nftable
         "exporters": ["127.0.0.1"], "hostgroups": [group]});
     let quiet = json!({"flows": flows, "min_pps_threshold": 1e9, "min_bps_threshold": 1e14,
         "min_protocol_pps_threshold": 1e9});
-    let r = start_with(&pair, home, json!({"mode": "enforce", "ttl_s": 600, "bgp": bgp(json!({}))}), quiet);
+    let hook_log = home.path().join("hook-runs");
+    let script = format!("cat >> {}; echo >> {}", hook_log.display(), hook_log.display());
+    let hook = json!({"argv": ["/bin/sh", "-c", script], "timeout_s": 2});
+    let m = json!({"mode": "enforce", "ttl_s": 600, "bgp": bgp(json!({})), "hook": hook});
+    let r = start_with(&pair, home, m, quiet);
     let ctl = r.home.path().join("softflowd.ctl");
     let mut sfd = crate::flows_detect::softflowd(&pair.ns_a, &pair.veth_a, port, &ctl);
     std::thread::sleep(Duration::from_secs(2));
@@ -210,6 +214,19 @@ fn a_flow_incident_about_another_address_is_announced_by_bgp_and_gets_no_nftable
     let table = Command::new("ip").args(["netns", "exec", &pair.ns_a, "nft", "list", "ruleset"]).output().unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(!table.contains(&target), "an nftables rule names {target}:\n{table}");
+    // The hook got the flow incident, with no nftables rule planned for it.
+    let runs = || std::fs::read_to_string(&hook_log).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    while !runs().contains(id.as_str().unwrap()) && t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let payload: Value = runs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|p| p["incident"]["incident_id"] == id)
+        .unwrap_or_else(|| panic!("the hook never got the flow incident: {}\n{}", runs(), r.stderr()));
+    assert_eq!(payload["event"], "incident_open", "{payload:#}");
+    assert_eq!(payload["rules"], json!([]), "{payload:#}");
     r.stop();
     assert!(!routes(&pair).contains(&flow), "withdrawn at stop: {:?}", routes(&pair));
 }
