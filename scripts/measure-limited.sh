@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Measure the limited agent's steady state at default settings: CPU share of one core and RSS
 # over a window (default 60 s). Usage: scripts/measure-limited.sh [seconds]
+# FTAGENT_BIN=path measures that binary instead of building this tree (A/B runs of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/ftagent
+if [ -n "${FTAGENT_BIN:-}" ]; then
+  bin=$FTAGENT_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-target}/release/ftagent
+fi
 tmp=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 # Defaults everywhere except where files go (kept out of the user's real state dir).

@@ -7,8 +7,8 @@
 //! - [`config`]: `Settings` and every sub-config type (§3.2), the key reader, paths (`Env`, §3.1).
 //! - [`input`]: one folder per source of traffic facts, each with one front door:
 //!   `counters` (`/proc/net`), `capture` (the packet engine in every build; libpcap and tcpdump
-//!   modes feature-gated; `capture::start`), `accesslog` (layer 7, §11), `flows` (the sFlow /
-//!   NetFlow / IPFIX collector, §12; `flows::start`).
+//!   modes feature-gated; `capture::start`), `accesslog` (layer 7, §11), `sockets` (the TCP
+//!   socket census, §5.7), `flows` (the sFlow / NetFlow / IPFIX collector, §12; `flows::start`).
 //! - [`detect`]: the pure core, `now` passed in: baseline, learn, detector, counter classification,
 //!   `hosts` (the per-address flow detector, §12).
 //! - [`report`] (sinks, the API spool and sender), [`mitigate`] (§10), [`status`] (`--status`,

@@ -49,6 +49,13 @@ pub struct Agent {
     last_judged: Option<Judged>,
     /// The time of the tick running (or last run).
     now: Instant,
+    /// The socket census thread (§5.7), when running, and the connection-flood detector.
+    census: Option<crate::input::sockets::CensusHandle>,
+    conn: crate::detect::connflood::ConnWatch,
+    /// When the census last handed to attribution and the connection detector was taken.
+    census_seen: Option<Instant>,
+    /// The kernel's figures (§5.7) at their peak over the open inbound incident.
+    kernel_peak: crate::input::counters::kernel::KernelRates,
 }
 
 impl Agent {
@@ -63,6 +70,7 @@ impl Agent {
         wall: SystemTime,
     ) -> Self {
         let cfg = &settings.detect;
+        let settings_detect = cfg.clone();
         let (rx, tx) = restore(cfg, saved.as_ref(), wall);
         let restored = rx.is_some();
         let inbound = Watch::new(cfg, Direction::Inbound, now, wall, rx);
@@ -88,6 +96,10 @@ impl Agent {
             surge: Surge::default(),
             last_judged: None,
             now,
+            census: None,
+            conn: crate::detect::connflood::ConnWatch::new(&settings_detect, now, wall),
+            kernel_peak: Default::default(),
+            census_seen: None,
         }
     }
 
@@ -105,6 +117,11 @@ impl Agent {
     /// The last inbound verdict: what was attributed and what was judged.
     pub fn last_judged(&self) -> Option<&Judged> {
         self.last_judged.as_ref()
+    }
+
+    /// Use this socket census (§5.7): connection floods are detected from its dumps.
+    pub fn attach_census(&mut self, census: crate::input::sockets::CensusHandle) {
+        self.census = Some(census);
     }
 
     /// Mark every incident event as a test (`--test`).
@@ -134,6 +151,7 @@ impl Agent {
     pub fn set_detect_config(&mut self, cfg: crate::config::DetectConfig) {
         self.inbound.set_config(&cfg);
         self.outbound.set_config(&cfg);
+        self.conn.set_config(&cfg);
         self.settings.detect = cfg;
     }
 
@@ -170,6 +188,7 @@ impl Agent {
 
     /// One sampling tick.
     pub fn tick(&mut self, now: Instant, wall: SystemTime) -> Vec<Outgoing> {
+        self.take_census();
         let rates = self.sampler.sample(now);
         self.tick_with(now, wall, rates)
     }
@@ -177,7 +196,9 @@ impl Agent {
     /// The tick after sampling; `--test` feeds synthetic rates here.
     pub fn tick_with(&mut self, now: Instant, wall: SystemTime, rates: Option<Rates>) -> Vec<Outgoing> {
         self.now = now;
-        let classes = self.class_rates(now);
+        // Without packets, the SYN class comes from the kernel's SYN cookies and listen drops.
+        let classes =
+            self.class_rates(now).or_else(|| rates.as_ref().and_then(|r| limited::counter_classes(&r.kernel)));
         let inbound = rates.map(|r| crate::input::counters::Sample { classes, ..r.inbound() });
         // §5.8: the detector judges (and the baseline learns) what no connection asked for.
         let thr = self.inbound.thresholds();
@@ -196,6 +217,10 @@ impl Agent {
         if let Some(r) = &rates {
             self.accumulate(r);
             self.last_rates = Some(*r);
+            self.kernel_peak = match rx {
+                Some(Change::Opened) => r.kernel,
+                _ => limited::max_rates(&self.kernel_peak, &r.kernel),
+            };
         }
         let mut out = Vec::new();
         if let (true, Some(j), Some(r)) = (surge, judged, rates) {
@@ -209,8 +234,55 @@ impl Agent {
                 None => {}
             }
         }
+        self.census_step(now, wall, &mut out);
         self.periodic(now, wall, &mut out);
         out
+    }
+
+    /// A new census, if the census thread has one: the connection detector's step. The census
+    /// is woken to its one-a-second cadence while TCP is busy or anything is over threshold.
+    /// A census the census thread has handed over since the last tick (an `Arc` clone, never a
+    /// wait) goes to attribution (§5.8) before the tick judges anything.
+    fn take_census(&mut self) {
+        let Some(c) = self.census.as_ref().and_then(|h| h.latest()) else { return };
+        if self.census_seen != Some(c.taken_at) {
+            self.census_seen = Some(c.taken_at);
+            self.observe_census(&c);
+        }
+    }
+
+    fn census_step(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Outgoing>) {
+        if self.census.is_some() && self.tcp_busy() {
+            if let Some(c) = &self.census {
+                c.wake();
+            }
+        }
+        let Some(census) = self.census.as_ref().and_then(|c| c.latest()) else { return };
+        if let Some(change) = self.conn.step(now, wall, &census) {
+            if change == Change::Opened {
+                self.incidents_total += 1;
+            }
+            let iface = self.interface();
+            if let Some(e) = limited::conn_event(&self.conn, &change, &iface, self.test, now, wall) {
+                out.push(Outgoing::Event(e));
+            }
+        }
+    }
+
+    /// TCP is doing more than an idle host's: segments in over [`limited::BUSY_TCP_PPS`], SYN
+    /// cookies or listen drops, connections near their thresholds, or any incident open or
+    /// confirming.
+    fn tcp_busy(&self) -> bool {
+        let r = self.last_rates.as_ref();
+        let secs = r.map_or(0.0, |r| r.interval.as_secs_f64());
+        let tcp_pps = r.and_then(|r| r.proto).map_or(0.0, |p| p.tcp as f64 / secs.max(0.001));
+        let syn = r.and_then(|r| r.kernel.syn_pressure_pps()).unwrap_or(0.0);
+        tcp_pps > limited::BUSY_TCP_PPS
+            || syn > 0.0
+            || self.conn.near_threshold()
+            || self.confirming()
+            || self.inbound.detector.incident().is_some()
+            || self.conn.incident().is_some()
     }
 
     /// Stop: resolve open incidents (`agent_stopped`), then `agent_stop` and a baseline save.
@@ -220,6 +292,15 @@ impl Agent {
             if let Some(Change::Resolved(inc, reason)) = change {
                 out.push(self.resolved(&inc, reason, now, wall));
             }
+        }
+        if let Some(change) = self.conn.stop() {
+            let iface = self.interface();
+            if let Some(e) = limited::conn_event(&self.conn, &change, &iface, self.test, now, wall) {
+                out.push(Outgoing::Event(e));
+            }
+        }
+        if let Some(c) = self.census.take() {
+            c.stop();
         }
         out.push(Outgoing::Event(Event::new(wall, EventBody::AgentStop {})));
         out.push(Outgoing::SaveBaseline(Box::new(self.snapshot(wall))));
@@ -252,8 +333,10 @@ impl Agent {
             Direction::Inbound => self.insight.as_mut().and_then(|i| i.classify()),
             Direction::Outbound => None,
         };
+        let by_packets = from_packets.is_some();
         let mut class = from_packets.unwrap_or_else(|| mix::classify(&inc.proto));
         if inc.direction == Direction::Inbound {
+            class = limited::with_kernel_view(class, inc, &self.kernel_peak, by_packets);
             self.attribution_evidence(&mut class, self.now);
         }
         class
@@ -331,8 +414,8 @@ impl Agent {
                 trigger: inc.trigger.as_str().into(),
                 protocol: inc.classes.map(|c| {
                     Box::new(ProtocolRates {
-                        protocol_pps: class_map(c),
-                        protocol_threshold_pps: class_map(inc.thresholds.classes),
+                        protocol_pps: class_map(c, c),
+                        protocol_threshold_pps: class_map(inc.thresholds.classes, c),
                     })
                 }),
                 test: self.test,
@@ -425,8 +508,18 @@ fn restore(
 }
 
 /// `{"syn": .., "udp": .., "icmp": .., "fragments": ..}` for events.
-fn class_map(r: crate::input::protocols::ClassRates) -> std::collections::BTreeMap<String, f64> {
-    crate::input::protocols::CLASSES.iter().zip(r).map(|(k, v)| (k.to_string(), round1(v))).collect()
+/// Classes not measured (NaN: limited mode counts SYNs only) are left out; `like` names the
+/// measured ones, so thresholds are shown for those only.
+fn class_map(
+    r: crate::input::protocols::ClassRates,
+    like: crate::input::protocols::ClassRates,
+) -> std::collections::BTreeMap<String, f64> {
+    crate::input::protocols::CLASSES
+        .iter()
+        .zip(r.iter().zip(like))
+        .filter(|(_, (_, l))| !l.is_nan())
+        .map(|(k, (v, _))| (k.to_string(), round1(*v)))
+        .collect()
 }
 
 pub mod accesslog;
@@ -438,6 +531,7 @@ fn round1(v: f64) -> f64 {
 }
 
 pub mod flows;
+mod limited;
 mod reports;
 use reports::MetricsAcc;
 

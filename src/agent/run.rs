@@ -68,21 +68,19 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     // Access logs (§11) on their own thread beside the counters, through the same channel.
     let access_logs = crate::agent::accesslog::start(&settings, tx.clone(), opts.http_gauges.clone());
-    // Flow collection (§12): its own threads; its incidents go to the sinks, never to nftables.
-    let flows = crate::agent::flows::start(&settings, tx.clone())?;
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
     let mitigation = crate::mitigate::start(&settings, tx.clone(), live);
     let observer = mitigation.as_ref().map(|m| m.observer());
-    // The socket census (§5.7), read by attribution (§5.8) on the sampling thread's schedule.
-    let census = crate::input::sockets::CensusHandle::start(crate::input::sockets::CensusOptions {
-        procfs_root: settings.procfs_root.clone(),
-        ..Default::default()
-    })
-    .map_err(|e| warn!("socket census off (nothing attributed to the host's connections): {e}"))
-    .ok();
+    // Flow collection (§12): its own threads; its incidents go to the sinks, then to BGP and the
+    // hook, never to nftables.
+    let flows = crate::agent::flows::start(&settings, tx.clone(), observer.clone())?;
+    let census = crate::input::sockets::start(&settings.procfs_root, settings.socket_census_max);
     let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
+    if let Some(c) = census {
+        agent.attach_census(c);
+    }
 
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     // If the sampling thread ends for any reason (even a panic), the signal wait ends too.
@@ -91,7 +89,7 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
         .name("ftagent-sample".into())
         .spawn(move || {
             let _close = close_signals;
-            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer, census)
+            sample_loop(&mut agent, Outbox::new(tx), interval, stop_rx, opts.control, observer)
         })
         .map_err(|e| Error::Thread { what: "sampling", source: e })?;
 
@@ -138,9 +136,7 @@ fn sample_loop(
     stop: mpsc::Receiver<()>,
     control: Option<mpsc::Receiver<crate::report::api::remote::Control>>,
     mitigation: Option<crate::mitigate::Observer>,
-    census: Option<crate::input::sockets::CensusHandle>,
 ) {
-    let mut census_seen: Option<Instant> = None;
     // Incident events reach the sinks before mitigation sees them, so a `mitigation_apply` never
     // overtakes the `incident_open` it answers.
     let hand_over = |outbox: &mut Outbox, msgs: Vec<crate::report::Outgoing>| {
@@ -171,13 +167,6 @@ fn sample_loop(
         if let Some(rx) = &control {
             while let Ok(c) = rx.try_recv() {
                 apply_control(agent, &c);
-            }
-        }
-        // A new census (at most one a second): an Arc clone, never a wait.
-        if let Some(c) = census.as_ref().and_then(|h| h.latest()) {
-            if census_seen != Some(c.taken_at) {
-                census_seen = Some(c.taken_at);
-                agent.observe_census(&c);
             }
         }
         let msgs = agent.tick(Instant::now(), SystemTime::now());

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::agent::{Agent, CaptureStatus};
 use crate::config::paths::{Env, Paths};
 use crate::config::Settings;
+use crate::input::counters::kernel::KernelRates;
 use crate::input::counters::{ProcSource, ProtoCounters, Rates, Sampler};
 use crate::report::Outgoing;
 
@@ -29,6 +30,8 @@ struct Traffic {
     /// What packet capture counts per class (SYN/s, UDP/s, ICMP/s, fragments/s), in scenarios
     /// of capture builds; None = a build without capture.
     classes: Option<[f64; 4]>,
+    /// The kernel's SYN-cookie, listen-drop, softnet and UDP-error rates (§5.7).
+    kernel: KernelRates,
 }
 
 /// Normal traffic: ~2000 pps in, ~1500 out, with deterministic jitter of ±10 %.
@@ -42,6 +45,21 @@ fn normal(t: f64) -> Traffic {
         tx_bytes_per_packet: 600.0,
         udp_share: 0.1,
         classes: None,
+        kernel: quiet_kernel(),
+    }
+}
+
+/// An idle host's kernel counters: nothing dropped, no cookies, no UDP errors.
+fn quiet_kernel() -> KernelRates {
+    KernelRates {
+        syncookies_sent_pps: Some(0.0),
+        listen_overflows_pps: Some(0.0),
+        listen_drops_pps: Some(0.0),
+        req_q_full_drops_pps: Some(0.0),
+        softnet_dropped_pps: Some(0.0),
+        time_squeeze_per_s: Some(0.0),
+        udp_rcvbuf_errors_pps: Some(0.0),
+        udp_in_errors_pps: Some(0.0),
     }
 }
 
@@ -76,7 +94,7 @@ fn rates(t: &Traffic) -> Rates {
         proto: Some(ProtoCounters { tcp: rx - udp, udp, icmp: 0 }),
         proto_tx: Some(ProtoCounters { tcp: (t.tx_pps * secs).round() as u64, udp: 0, icmp: 0 }),
         tcp_unsolicited: None,
-        kernel: Default::default(),
+        kernel: t.kernel,
         interval: TICK,
     }
 }
@@ -517,5 +535,91 @@ fn replies_to_an_inbound_flood_are_no_outbound_incident() {
     let out = run(secs, f);
     out.assert_caught("inbound", &[WARM], 1.0);
     assert!(out.opens("outbound").is_empty(), "{:?}", out.summary());
+    assert_threshold_unpoisoned(&out, secs);
+}
+
+/// Limited mode (§5.7): a 3,000 SYN/s flood with SYN cookies firing, total PPS under its floor.
+/// The SYN class comes from the kernel's cookies and listen drops: `syn_flood`, classified by
+/// the counters, within a second; learned nothing; a second wave in the cooldown caught too.
+#[test]
+fn limited_syn_flood_opens_on_syn_cookies_under_the_total_floor() {
+    let secs = WARM + 400.0;
+    let syn = |t: f64, extra: f64| {
+        let n = normal(t);
+        Traffic {
+            rx_pps: n.rx_pps + extra,
+            kernel: KernelRates { syncookies_sent_pps: Some(extra), ..quiet_kernel() },
+            ..n
+        }
+    };
+    let f = move |t: f64| match t - WARM {
+        x if (0.0..20.0).contains(&x) => syn(t, 3000.0),
+        x if (35.0..50.0).contains(&x) => syn(t, 5000.0),
+        _ => normal(t),
+    };
+    let out = run(secs, f);
+    out.assert_caught("inbound", &[WARM, WARM + 35.0], 1.0);
+    let open = &out.opens("inbound")[0].body;
+    assert_eq!((&open["trigger"], &open["attack_family"]), (&"syn".into(), &"syn_flood".into()), "{open}");
+    assert_eq!(open["classified_by"], "counters", "{open}");
+    assert!(open["pps"].as_f64().unwrap_or(0.0) < 5000.0, "total under its floor: {open}");
+    assert_eq!(open["protocol_pps"].as_object().map(|m| m.len()), Some(1), "only SYN is measured: {open}");
+    assert_eq!(open["protocol_threshold_pps"]["syn"], 2000.0, "{open}");
+    assert_eq!(open["kernel_counters"]["syn_cookies_sent_pps"], 3000.0, "{open}");
+    assert_eq!(out.rx_threshold_classes[0], 2000.0, "the flood was not learned");
+    assert_unpoisoned_against(settings(), &out, secs, normal);
+}
+
+/// Normal SYN-cookie noise (a busy server's queue overflowing now and then) is learned: its
+/// threshold rises above the floor, and only a flood over it opens.
+#[test]
+fn limited_syn_threshold_learns_normal_cookie_noise() {
+    let noisy = |t: f64| {
+        let n = normal(t);
+        let cookies = 1000.0 * (1.0 + 0.1 * (t * 3.1).sin());
+        Traffic { kernel: KernelRates { syncookies_sent_pps: Some(cookies), ..quiet_kernel() }, ..n }
+    };
+    let secs = WARM + 200.0;
+    let f = move |t: f64| {
+        let n = noisy(t);
+        if (0.0..10.0).contains(&(t - WARM)) {
+            Traffic { kernel: KernelRates { syncookies_sent_pps: Some(2500.0), ..n.kernel }, ..n }
+        } else {
+            n
+        }
+    };
+    let out = run(secs, f);
+    assert!(out.opens("inbound").is_empty(), "2.5k/s is under 3x the learned 1.1k/s: {:?}", out.summary());
+    assert!(out.rx_threshold_classes[0] > 3000.0, "{:?}", out.rx_threshold_classes);
+}
+
+/// Softnet drops (the kernel's backlog overflowing before any interface counter sees the
+/// packets) are offered load: the NIC counters stay flat, the incident opens with them in
+/// `dropped_pps`; UDP receive-buffer errors are reported beside it.
+#[test]
+fn limited_softnet_drops_are_dropped_load_and_udp_errors_are_reported() {
+    let secs = WARM + 30.0 + 200.0;
+    let f = |t: f64| {
+        let n = normal(t);
+        if (0.0..30.0).contains(&(t - WARM)) {
+            let kernel = KernelRates {
+                softnet_dropped_pps: Some(30_000.0),
+                time_squeeze_per_s: Some(40.0),
+                udp_rcvbuf_errors_pps: Some(1200.0),
+                udp_in_errors_pps: Some(1250.0),
+                ..quiet_kernel()
+            };
+            Traffic { kernel, ..n }
+        } else {
+            n
+        }
+    };
+    let out = run(secs, f);
+    out.assert_caught("inbound", &[WARM], 1.0);
+    let open = &out.opens("inbound")[0].body;
+    assert!(open["dropped_pps"].as_f64().unwrap_or(0.0) >= 30_000.0, "{open}");
+    assert_eq!(open["kernel_counters"]["softnet_dropped_pps"], 30_000.0, "{open}");
+    assert_eq!(open["kernel_counters"]["udp_rcvbuf_errors_pps"], 1200.0, "{open}");
+    assert_ne!(open["attack_family"], "syn_flood", "{open}");
     assert_threshold_unpoisoned(&out, secs);
 }

@@ -40,6 +40,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "min_pps_threshold",
     "min_bps_threshold",
     "min_protocol_pps_threshold",
+    "min_connections_threshold",
+    "min_half_open_threshold",
+    "socket_census_max",
     "baseline_window_s",
     "grace_period_s",
     "sample_interval_ms",
@@ -91,6 +94,10 @@ pub struct DetectConfig {
     pub min_bits_per_s_threshold: f64,
     /// Floor of each per-protocol threshold (SYN/s, UDP/s, ICMP/s, fragments/s; capture builds).
     pub min_protocol_pps_threshold: f64,
+    /// Floor of the established-connections threshold (§5.7; half of it floors distinct peers).
+    pub min_connections_threshold: f64,
+    /// Floor of the half-open (SYN_RECV) connections threshold (§5.7).
+    pub min_half_open_threshold: f64,
     pub baseline_window: Duration,
     pub grace_period: Duration,
     pub sample_interval: Duration,
@@ -112,6 +119,8 @@ impl Default for DetectConfig {
             min_pps_threshold: 5000.0,
             min_bits_per_s_threshold: 50_000_000.0,
             min_protocol_pps_threshold: 2000.0,
+            min_connections_threshold: 1000.0,
+            min_half_open_threshold: 256.0,
             baseline_window: Duration::from_secs(300),
             grace_period: Duration::from_secs(90),
             sample_interval: Duration::from_millis(200),
@@ -160,6 +169,8 @@ pub struct Settings {
     pub prometheus_textfile: Option<PathBuf>,
     pub ioc_patterns: Vec<IocPattern>,
     pub procfs_root: PathBuf,
+    /// Sockets read per socket census at most (§5.7); 0 turns the census off.
+    pub socket_census_max: usize,
     /// `metrics_listen`, `webhook_format`, `webhook_secret`, `pagerduty_routing_key` (§6.6).
     pub ops: operator::OpsConfig,
     /// Automatic mitigation (§10).
@@ -222,6 +233,8 @@ impl Settings {
             min_pps_threshold: r.range("min_pps_threshold", 5000.0, 0.0, 1e12)?,
             min_bits_per_s_threshold: r.range("min_bps_threshold", 50_000_000.0, 0.0, 1e15)?,
             min_protocol_pps_threshold: r.range("min_protocol_pps_threshold", 2000.0, 0.0, 1e12)?,
+            min_connections_threshold: r.range("min_connections_threshold", 1000.0, 1.0, 1e9)?,
+            min_half_open_threshold: r.range("min_half_open_threshold", 256.0, 1.0, 1e9)?,
             baseline_window: secs(r.range("baseline_window_s", 300, 1, 86_400)?),
             grace_period: secs(r.range("grace_period_s", 90, 0, 86_400)?),
             sample_interval: Duration::from_millis(r.range("sample_interval_ms", 200, 100, 10_000)?),
@@ -291,6 +304,7 @@ impl Settings {
             prometheus_textfile: r.optional_path("prometheus_textfile", PathBuf::new())?,
             ioc_patterns: r.get("ioc_patterns", Vec::new())?,
             procfs_root: r.path_or("procfs_root", PathBuf::from("/proc"))?,
+            socket_census_max: r.range("socket_census_max", 65_536, 0, 10_000_000)?,
             ops: operator::read(&r)?,
             mitigation: crate::config::mitigation::parse(map.get("mitigation")).map_err(|(key, msg)| {
                 // A `bgp` error points at its own object, the rest at `mitigation`.

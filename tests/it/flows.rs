@@ -201,7 +201,7 @@ fn pmacctd_sfprobe_and_nfprobe_on_a_veth_report_the_flood() {
             "nfprobe_timeouts[n]: maxlife=1:expint=1:udp=1".into(),
         ],
     );
-    let probe = Reap(
+    let mut probe = Reap(
         Command::new("ip")
             .args(["netns", "exec", &pair.ns_a, "pmacctd", "-f"])
             .arg(&conf)
@@ -216,7 +216,8 @@ fn pmacctd_sfprobe_and_nfprobe_on_a_veth_report_the_flood() {
     let flood =
         |src: FlowSource| move |r: &FlowRecord| r.source == src && r.dst == victim && r.dst_port == 9 && r.proto == 17;
     wait_until(Duration::from_secs(6), || sink.packets(flood(FlowSource::Ipfix)) >= sent * 95 / 100);
-    drop(probe);
+    // SIGTERM: pmacctd stops its plugin processes too (SIGKILL would leave them running).
+    crate::util::terminate(&mut probe.0, Duration::from_secs(3));
     let ipfix = sink.packets(flood(FlowSource::Ipfix));
     eprintln!(
         "nfprobe IPFIX {ipfix} of {sent}; sFlow {}; {:?}",

@@ -22,6 +22,7 @@ mod fakeproc;
 mod flows;
 mod flows_detect;
 mod limited;
+mod limited_kernel;
 #[cfg(any(feature = "capture-scapy", feature = "capture-tcpdump"))]
 mod live_options;
 mod logs;

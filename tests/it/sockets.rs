@@ -19,6 +19,8 @@ fn wait_for(h: &CensusHandle, what: &str, ok: impl Fn(&Census) -> bool) -> Arc<C
         if let Some(c) = h.latest().filter(|c| ok(c)) {
             return c;
         }
+        // Traffic is what wakes the census in the agent; here the test does.
+        h.wake();
         assert!(Instant::now() < deadline, "the census never showed {what}");
         std::thread::sleep(Duration::from_millis(50));
     }

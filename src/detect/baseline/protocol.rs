@@ -40,6 +40,10 @@ impl ClassWindows {
 
     pub fn observe(&mut self, r: &ClassRates) {
         for (w, v) in self.windows.iter_mut().zip(r) {
+            // NaN: a class this source does not measure (limited mode counts SYNs only).
+            if v.is_nan() {
+                continue;
+            }
             if w.len() == self.len {
                 w.pop_front();
             }

@@ -29,6 +29,7 @@ pub trait CounterSource: Send {
 #[derive(Debug, Clone)]
 pub struct ProcSource {
     root: PathBuf,
+    open: OpenTables,
     buf: String,
     /// `net/snmp` of this tick, kept for the UDP errors: both buffers live as long as the
     /// source, so a tick allocates nothing once they have grown to the tables' size.
@@ -40,6 +41,7 @@ impl ProcSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         ProcSource {
             root: root.into(),
+            open: OpenTables::default(),
             buf: String::with_capacity(4096),
             snmp: String::with_capacity(2048),
             udp: Err("not read yet".into()),
@@ -50,10 +52,9 @@ impl ProcSource {
         &self.root
     }
 
-    fn read(&mut self, rel: &str) -> std::io::Result<&str> {
-        use std::io::Read;
+    fn read(&mut self, rel: &'static str) -> std::io::Result<&str> {
         self.buf.clear();
-        std::fs::File::open(self.root.join(rel))?.read_to_string(&mut self.buf)?;
+        self.open.read(&self.root, rel, &mut self.buf)?;
         Ok(&self.buf)
     }
 }
@@ -67,7 +68,7 @@ impl CounterSource for ProcSource {
         self.udp = Err("unreadable".into());
         let mut snmp = std::mem::take(&mut self.snmp);
         snmp.clear();
-        let read = read_into(&self.root.join("net/snmp"), &mut snmp);
+        let read = self.open.read(&self.root, "net/snmp", &mut snmp);
         let parsed = read.ok().and_then(|()| snmp::parse_snmp(&snmp));
         let out = parsed.map(|mut c| {
             let six = self.read("net/snmp6").is_ok();
@@ -115,9 +116,54 @@ impl CounterSource for ProcSource {
     }
 }
 
-fn read_into(path: &Path, buf: &mut String) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open(path)?.read_to_string(buf).map(|_| ())
+/// Tables larger than this are not counter tables (a fake tree gone wrong): read no further.
+const MAX_TABLE: u64 = 1 << 20;
+
+/// The tables kept open between ticks. A file on procfs is never replaced, so it is opened once
+/// and read again from offset 0 each tick (the kernel regenerates it): a tick costs a seek and
+/// two reads per table instead of open, stat, seek, reads and close. Files of any other tree (a
+/// test's fake `/proc`, rewritten by rename) are opened afresh on every read.
+#[derive(Debug, Default)]
+struct OpenTables(Vec<(&'static str, std::fs::File)>);
+
+impl Clone for OpenTables {
+    /// A copy opens its own files.
+    fn clone(&self) -> Self {
+        OpenTables::default()
+    }
+}
+
+impl OpenTables {
+    fn read(&mut self, root: &Path, rel: &'static str, buf: &mut String) -> std::io::Result<()> {
+        use std::io::{Read, Seek};
+        if let Some(i) = self.0.iter().position(|(r, _)| *r == rel) {
+            let f = &mut self.0[i].1;
+            let again = f.seek(std::io::SeekFrom::Start(0)).and_then(|_| f.take(MAX_TABLE).read_to_string(buf));
+            match again {
+                Ok(_) => return Ok(()),
+                Err(_) => {
+                    // Reopen below; the error of the fresh open is the one that counts.
+                    self.0.swap_remove(i);
+                    buf.clear();
+                }
+            }
+        }
+        let mut f = std::fs::File::open(root.join(rel))?;
+        (&mut f).take(MAX_TABLE).read_to_string(buf)?;
+        if on_procfs(&f) {
+            self.0.push((rel, f));
+        }
+        Ok(())
+    }
+}
+
+fn on_procfs(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fstatfs on an open descriptor into a zeroed struct of the right type.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        libc::fstatfs(f.as_raw_fd(), &mut s) == 0 && s.f_type == libc::PROC_SUPER_MAGIC
+    }
 }
 
 /// Interface name prefixes that are never picked by `auto`: loopback, bridges, containers, tunnels.
@@ -178,6 +224,39 @@ mod tests {
     #[test]
     fn configured_name_is_kept() {
         assert_eq!(choose_interface("eth9", &NetDev::default(), None).as_deref(), Some("eth9"));
+    }
+
+    #[test]
+    fn real_proc_tables_stay_open_and_read_fresh_each_time() {
+        let mut src = ProcSource::new("/proc");
+        let a = src.net_dev().unwrap();
+        assert!(a.get("lo").is_some());
+        assert!(src.proto().is_some());
+        let b = src.net_dev().unwrap();
+        assert!(b.get("lo").is_some());
+        assert_eq!(src.open.0.len(), 3, "dev, snmp, snmp6 kept open");
+        // Generate loopback traffic: the held file shows new counters.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..10 {
+            sock.send_to(b"x", sock.local_addr().unwrap()).unwrap();
+        }
+        let c = src.net_dev().unwrap();
+        assert!(c.get("lo").unwrap().rx_packets >= b.get("lo").unwrap().rx_packets + 10);
+    }
+
+    #[test]
+    fn a_fake_tree_replaced_by_rename_is_read_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("net")).unwrap();
+        let dev = dir.path().join("net/dev");
+        std::fs::write(&dev, "eth0: 5 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n").unwrap();
+        let mut src = ProcSource::new(dir.path());
+        assert_eq!(src.net_dev().unwrap().get("eth0").unwrap().rx_bytes, 5);
+        let tmp = dir.path().join("net/dev.tmp");
+        std::fs::write(&tmp, "eth0: 9 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n").unwrap();
+        std::fs::rename(&tmp, &dev).unwrap();
+        assert_eq!(src.net_dev().unwrap().get("eth0").unwrap().rx_bytes, 9);
+        assert!(src.open.0.is_empty(), "nothing of a fake tree is kept open");
     }
 
     #[test]

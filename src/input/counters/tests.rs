@@ -150,3 +150,28 @@ fn kernel_tables_give_rates_and_a_malformed_one_is_a_gap() {
     s.sample(t0 + Duration::from_secs(3)).unwrap();
     assert_eq!(s.kernel_logged.len(), 2, "not logged again");
 }
+
+/// Verbatim 6.18 tables around a veth flood that overflowed the per-CPU backlog: the device
+/// counted the drops too, so the dropped load is the larger of the two counts, not their sum.
+#[test]
+fn backlog_drops_counted_twice_by_the_kernel_are_counted_once() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/proc-6.18-backlog/net");
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    fs::create_dir_all(&net).unwrap();
+    let put = |from: &str, to: &str| fs::copy(data.join(from), net.join(to)).unwrap();
+    put("dev.before", "dev");
+    put("softnet_stat.before", "softnet_stat");
+    let iface = fs::read_to_string(data.join("dev")).unwrap();
+    let iface = iface.lines().find(|l| l.trim_start().starts_with("va")).unwrap().split(':').next().unwrap().trim();
+    let t0 = Instant::now();
+    let mut s = sampler(dir.path(), iface);
+    s.sample(t0);
+    put("dev", "dev");
+    put("softnet_stat", "softnet_stat");
+    let r = s.sample(t0 + Duration::from_secs(1)).unwrap();
+    assert_eq!(r.dropped_pps, 2635.0, "the device's count");
+    assert_eq!(r.kernel.softnet_dropped_pps, Some(2640.0), "the backlog's count");
+    assert_eq!(r.inbound().dropped_pps, 2640.0);
+    assert_eq!(r.inbound().pps, 90_921.0 + 2640.0);
+}

@@ -221,6 +221,30 @@ fn is_refusal(e: &crate::Error) -> bool {
     )
 }
 
+/// The front door: start the census thread unless `cap` is 0 (the census is off). Netlink is
+/// asked only when `procfs_root` is the real `/proc`: another root (a container's view of the
+/// host, a test's fake tree) is read as `<procfs_root>/net/tcp{,6}`, so the census describes the
+/// same host as the counters. None (logged) when the thread cannot start.
+pub fn start(procfs_root: &Path, cap: usize) -> Option<CensusHandle> {
+    if cap == 0 {
+        log::info!("socket census off (socket_census_max is 0): no connection-flood detection");
+        return None;
+    }
+    let opts = CensusOptions {
+        procfs_root: procfs_root.to_path_buf(),
+        cap,
+        netlink: procfs_root == Path::new("/proc"),
+        ..CensusOptions::default()
+    };
+    match CensusHandle::start(opts) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            log::warn!("{e}; no connection-flood detection");
+            None
+        }
+    }
+}
+
 /// IPv4-mapped IPv6 as IPv4; anything else unchanged.
 pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())

@@ -248,7 +248,28 @@ fn wait_for(h: &CensusHandle, ok: impl Fn(&Census) -> bool) -> std::sync::Arc<Ce
         if let Some(c) = h.latest().filter(|c| ok(c)) {
             return c;
         }
+        h.wake();
         assert!(std::time::Instant::now() < deadline, "the census never showed it");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[test]
+fn an_idle_census_dumps_seldom_and_a_wake_makes_it_busy() {
+    let opts = CensusOptions { idle_interval: std::time::Duration::from_secs(30), ..CensusOptions::default() };
+    let h = CensusHandle::start(opts).unwrap();
+    let t0 = std::time::Instant::now();
+    while h.dumps() == 0 {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5), "no first dump");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(h.dumps(), 1, "idle: no second dump within 1.5 s");
+    h.wake();
+    let t1 = std::time::Instant::now();
+    while h.dumps() < 2 {
+        assert!(t1.elapsed() < std::time::Duration::from_secs(3), "a wake-up brings the next dump");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.stop();
 }

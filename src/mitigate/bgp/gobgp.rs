@@ -60,7 +60,7 @@ impl Gobgp {
     }
 
     fn checked(&self, argv: &[String]) -> Result<()> {
-        check_argv(argv).map_err(|why| Error::Refused { what: "BGP route", why })?;
+        check_argv(argv)?;
         self.run(argv).map(|_| ())
     }
 

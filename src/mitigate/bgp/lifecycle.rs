@@ -210,7 +210,7 @@ impl State {
                 Ok(()) => {
                     fresh.push(Announced { route, incident: id.into(), expires: now + self.m.ttl, resolved: false })
                 }
-                Err(e) => refused.push(Refused { target: route.target(), route: Some(route), reason: e }),
+                Err(e) => refused.push(Refused { target: route.target(), route: Some(route), reason: e.to_string() }),
             }
         }
         let seen = self.live.get_mut(id).map(|l| &mut l.refused);
@@ -236,10 +236,13 @@ impl State {
     }
 
     /// Announce through the speaker (enforce) or log the exact argv (dry-run).
-    fn announce(&self, route: &Route) -> Result<(), String> {
+    fn announce(&self, route: &Route) -> crate::Result<()> {
         let argv = route.add_argv(&self.speaker);
         match &self.driver {
-            Some(d) => d.announce(route).map_err(|e| format!("the speaker refused: {e}")),
+            Some(d) => d.announce(route).map_err(|e| crate::Error::Program {
+                program: self.program.clone(),
+                why: format!("the speaker refused: {e}"),
+            }),
             None => {
                 info!("bgp dry run: would run {} {}", self.program, argv.join(" "));
                 Ok(())

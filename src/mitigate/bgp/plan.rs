@@ -6,13 +6,13 @@
 //! target; SYN flood → rate-limit SYNs to the attacked port; fragments → discard; ICMP →
 //! rate-limit), the blackhole of the target (RTBH) last and only at or over `rtbh_min_pps` /
 //! `rtbh_min_bps`. Only single addresses inside the configured networks or the host's own, never
-//! a protected one; every route passes [`check_argv`] here and again in the driver.
+//! a protected one; every route passes [`check_argv`](super::route::check_argv) here and again in the driver.
 
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::route::{check_argv, Match, Route, Speaker, Then, ICMP_BYTES, SYN_BYTES};
+use super::route::{argv_problem, Match, Route, Speaker, Then, ICMP_BYTES, SYN_BYTES};
 use crate::config::bgp::BgpConfig;
 use crate::config::mitigation::{Action, Cidr, MitigationConfig};
 use crate::event::Classification;
@@ -111,9 +111,9 @@ pub fn plan(inc: &Incident, bgp: &BgpConfig, m: &MitigationConfig, scope: &Scope
                 continue;
             }
             // The planner's own check of what the driver will send: one address, never 0/0.
-            match check_argv(&r.add_argv(sp)) {
-                Ok(()) => out.routes.push(r),
-                Err(reason) => out.refused.push(Refused { target, route: Some(r), reason }),
+            match argv_problem(&r.add_argv(sp)) {
+                None => out.routes.push(r),
+                Some(reason) => out.refused.push(Refused { target, route: Some(r), reason }),
             }
         }
     }

@@ -205,25 +205,36 @@ impl Route {
 
 /// The last word on what reaches the speaker: every prefix in an argv is one address that is not
 /// unspecified (never 0/0, never a /24 blackhole), whatever built it.
-pub fn check_argv(argv: &[String]) -> Result<(), String> {
-    let mut found = false;
-    for w in argv.iter().filter(|w| w.contains('/')) {
-        let (addr, len) = w.split_once('/').ok_or_else(|| format!("bad prefix {w}"))?;
-        let ip: IpAddr = addr.parse().map_err(|_| format!("{w} is not a prefix"))?;
-        let host = if ip.is_ipv4() { "32" } else { "128" };
-        if len != host {
-            return Err(format!("{w} is shorter than one address: refused"));
-        }
-        if ip.is_unspecified() {
-            return Err(format!("{w} names no address: refused"));
-        }
-        found = true;
+pub fn check_argv(argv: &[String]) -> crate::Result<()> {
+    match argv_problem(argv) {
+        Some(why) => Err(crate::Error::Refused { what: "BGP route", why }),
+        None => Ok(()),
     }
-    if found {
-        Ok(())
-    } else {
-        Err("no destination prefix in the argv: refused".into())
-    }
+}
+
+/// What [`check_argv`] refuses in `argv`, said for an operator; None when it may be sent.
+pub fn argv_problem(argv: &[String]) -> Option<String> {
+    let problem = |argv: &[String]| -> std::result::Result<(), String> {
+        let mut found = false;
+        for w in argv.iter().filter(|w| w.contains('/')) {
+            let (addr, len) = w.split_once('/').ok_or_else(|| format!("bad prefix {w}"))?;
+            let ip: IpAddr = addr.parse().map_err(|_| format!("{w} is not a prefix"))?;
+            let host = if ip.is_ipv4() { "32" } else { "128" };
+            if len != host {
+                return Err(format!("{w} is shorter than one address: refused"));
+            }
+            if ip.is_unspecified() {
+                return Err(format!("{w} names no address: refused"));
+            }
+            found = true;
+        }
+        if found {
+            Ok(())
+        } else {
+            Err("no destination prefix in the argv: refused".into())
+        }
+    };
+    problem(argv).err()
 }
 
 /// A route of ours found in the speaker's RIB: its family and the argv words that withdraw it
