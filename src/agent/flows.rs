@@ -137,38 +137,10 @@ fn run(
     outbox.flush_blocking();
 }
 
-/// This host's addresses (getifaddrs); empty when they cannot be read.
+/// This host's addresses (getifaddrs); empty when they cannot be read. The same reading as the
+/// protected set's (§10.1).
 pub fn own_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut p = head;
-    while !p.is_null() {
-        // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*p };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr points to a sockaddr whose family says which struct it is.
-            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-            if family == libc::AF_INET {
-                // SAFETY: AF_INET: the sockaddr is a sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
-            } else if family == libc::AF_INET6 {
-                // SAFETY: AF_INET6: the sockaddr is a sockaddr_in6.
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-            }
-        }
-        p = ifa.ifa_next;
-    }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    out.sort();
-    out.dedup();
-    out
+    crate::mitigate::protect::interface_addresses()
 }
 
 #[cfg(test)]
