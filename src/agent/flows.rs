@@ -2,9 +2,9 @@
 //! records over a bounded channel (a full channel drops and counts, the listener never blocks);
 //! this thread feeds them to the per-address detector and closes a window at every wall-clock
 //! second, so an incident opens at most one second after the first datagram carrying the flood
-//! arrived. Its events go to the report worker through the same channel as the counters' — and
-//! never to the mitigation planner: nftables protects only this host, flow incidents are about
-//! other addresses.
+//! arrived. Its events go to the report worker through the same channel as the counters', then
+//! to mitigation as incidents about other addresses: BGP plans them and the hook gets them, the
+//! nftables planner never does (nftables protects only this host).
 //!
 //! This host's own addresses are watched by its own counters (and capture): a flood on them is
 //! one incident, the local detector's. The flow view of them keeps counting (and still feeds
@@ -53,8 +53,13 @@ impl Handle {
 }
 
 /// Start the collector on `settings.flows.listen` and the detector; None when flows are off.
-pub fn start(settings: &Settings, tx: SyncSender<Outgoing>) -> Result<Option<Handle>> {
-    start_on(settings, &settings.flows.listen, tx)
+/// `mitigation` (when it runs) gets the incidents after the sinks.
+pub fn start(
+    settings: &Settings,
+    tx: SyncSender<Outgoing>,
+    mitigation: Option<crate::mitigate::Observer>,
+) -> Result<Option<Handle>> {
+    start_on(settings, &settings.flows.listen, tx, mitigation)
 }
 
 /// As [`start`], on the given addresses (tests bind port 0).
@@ -62,6 +67,7 @@ pub fn start_on(
     settings: &Settings,
     addrs: &[std::net::SocketAddr],
     tx: SyncSender<Outgoing>,
+    mitigation: Option<crate::mitigate::Observer>,
 ) -> Result<Option<Handle>> {
     if addrs.is_empty() {
         return Ok(None);
@@ -85,12 +91,29 @@ pub fn start_on(
     let s = stop.clone();
     let thread = std::thread::Builder::new()
         .name("ftagent-flows".into())
-        .spawn(move || run(detector, rec_rx, Outbox::new(tx), s))
+        .spawn(move || run(detector, rec_rx, Outbox::new(tx), mitigation, s))
         .map_err(|source| crate::error::Error::Thread { what: "flow-detection", source })?;
     Ok(Some(Handle { flows, stop, thread, dropped }))
 }
 
-fn run(mut d: FlowDetector, rx: mpsc::Receiver<Vec<(FlowRecord, u64)>>, mut outbox: Outbox, stop: Arc<AtomicBool>) {
+fn run(
+    mut d: FlowDetector,
+    rx: mpsc::Receiver<Vec<(FlowRecord, u64)>>,
+    mut outbox: Outbox,
+    mitigation: Option<crate::mitigate::Observer>,
+    stop: Arc<AtomicBool>,
+) {
+    // The sinks first, so a `mitigation_apply` never overtakes the `incident_open` it answers.
+    let hand_over = |outbox: &mut Outbox, events: &mut Vec<crate::event::Event>| {
+        let msgs: Vec<Outgoing> = events.drain(..).map(Outgoing::Event).collect();
+        match &mitigation {
+            Some(m) => {
+                outbox.send_all(msgs.clone());
+                m.observe_remote(&msgs);
+            }
+            None => outbox.send_all(msgs),
+        }
+    };
     let mut events = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = now_ms();
@@ -106,46 +129,18 @@ fn run(mut d: FlowDetector, rx: mpsc::Receiver<Vec<(FlowRecord, u64)>>, mut outb
         }
         d.tick(now_ms(), &mut events);
         if !events.is_empty() {
-            outbox.send_all(events.drain(..).map(Outgoing::Event).collect());
+            hand_over(&mut outbox, &mut events);
         }
     }
     d.stop(now_ms(), &mut events);
-    outbox.send_all(events.drain(..).map(Outgoing::Event).collect());
+    hand_over(&mut outbox, &mut events);
     outbox.flush_blocking();
 }
 
-/// This host's addresses (getifaddrs); empty when they cannot be read.
+/// This host's addresses (getifaddrs); empty when they cannot be read. The same reading as the
+/// protected set's (§10.1).
 pub fn own_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut p = head;
-    while !p.is_null() {
-        // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*p };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr points to a sockaddr whose family says which struct it is.
-            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-            if family == libc::AF_INET {
-                // SAFETY: AF_INET: the sockaddr is a sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
-            } else if family == libc::AF_INET6 {
-                // SAFETY: AF_INET6: the sockaddr is a sockaddr_in6.
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-            }
-        }
-        p = ifa.ifa_next;
-    }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    out.sort();
-    out.dedup();
-    out
+    crate::mitigate::protect::interface_addresses()
 }
 
 #[cfg(test)]

@@ -68,13 +68,14 @@ pub fn run(settings: Settings, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(report::CHANNEL_DEPTH);
     // Access logs (§11) on their own thread beside the counters, through the same channel.
     let access_logs = crate::agent::accesslog::start(&settings, tx.clone(), opts.http_gauges.clone());
-    // Flow collection (§12): its own threads; its incidents go to the sinks, never to nftables.
-    let flows = crate::agent::flows::start(&settings, tx.clone())?;
     let worker = report::spawn_worker(rx, sinks);
     // Mitigation consumes incident events on its own thread and reports through the same sinks.
     let live = opts.insight.as_ref().and_then(|i| i.live_classification());
     let mitigation = crate::mitigate::start(&settings, tx.clone(), live);
     let observer = mitigation.as_ref().map(|m| m.observer());
+    // Flow collection (§12): its own threads; its incidents go to the sinks, then to BGP and the
+    // hook, never to nftables.
+    let flows = crate::agent::flows::start(&settings, tx.clone(), observer.clone())?;
     let census = crate::input::sockets::start(&settings.procfs_root, settings.socket_census_max);
     let mut agent = Agent::new(settings, sampler, opts.insight, opts.capture, saved, Instant::now(), SystemTime::now());
     if let Some(c) = census {

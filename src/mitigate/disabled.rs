@@ -32,4 +32,5 @@ pub struct Observer;
 
 impl Observer {
     pub fn observe(&self, _msgs: &[crate::report::Outgoing]) {}
+    pub fn observe_remote(&self, _msgs: &[crate::report::Outgoing]) {}
 }

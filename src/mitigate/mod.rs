@@ -74,10 +74,24 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// The host's own incidents (counters, capture): nftables, the hook and BGP.
     pub fn observe(&self, msgs: &[Outgoing]) {
         if let Some(l) = &self.local {
             l.observe(msgs);
         }
+        self.to_bgp(msgs);
+    }
+
+    /// Incidents about other addresses (the flow detector's, §12): BGP and the hook, never
+    /// nftables, which protects only this host.
+    pub fn observe_remote(&self, msgs: &[Outgoing]) {
+        if let Some(l) = &self.local {
+            l.observe_remote(msgs);
+        }
+        self.to_bgp(msgs);
+    }
+
+    fn to_bgp(&self, msgs: &[Outgoing]) {
         if let Some(tx) = &self.bgp {
             for m in msgs {
                 if let Outgoing::Event(e) = m {

@@ -29,7 +29,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// The running mitigation: hand it each tick's messages; stop it after the sampling thread.
 pub struct Mitigation {
-    tx: SyncSender<Event>,
+    tx: SyncSender<(Event, Origin)>,
     thread: JoinHandle<()>,
 }
 
@@ -46,15 +46,33 @@ impl Mitigation {
     }
 }
 
+/// Where an incident came from: this host's own detector, or the flow detector about other
+/// addresses (§12), which only the hook sees here: nftables protects only this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Host,
+    Remote,
+}
+
 /// Hands incident events to the worker from the sampling thread.
 #[derive(Clone)]
 pub struct Observer {
-    tx: SyncSender<Event>,
+    tx: SyncSender<(Event, Origin)>,
 }
 
 impl Observer {
     /// Pass on the incident events among `msgs`; never blocks.
     pub fn observe(&self, msgs: &[Outgoing]) {
+        self.send(msgs, Origin::Host);
+    }
+
+    /// Pass on incidents about other addresses (the flow detector's): the hook gets them, the
+    /// nftables planner never does. Never blocks.
+    pub fn observe_remote(&self, msgs: &[Outgoing]) {
+        self.send(msgs, Origin::Remote);
+    }
+
+    fn send(&self, msgs: &[Outgoing], origin: Origin) {
         for m in msgs {
             let Outgoing::Event(e) = m else { continue };
             if !matches!(
@@ -63,7 +81,7 @@ impl Observer {
             ) {
                 continue;
             }
-            if let Err(TrySendError::Full(_)) = self.tx.try_send(e.clone()) {
+            if let Err(TrySendError::Full(_)) = self.tx.try_send((e.clone(), origin)) {
                 warn!("mitigation worker is behind; an incident event was skipped");
             }
         }
@@ -168,12 +186,15 @@ fn sinks(settings: &Settings) -> Vec<(String, String)> {
     v
 }
 
-fn run(state: &mut State, rx: Receiver<Event>, hook: Option<HookRunner>) {
+fn run(state: &mut State, rx: Receiver<(Event, Origin)>, hook: Option<HookRunner>) {
     loop {
         match rx.recv_timeout(TICK) {
-            Ok(e) => {
+            Ok((e, origin)) => {
                 let now = SystemTime::now();
-                let planned = state.on_event(&e, now);
+                let planned = match origin {
+                    Origin::Host => state.on_event(&e, now),
+                    Origin::Remote => Vec::new(),
+                };
                 if let (Some(h), false) = (&hook, outbound(&e)) {
                     h.send(hook_payload(&e, state.mode(), planned));
                 }

@@ -48,7 +48,7 @@ impl std::fmt::Display for HttpError {
                  leave for another address): configure the final URL"
             ),
             HttpError::TooLarge { origin, cap } => {
-                write!(f, "{origin} sent a response body over {cap} bytes; refused")
+                write!(f, "{origin} sent a response body over {cap} bytes; refused whole")
             }
         }
     }

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::util::{self, Home, NetnsPair};
 
 /// softflowd in namespace `ns` on `iface`, NetFlow v9 to 127.0.0.1:`port`; killed on drop.
-fn softflowd(ns: &str, iface: &str, port: u16, ctl: &Path) -> Child {
+pub fn softflowd(ns: &str, iface: &str, port: u16, ctl: &Path) -> Child {
     Command::new("ip")
         .args([
             "netns",
@@ -39,7 +39,7 @@ fn softflowd(ns: &str, iface: &str, port: u16, ctl: &Path) -> Child {
         .expect("spawn softflowd")
 }
 
-fn mac_of(ns: &str, iface: &str) -> Option<String> {
+pub fn mac_of(ns: &str, iface: &str) -> Option<String> {
     let out = Command::new("ip").args(["-n", ns, "-j", "link", "show", iface]).output().ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v[0]["address"].as_str().map(str::to_string)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::bgp::{after, bgp, communities, rib, routes, speakers, until, BLACKHOLE_N, OURS_N};
-use crate::mitigation::{pair, replay_snmp, start, Running};
+use crate::mitigation::{pair, replay_snmp, start, start_with, Running};
 use crate::util::{self, Home, NetnsPair};
 
 #[test]
@@ -139,4 +139,94 @@ pub fn bgp_events(r: &Running, name: &str) -> Vec<Value> {
 
 fn flow_of(addr: &str) -> String {
     format!("ipv4-flowspec [destination: {addr}/32][protocol: ==udp][source-port: ==161]")
+}
+
+/// A flow collector's incident (§12) about another address of `flows.networks` reaches BGP
+/// (whose allowed networks include `flows.networks`: `bgp.networks` is not set here) and never
+/// nftables. softflowd (NetFlow v9) watches the agent's veth and exports to the agent on loopback;
+/// hping3 sends SNMP-sized UDP from port 161 to an address nobody owns.
+#[test]
+fn a_flow_incident_about_another_address_is_announced_by_bgp_and_gets_no_nftables_rule() {
+    if !util::have("softflowd") {
+        util::skip("softflowd is needed (Debian package softflowd)");
+        return;
+    }
+    let _flood = util::flood_lock();
+    let Some(pair) = pair() else { return };
+    let home = Home::new();
+    let _bgp = speakers(&pair, home.path());
+    let net = pair.addr_a.rsplit_once('.').unwrap().0.to_string();
+    let target = format!("{net}.50");
+    let mac = crate::flows_detect::mac_of(&pair.ns_a, &pair.veth_a).expect("veth mac");
+    let neigh = ["-n", &pair.ns_b, "neigh", "replace", &target, "lladdr", &mac, "dev", &pair.veth_b];
+    assert!(util::run(Command::new("ip").args(neigh)).status.success());
+    let port = 20_000 + (std::process::id() % 20_000) as u16 + 1;
+    // The host's own detector stays quiet (thresholds far above the flood): the incident is the
+    // flow detector's alone, its host group's thresholds low enough for hping3.
+    let group = json!({"name": "lab", "networks": [format!("{net}.0/24")], "min_pps_threshold": 1000,
+        "min_bps_threshold": 1_000_000});
+    let flows = json!({"listen": [format!("127.0.0.1:{port}")], "networks": [format!("{net}.0/24")],
+        "exporters": ["127.0.0.1"], "hostgroups": [group]});
+    let quiet = json!({"flows": flows, "min_pps_threshold": 1e9, "min_bps_threshold": 1e14,
+        "min_protocol_pps_threshold": 1e9});
+    let hook_log = home.path().join("hook-runs");
+    let script = format!("cat >> {}; echo >> {}", hook_log.display(), hook_log.display());
+    let hook = json!({"argv": ["/bin/sh", "-c", script], "timeout_s": 2});
+    let m = json!({"mode": "enforce", "ttl_s": 600, "bgp": bgp(json!({})), "hook": hook});
+    let r = start_with(&pair, home, m, quiet);
+    let ctl = r.home.path().join("softflowd.ctl");
+    let mut sfd = crate::flows_detect::softflowd(&pair.ns_a, &pair.veth_a, port, &ctl);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut flood = Command::new("timeout")
+        .args(["5", "ip", "netns", "exec", &pair.ns_b, "hping3", "--udp", "--flood", "-q", "-s", "161", "-k"])
+        .args(["-p", "9", "-d", "400", &target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hping3");
+    let open = r.wait("incident_open", Duration::from_secs(8), |e| {
+        e["interface"] == "flows" && e["direction"] == "inbound" && e["target_ips"][0] == target.as_str()
+    });
+    let flow = flow_of(&target);
+    let seen = until(&pair, Duration::from_secs(5), |rs| rs.contains(&flow));
+    let _ = flood.wait();
+    let _ = sfd.kill();
+    let _ = sfd.wait();
+    let seen =
+        seen.unwrap_or_else(|| panic!("{flow} not in the router's RIB: {:?}\n{open:#}\n{}", routes(&pair), r.stderr()));
+    eprintln!(
+        "flows → BGP: in the router's RIB {} ms after the flow incident opened",
+        after(seen, util::event_time(&open)).as_millis()
+    );
+    let id = open["incident_id"].clone();
+    let apply = r.wait("mitigation_apply", Duration::from_secs(2), |e| e["backend"] == "bgp" && e["incident_id"] == id);
+    assert!(apply["rules"].to_string().contains(&format!("flow:{target}/32:udp-from:161")), "{apply:#}");
+    // nftables never acts on it: no apply of another backend for this incident, no rule naming it.
+    let nft_apply: Vec<Value> = r
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "mitigation_apply" && e["backend"] != "bgp" && e["incident_id"] == id)
+        .collect();
+    assert!(nft_apply.is_empty(), "{nft_apply:#?}");
+    let local: Vec<Value> =
+        r.events().into_iter().filter(|e| e["event"] == "incident_open" && e["interface"] != "flows").collect();
+    assert!(local.is_empty(), "the host's own detector was to stay quiet: {local:#?}");
+    let table = Command::new("ip").args(["netns", "exec", &pair.ns_a, "nft", "list", "ruleset"]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(!table.contains(&target), "an nftables rule names {target}:\n{table}");
+    // The hook got the flow incident, with no nftables rule planned for it.
+    let runs = || std::fs::read_to_string(&hook_log).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    while !runs().contains(id.as_str().unwrap()) && t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let payload: Value = runs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|p| p["incident"]["incident_id"] == id)
+        .unwrap_or_else(|| panic!("the hook never got the flow incident: {}\n{}", runs(), r.stderr()));
+    assert_eq!(payload["event"], "incident_open", "{payload:#}");
+    assert_eq!(payload["rules"], json!([]), "{payload:#}");
+    r.stop();
+    assert!(!routes(&pair).contains(&flow), "withdrawn at stop: {:?}", routes(&pair));
 }

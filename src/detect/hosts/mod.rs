@@ -23,6 +23,7 @@
 pub mod baseline;
 mod events;
 pub mod evidence;
+mod nets;
 pub mod table;
 mod tick;
 pub mod watch;
@@ -119,7 +120,7 @@ pub struct Hit {
 }
 
 pub struct FlowDetector {
-    networks: Vec<Prefix>,
+    networks: nets::Nets,
     groups: Vec<(String, Vec<Prefix>)>,
     /// Per group (0 = none): [hosts, prefixes].
     tuning: Vec<[Tuning; 2]>,
@@ -200,7 +201,7 @@ impl FlowDetector {
         }
         let group_entries = (0..flows.hostgroups.len()).map(|i| Entry::new(i as u128, i as u16 + 1)).collect();
         FlowDetector {
-            networks: flows.networks.clone(),
+            networks: nets::Nets::new(&flows.networks),
             groups: flows.hostgroups.iter().map(|g| (g.name.clone(), g.networks.clone())).collect(),
             tuning,
             rules: Rules::from_config(detect, sec),
@@ -299,7 +300,7 @@ impl FlowDetector {
             let key = key_of(ip);
             let i = match self.hosts.get(key) {
                 Some(i) => i,
-                None if self.networks.iter().any(|p| p.contains(ip)) => {
+                None if self.networks.contains(ip) => {
                     let g = self.group_of(ip);
                     let (i, gone) = self.hosts.insert(Entry::new(key, g));
                     if let Some(e) = gone {

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{error, info, warn};
 
-use crate::config::mitigation::Mode;
+use crate::config::flows::Prefix;
+use crate::config::mitigation::{Cidr, Mode};
 use crate::config::Settings;
 use crate::event::{Event, EventBody};
 use crate::input::capture::handle::LiveClassification;
@@ -69,10 +70,11 @@ pub fn observe(tx: &SyncSender<Event>, e: &Event) {
 /// carried too little to act on is planned again from it every tick until it has a route.
 pub fn start(settings: &Settings, events: SyncSender<Outgoing>, live: Option<LiveClassification>) -> Option<Bgp> {
     let m = settings.mitigation.clone();
-    let bgp = m.bgp.clone()?;
+    let mut bgp = m.bgp.clone()?;
     if m.mode == Mode::Off {
         return None;
     }
+    bgp.networks = allowed_networks(&bgp.networks, &settings.flows.networks);
     let driver = (m.mode == Mode::Enforce).then(|| gobgp::Gobgp::new(&bgp));
     let protected = crate::mitigate::protected_set(settings);
     let mut state = State::new(m.clone(), bgp.clone(), driver, own::addresses(), protected, events);
@@ -103,6 +105,19 @@ pub fn start(settings: &Settings, events: SyncSender<Outgoing>, live: Option<Liv
         if m.mode == Mode::DryRun { " (dry run: nothing is announced)" } else { "" }
     );
     Some(Bgp { tx, thread })
+}
+
+/// The networks routes may be announced for (§10.2 "only what is ours"): `mitigation.bgp.networks`
+/// and the flow collector's `flows.networks` (§12), each prefix once.
+pub fn allowed_networks(bgp: &[Cidr], flows: &[Prefix]) -> Vec<Cidr> {
+    let mut out = bgp.to_vec();
+    for p in flows {
+        let c = Cidr { addr: p.addr, prefix: p.len };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -445,3 +445,14 @@ fn a_flow_collector_incident_gets_flowspec_for_its_addresses_inside_the_networks
     assert_eq!(p.refused.len(), 1);
     assert!(p.refused[0].reason.contains("outside the configured networks"), "{:?}", p.refused);
 }
+
+#[test]
+fn allowed_networks_are_bgp_and_flows_networks_each_once() {
+    use crate::config::flows::Prefix;
+    let b = bgp(json!({}));
+    let flows = [Prefix::parse("198.51.100.0/24").unwrap(), Prefix::parse("192.0.2.0/24").unwrap()];
+    let got: Vec<String> = super::allowed_networks(&b.networks, &flows).iter().map(|c| c.to_string()).collect();
+    assert_eq!(got, ["192.0.2.0/24", "2001:db8::/48", "198.51.100.0/24"]);
+    let only_flows: Vec<String> = super::allowed_networks(&[], &flows[..1]).iter().map(|c| c.to_string()).collect();
+    assert_eq!(only_flows, ["198.51.100.0/24"]);
+}
