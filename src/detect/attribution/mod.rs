@@ -54,6 +54,10 @@ use crate::input::counters::{Rates, Sample};
 
 /// An attribution older than this (no census since) is not used.
 pub const STALE: Duration = Duration::from_millis(4000);
+/// A census this recent means the census thread is alive, so holding for its next dump makes
+/// sense: longer than its idle cadence (one dump in 10 s while TCP is quiet; busy TCP wakes it
+/// to one a second).
+pub const ALIVE: Duration = Duration::from_secs(15);
 /// The longest a TCP excess waits for a census that may attribute it.
 pub const HOLD_MAX: Duration = Duration::from_millis(4000);
 /// After a hold that attributed nothing, how long the traffic must stay under the threshold
@@ -486,7 +490,7 @@ impl Attributor {
         let held_bps = bps.min(unsolicited * MAX_PACKET_BITS);
         // Something to wait for: TCP not known unsolicited, in the packets or in the bits.
         let waiting = unverified > 0.0 || (tcp > 0.0 && bps > held_bps);
-        let census_running = self.census_at.is_some_and(|c| now.saturating_duration_since(c) <= STALE);
+        let census_running = self.census_at.is_some_and(|c| now.saturating_duration_since(c) <= ALIVE);
         // The last census interval already carried this much that it did not attribute: the
         // census has spoken on it, there is nothing to wait for.
         // (Unless it found newly opened connections, seen for part of the interval only.)

@@ -39,7 +39,7 @@ impl Default for CensusOptions {
             procfs_root: "/proc".into(),
             cap: DEFAULT_CAP,
             interval: MIN_INTERVAL,
-            idle_interval: MIN_INTERVAL,
+            idle_interval: Duration::from_secs(10),
             netlink: true,
         }
     }
