@@ -23,7 +23,7 @@ Feature: Packet capture mode
     Given the agent runs as the user nobody, without capabilities
     When the other namespace sends a SYN flood to port 80 for 3 seconds
     Then the log has exactly one line saying packet capture is off because there is no CAP_NET_RAW
-    And that line tells how to enable it with "setcap cap_net_raw+ep"
+    And that line tells how to enable it with "sudo ftagent --install-service"
     And the "agent_start" event has mode "limited"
     And the event log has an "incident_open" classified by "counters"
 
